@@ -1,0 +1,177 @@
+//! `datum boot`: create or re-check a workshop and install its default plugins.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::Context;
+use crate::install::{InstallOptions, Installer, PluginSpec};
+use crate::registry::Kind;
+use crate::workshop::Workshop;
+
+#[derive(Debug, clap::Args)]
+pub struct BootArgs {
+    /// The agent's name (default: the workshop folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The agent's role, recorded in .superagent/agent.toml.
+    #[arg(long, default_value = "generalist")]
+    pub role: String,
+    /// Which build of the default plugins to install.
+    #[arg(long, value_enum, default_value_t = Kind::Wasm)]
+    pub kind: Kind,
+    /// Create the workshop without installing any plugin.
+    #[arg(long)]
+    pub no_plugins: bool,
+}
+
+pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let dir = match &ctx.workshop {
+        Some(d) => d.clone(),
+        None => match std::env::var_os("DATUM_WORKSHOP").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => std::env::current_dir().context("cannot read the current directory")?,
+        },
+    };
+    let home = ctx.home()?;
+    // Open the registry before touching the folder, so a missing registry creates nothing.
+    let registry = if args.no_plugins {
+        None
+    } else {
+        Some(ctx.open_registry(&home)?)
+    };
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => default_name(&dir),
+    };
+    if !datum_plugin_api::valid_name(&name) {
+        anyhow::bail!(
+            "agent name `{name}` must be a-z, 0-9 and '-', starting with a letter; pass --name"
+        );
+    }
+    let existed = dir.join(crate::workshop::AGENT_FILE).is_file();
+    let (workshop, created) = Workshop::create(&dir, &name, &args.role)?;
+    let agent = workshop.agent()?;
+
+    let mut installed = Vec::new();
+    if let Some(registry) = &registry {
+        let mut wanted = agent.plugins.default.clone();
+        if wanted.is_empty() {
+            wanted = registry.config.default_plugins.clone();
+        }
+        let lock = workshop.lock()?;
+        let bar = ctx
+            .reporter
+            .progress(wanted.len() as u64, "installing default plugins");
+        let installer = Installer {
+            home: &home,
+            workshop: &workshop,
+            registry,
+        };
+        for plugin in &wanted {
+            bar.set_message(format!("installing {plugin}"));
+            let spec: PluginSpec = plugin.parse().map_err(anyhow::Error::msg)?;
+            // An existing workshop keeps what it pinned; only missing plugins are added.
+            if let Some(p) = lock.get(&spec.name) {
+                installed.push(json!({"name": p.name, "version": p.version.to_string(), "kind": p.kind, "changed": false}));
+                bar.inc(1);
+                continue;
+            }
+            let options = InstallOptions {
+                kind: args.kind,
+                commit: false,
+                ..InstallOptions::default()
+            };
+            let outcome = installer
+                .install(&spec, &options)
+                .with_context(|| format!("installing default plugin {plugin}"))?;
+            installed.push(json!({"name": outcome.name, "version": outcome.version, "kind": outcome.kind, "changed": outcome.changed}));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+    }
+    let verb = if existed { "re-booted" } else { "booted" };
+    workshop.journal(&format!(
+        "{verb} {} ({}) with datum {}",
+        agent.agent.name,
+        agent.agent.role,
+        env!("CARGO_PKG_VERSION")
+    ))?;
+    workshop.trail(&format!("boot {}", agent.agent.name))?;
+    let commit = workshop.commit(&format!("boot {}", agent.agent.name))?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    let data = json!({
+        "workshop": workshop.root(),
+        "agent": agent.agent.name,
+        "role": agent.agent.role,
+        "created": !existed,
+        "written": created.written,
+        "kept": created.kept.len(),
+        "plugins": installed,
+        "commit": commit,
+        "elapsed_ms": elapsed_ms,
+    });
+    ctx.reporter.emit(&data, || {
+        let mut s = format!(
+            "{verb} {} ({}) in {}\n",
+            agent.agent.name,
+            agent.agent.role,
+            workshop.root().display()
+        );
+        if existed {
+            s.push_str(&format!(
+                "kept {} existing files, added {}\n",
+                created.kept.len(),
+                created.written.len()
+            ));
+        }
+        for p in &installed {
+            s.push_str(&format!(
+                "  plugin {} {} ({})\n",
+                p["name"].as_str().unwrap_or("?"),
+                p["version"].as_str().unwrap_or("?"),
+                p["kind"].as_str().unwrap_or("?")
+            ));
+        }
+        s.push_str("next: `datum status`, `datum flux run --bytecode 550500000055070000001000`");
+        s
+    })
+}
+
+/// A valid agent name from a folder name: lower-cased, other characters become '-'.
+fn default_name(dir: &std::path::Path) -> String {
+    let base = std::fs::canonicalize(dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let mut name: String = base
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    name = name.trim_matches('-').to_owned();
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        name = format!("agent-{name}");
+    }
+    name.truncate(64);
+    name.trim_end_matches('-').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_names_become_agent_names() {
+        assert_eq!(
+            default_name(std::path::Path::new("/x/My Agent_2")),
+            "my-agent-2"
+        );
+        assert_eq!(default_name(std::path::Path::new("/x/42")), "agent-42");
+    }
+}

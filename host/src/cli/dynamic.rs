@@ -1,0 +1,228 @@
+//! Commands contributed by plugins: `datum <command path> …` is matched against the
+//! installed manifests, its arguments parsed by a clap command built from the
+//! manifest, and the call routed to the plugin.
+
+use anyhow::Context as _;
+use clap::{Arg, ArgAction};
+use datum_plugin_api::{ArgSpec, ArgType, CommandSpec, Format as WireFormat};
+use serde_json::{Map, Value};
+
+use super::output::Format;
+use super::Context;
+use crate::runtime::Runtime;
+
+/// Host flags accepted after a plugin command too (clap hands them over unparsed).
+struct HostFlags {
+    workshop: Option<std::path::PathBuf>,
+    format: Option<Format>,
+    rest: Vec<String>,
+}
+
+fn split_host_flags(args: Vec<String>) -> anyhow::Result<HostFlags> {
+    let mut flags = HostFlags {
+        workshop: None,
+        format: None,
+        rest: Vec::new(),
+    };
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let (key, inline) = match a.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
+            _ => (a.clone(), None),
+        };
+        match key.as_str() {
+            "--workshop" | "--format" => {
+                let value = match inline {
+                    Some(v) => v,
+                    None => it.next().with_context(|| format!("{key} needs a value"))?,
+                };
+                if key == "--workshop" {
+                    flags.workshop = Some(value.into());
+                } else {
+                    flags.format = Some(match value.as_str() {
+                        "json" => Format::Json,
+                        "text" => Format::Text,
+                        other => anyhow::bail!("--format must be `text` or `json`, not `{other}`"),
+                    });
+                }
+            }
+            _ => flags.rest.push(a),
+        }
+    }
+    Ok(flags)
+}
+
+pub fn run(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
+    let flags = split_host_flags(args)?;
+    let local = Context {
+        workshop: flags.workshop.or_else(|| ctx.workshop.clone()),
+        registry: ctx.registry.clone(),
+        reporter: super::Reporter::new(flags.format.unwrap_or(ctx.reporter.format)),
+    };
+    let result = dispatch(&local, flags.rest);
+    // Errors are rendered in the format the caller asked for, even when it came late.
+    if let Err(e) = result {
+        if local.reporter.format != ctx.reporter.format {
+            local.reporter.error(&e);
+            std::process::exit(1);
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn dispatch(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
+    let words: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .take_while(|a| !a.starts_with('-'))
+        .collect();
+    let workshop = ctx.workshop()?;
+    let runtime = Runtime::open(ctx.home()?, workshop)?;
+    let Some(route) = runtime.route(&words) else {
+        let available: Vec<String> = runtime
+            .commands()
+            .map(|(_, c)| format!("`datum {}`", c.path))
+            .collect();
+        let first = words.first().copied().unwrap_or_default();
+        anyhow::bail!(
+            "unknown command `{}`. {}Find a plugin that provides it with `datum plugin search {first}`.",
+            words.join(" "),
+            if available.is_empty() {
+                "No plugin commands are installed. ".to_owned()
+            } else {
+                format!("Installed plugin commands: {}. ", available.join(", "))
+            }
+        );
+    };
+    let command = clap_command(&route.command);
+    let rest = &args[route.words..];
+    let matches = command.try_get_matches_from(
+        std::iter::once(format!("datum {}", route.command.path)).chain(rest.iter().cloned()),
+    );
+    let matches = match matches {
+        Ok(m) => m,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            print!("{e}");
+            return Ok(());
+        }
+        Err(e) => anyhow::bail!("{}", e.render().to_string().trim_end()),
+    };
+    let mut request = runtime.request(&route.command.path);
+    request.args = collect_args(&route.command, &matches)?;
+    request.format = match ctx.reporter.format {
+        Format::Json => WireFormat::Json,
+        Format::Text => WireFormat::Text,
+    };
+    let output = runtime.invoke(&route.plugin.locked.name, request)?;
+    match ctx.reporter.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&output.data)?),
+        Format::Text => match output.text {
+            Some(t) => println!("{}", t.trim_end()),
+            None => println!("{}", serde_json::to_string_pretty(&output.data)?),
+        },
+    }
+    Ok(())
+}
+
+fn clap_command(spec: &CommandSpec) -> clap::Command {
+    let mut cmd = clap::Command::new(spec.path.clone())
+        .about(spec.summary.clone())
+        .no_binary_name(false)
+        .disable_version_flag(true);
+    if !spec.examples.is_empty() {
+        let examples: Vec<String> = spec
+            .examples
+            .iter()
+            .map(|e| format!("  {}\n      {}", e.run, e.output))
+            .collect();
+        cmd = cmd.after_help(format!("Examples:\n{}", examples.join("\n")));
+    }
+    for a in &spec.args {
+        cmd = cmd.arg(clap_arg(a));
+    }
+    cmd
+}
+
+fn clap_arg(spec: &ArgSpec) -> Arg {
+    let mut arg = Arg::new(spec.name.clone()).help(spec.help.clone());
+    if !spec.positional {
+        arg = arg.long(spec.name.clone());
+    }
+    arg = match spec.ty {
+        ArgType::Bool => arg.action(ArgAction::SetTrue),
+        _ if spec.multiple => arg.action(ArgAction::Append),
+        _ => arg.action(ArgAction::Set),
+    };
+    match spec.ty {
+        ArgType::Int => arg = arg.value_parser(clap::value_parser!(i64)).value_name("N"),
+        ArgType::Path => arg = arg.value_name("PATH"),
+        ArgType::String => arg = arg.value_name(spec.name.to_uppercase()),
+        ArgType::Bool => {}
+    }
+    if spec.required && spec.ty != ArgType::Bool {
+        arg = arg.required(true);
+    }
+    if let Some(d) = &spec.default {
+        arg = arg.default_value(d.clone());
+    }
+    arg
+}
+
+fn collect_args(spec: &CommandSpec, m: &clap::ArgMatches) -> anyhow::Result<Map<String, Value>> {
+    let mut out = Map::new();
+    for a in &spec.args {
+        let value = match a.ty {
+            ArgType::Bool => Some(Value::Bool(m.get_flag(&a.name))),
+            ArgType::Int => {
+                let mut vals: Vec<Value> = m
+                    .get_many::<i64>(&a.name)
+                    .into_iter()
+                    .flatten()
+                    .map(|v| Value::from(*v))
+                    .collect();
+                if a.multiple {
+                    Some(Value::Array(vals))
+                } else {
+                    vals.pop()
+                }
+            }
+            ArgType::String | ArgType::Path => {
+                let mut vals = Vec::new();
+                for v in m.get_many::<String>(&a.name).into_iter().flatten() {
+                    let v = if a.ty == ArgType::Path {
+                        absolute(v)?
+                    } else {
+                        v.clone()
+                    };
+                    vals.push(Value::String(v));
+                }
+                if a.multiple {
+                    Some(Value::Array(vals))
+                } else {
+                    vals.pop()
+                }
+            }
+        };
+        if let Some(v) = value {
+            out.insert(a.name.clone(), v);
+        }
+    }
+    Ok(out)
+}
+
+/// Paths are resolved against the caller's directory, since the plugin has none.
+fn absolute(p: &str) -> anyhow::Result<String> {
+    let path = std::path::Path::new(p);
+    let abs = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    Ok(abs.display().to_string())
+}

@@ -1,0 +1,154 @@
+//! The `datum` command line: host verbs, plus every command an installed plugin
+//! contributes (routed by [`dynamic`]).
+
+mod boot;
+mod dynamic;
+mod output;
+mod plugin;
+mod registry_cmd;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use output::{Format, Reporter};
+
+use crate::paths::Home;
+use crate::registry::Registry;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "datum",
+    version,
+    about = "Turn a folder into a working agent; gain abilities by installing plugins.",
+    after_help = "Plugins add commands (e.g. `datum flux run`); `datum plugin list` shows what is installed."
+)]
+pub struct Cli {
+    /// The workshop to act on (default: DATUM_WORKSHOP, then the current directory and its parents).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub workshop: Option<PathBuf>,
+
+    /// Output for humans (text) or for programs (json: one JSON document on stdout).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Registry to use: a folder, `git+URL`, or a URL ending in .git (default: DATUM_REGISTRY, then the bundled one).
+    #[arg(long, global = true, value_name = "SPEC")]
+    pub registry: Option<String>,
+
+    /// Log host services and plugin messages to stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create (or re-check) a workshop and install its default plugins.
+    Boot(boot::BootArgs),
+    /// Show the agent, the workshop's health and its installed plugins.
+    Status,
+    /// Find, install and manage plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Maintain a folder registry (used by scripts/build-registry).
+    #[command(subcommand)]
+    Registry(registry_cmd::RegistryCommand),
+    /// A command provided by an installed plugin.
+    #[command(external_subcommand)]
+    External(Vec<String>),
+}
+
+/// Everything commands share.
+pub struct Context {
+    pub workshop: Option<PathBuf>,
+    pub registry: Option<String>,
+    pub reporter: Reporter,
+}
+
+impl Context {
+    pub fn home(&self) -> anyhow::Result<Home> {
+        Home::from_env()
+    }
+
+    pub fn workshop(&self) -> anyhow::Result<crate::workshop::Workshop> {
+        crate::workshop::Workshop::discover(self.workshop.as_deref())
+    }
+
+    /// `--registry`, then `DATUM_REGISTRY`, then the bundled registry.
+    pub fn open_registry(&self, home: &Home) -> anyhow::Result<Registry> {
+        let spec = self.registry.clone().or_else(|| {
+            std::env::var("DATUM_REGISTRY")
+                .ok()
+                .filter(|s| !s.is_empty())
+        });
+        match spec {
+            Some(spec) => Ok(Registry::open(&spec, home)?),
+            None => {
+                let bundled = bundled_registry();
+                Registry::open(&bundled.display().to_string(), home).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e}\nthe bundled registry is built from this repository by `scripts/build-registry`; run it, or pass --registry"
+                    )
+                })
+            }
+        }
+    }
+}
+
+/// The registry built next to the binary (`scripts/build-registry` writes `registry/dist`).
+pub fn bundled_registry() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let beside = dir.join("../share/datum/registry");
+            if beside.join("registry.json").is_file() {
+                return beside;
+            }
+        }
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../registry/dist"))
+}
+
+/// Parse the command line, run, and return the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let ctx = Context {
+        workshop: cli.workshop,
+        registry: cli.registry,
+        reporter: Reporter::new(cli.format),
+    };
+    let result = match cli.command {
+        Command::Boot(args) => boot::run(&ctx, args),
+        Command::Status => status::run(&ctx),
+        Command::Plugin(cmd) => plugin::run(&ctx, cmd),
+        Command::Registry(cmd) => registry_cmd::run(&ctx, cmd),
+        Command::External(args) => dynamic::run(&ctx, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            ctx.reporter.error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,extism=off,wasmtime=off,cranelift=off",
+        1 => "info,extism=warn,wasmtime=warn,cranelift=warn",
+        _ => "debug,extism=info,wasmtime=info,cranelift=warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DATUM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,100 @@
+//! Rendering: text for humans, one JSON document for programs, errors on both.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::runtime::RuntimeError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub struct Reporter {
+    pub format: Format,
+}
+
+impl Reporter {
+    pub fn new(format: Format) -> Self {
+        Reporter { format }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// Print a result: `text` for humans, `data` as JSON for programs.
+    pub fn emit<T: Serialize>(
+        &self,
+        data: &T,
+        text: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
+        match self.format {
+            Format::Json => println!("{}", serde_json::to_string_pretty(data)?),
+            Format::Text => {
+                let text = text();
+                if !text.is_empty() {
+                    println!("{}", text.trim_end());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A progress note for humans (stderr; silent in JSON mode).
+    pub fn note(&self, message: &str) {
+        if !self.is_json() {
+            eprintln!("{message}");
+        }
+    }
+
+    /// A progress bar over `len` steps; hidden in JSON mode and when stderr is not a terminal.
+    pub fn progress(&self, len: u64, what: &str) -> indicatif::ProgressBar {
+        use std::io::IsTerminal;
+        if self.is_json() || !std::io::stderr().is_terminal() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:20}] {pos}/{len}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_owned());
+        bar
+    }
+
+    pub fn error(&self, e: &anyhow::Error) {
+        let runtime = e.downcast_ref::<RuntimeError>();
+        let kind = runtime.map(RuntimeError::kind).unwrap_or("error");
+        match self.format {
+            Format::Json => {
+                let mut error = json!({ "kind": kind, "message": format!("{e:#}") });
+                if let Some((plugin, version)) = runtime.and_then(RuntimeError::plugin) {
+                    error["plugin"] = Value::from(plugin);
+                    error["version"] = Value::from(version);
+                }
+                if let Some(RuntimeError::Plugin { error: pe, .. }) = runtime {
+                    error["message"] = Value::from(pe.message.clone());
+                    if let Some(h) = &pe.hint {
+                        error["hint"] = Value::from(h.clone());
+                    }
+                }
+                println!("{}", json!({ "ok": false, "error": error }));
+            }
+            Format::Text => eprintln!("error: {e:#}"),
+        }
+    }
+}
+
+/// A simple table for human output.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::NOTHING);
+    t.set_header(header.iter().map(|h| h.to_uppercase()));
+    for r in rows {
+        t.add_row(r);
+    }
+    t.to_string()
+}

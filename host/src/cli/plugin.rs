@@ -1,0 +1,463 @@
+//! `datum plugin …`: search, info, install, remove, list, update, grant, revoke.
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::output::table;
+use super::Context;
+use crate::install::{parse_grant, InstallOptions, Installed, Installer, PluginSpec};
+use crate::registry::Kind;
+use crate::runtime::api_version;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PluginCommand {
+    /// Search the registry by name, description or ability.
+    Search {
+        /// Words to look for (all plugins when omitted).
+        query: Option<String>,
+    },
+    /// Show a plugin's manifest from the registry: versions, commands, permissions.
+    Info {
+        /// NAME or NAME@VERSION-REQ.
+        spec: PluginSpec,
+    },
+    /// Install plugins into the workshop (resolve, verify, grant, lock, commit).
+    Install {
+        /// NAME or NAME@VERSION-REQ; none with --locked installs everything the lock pins.
+        specs: Vec<PluginSpec>,
+        /// Which build to install: sandboxed WASM (default) or trusted native.
+        #[arg(long, value_enum, default_value_t = Kind::Wasm)]
+        kind: Kind,
+        /// Refuse to change datum.lock; fetch exactly what it pins.
+        #[arg(long)]
+        locked: bool,
+        /// Consent to run a native plugin from an untrusted registry in-process.
+        #[arg(long)]
+        trust_native: bool,
+        /// Do not grant this permission (repeatable), e.g. `--deny kv`.
+        #[arg(long, value_name = "GRANT")]
+        deny: Vec<String>,
+        /// Reinstall even if the lock already pins this exact artifact.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove a plugin from the workshop.
+    Remove {
+        name: String,
+        /// Remove even if another installed plugin requires it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the workshop's installed plugins.
+    List,
+    /// Move plugins to the newest semver-compatible version.
+    Update {
+        /// Only this plugin (default: all).
+        name: Option<String>,
+        #[arg(long)]
+        locked: bool,
+    },
+    /// Grant a permission to an installed plugin (`kv`, `fs-read:PATH`, `fs-write:PATH`, `call:PLUGIN`).
+    Grant { name: String, grant: String },
+    /// Take a permission back.
+    Revoke { name: String, grant: String },
+}
+
+pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<()> {
+    match cmd {
+        PluginCommand::Search { query } => search(ctx, query.as_deref()),
+        PluginCommand::Info { spec } => info(ctx, &spec),
+        PluginCommand::Install {
+            specs,
+            kind,
+            locked,
+            trust_native,
+            deny,
+            force,
+        } => {
+            let options = InstallOptions {
+                kind,
+                trust_native,
+                deny,
+                locked,
+                force,
+                commit: true,
+            };
+            install(ctx, specs, &options)
+        }
+        PluginCommand::Remove { name, force } => remove(ctx, &name, force),
+        PluginCommand::List => list(ctx),
+        PluginCommand::Update { name, locked } => update(ctx, name.as_deref(), locked),
+        PluginCommand::Grant { name, grant } => change_grant(ctx, &name, &grant, true),
+        PluginCommand::Revoke { name, grant } => change_grant(ctx, &name, &grant, false),
+    }
+}
+
+fn search(ctx: &Context, query: Option<&str>) -> anyhow::Result<()> {
+    let home = ctx.home()?;
+    let registry = ctx.open_registry(&home)?;
+    let words: Vec<String> = query
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect();
+    let mut hits = Vec::new();
+    for name in registry.names()? {
+        let index = registry.index(&name)?;
+        let Some(latest) = index
+            .versions
+            .iter()
+            .filter(|v| !v.yanked)
+            .max_by(|a, b| a.version.cmp(&b.version))
+        else {
+            continue;
+        };
+        let m = &latest.manifest;
+        let haystack =
+            format!("{} {} {}", m.name, m.description, m.provides.join(" ")).to_lowercase();
+        if words.iter().all(|w| haystack.contains(w)) {
+            let kinds: Vec<&str> = [Kind::Wasm, Kind::Native]
+                .into_iter()
+                .filter(|k| latest.artifacts.contains_key(k.target()))
+                .map(|k| if k == Kind::Wasm { "wasm" } else { "native" })
+                .collect();
+            hits.push(json!({
+                "name": m.name,
+                "version": m.version.to_string(),
+                "description": m.description,
+                "provides": m.provides,
+                "kinds": kinds,
+                "compatible": m.api.matches(&api_version()),
+            }));
+        }
+    }
+    let data = json!({ "registry": registry.source_id, "plugins": hits });
+    ctx.reporter.emit(&data, || {
+        if hits.is_empty() {
+            return format!(
+                "no plugin matches `{}` in {}",
+                query.unwrap_or_default(),
+                registry.source_id
+            );
+        }
+        let rows = hits
+            .iter()
+            .map(|h| {
+                vec![
+                    h["name"].as_str().unwrap_or_default().to_owned(),
+                    h["version"].as_str().unwrap_or_default().to_owned(),
+                    h["kinds"]
+                        .as_array()
+                        .map(|k| {
+                            k.iter()
+                                .filter_map(|x| x.as_str())
+                                .collect::<Vec<_>>()
+                                .join("+")
+                        })
+                        .unwrap_or_default(),
+                    h["description"].as_str().unwrap_or_default().to_owned(),
+                ]
+            })
+            .collect();
+        table(&["name", "version", "kinds", "description"], rows)
+    })
+}
+
+fn info(ctx: &Context, spec: &PluginSpec) -> anyhow::Result<()> {
+    let home = ctx.home()?;
+    let registry = ctx.open_registry(&home)?;
+    let index = registry.index(&spec.name)?;
+    let mut versions: Vec<_> = index
+        .versions
+        .iter()
+        .filter(|v| spec.req.matches(&v.version))
+        .collect();
+    versions.sort_by(|a, b| b.version.cmp(&a.version));
+    let latest = versions
+        .first()
+        .with_context(|| format!("`{}` has no version matching `{}`", spec.name, spec.req))?;
+    let m = &latest.manifest;
+    let data = json!({
+        "manifest": m,
+        "versions": versions.iter().map(|v| json!({
+            "version": v.version.to_string(),
+            "yanked": v.yanked,
+            "api": v.manifest.api.to_string(),
+            "artifacts": v.artifacts,
+        })).collect::<Vec<_>>(),
+        "registry": registry.source_id,
+    });
+    ctx.reporter.emit(&data, || {
+        let mut s = format!("{} {} — {}\n", m.name, m.version, m.description);
+        s.push_str(&format!(
+            "license   {}\napi       datum-plugin-api {} (this datum: {})\n",
+            m.license,
+            m.api,
+            api_version()
+        ));
+        if !m.provides.is_empty() {
+            s.push_str(&format!("provides  {}\n", m.provides.join(", ")));
+        }
+        s.push_str(&format!(
+            "limits    {} MiB memory, {} ms per call, {} KiB output\n",
+            m.limits.memory_mb, m.limits.timeout_ms, m.limits.max_output_kb
+        ));
+        s.push_str(&format!(
+            "versions  {}\n",
+            versions
+                .iter()
+                .map(|v| v.version.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        s.push_str(&format!(
+            "builds    {}\n",
+            latest
+                .artifacts
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        if m.permissions.is_empty() {
+            s.push_str("permissions none\n");
+        } else {
+            s.push_str("permissions\n");
+            for p in &m.permissions {
+                s.push_str(&format!("  {:<24} {}\n", p.grant(), p.reason));
+            }
+        }
+        s.push_str("commands\n");
+        for c in &m.commands {
+            s.push_str(&format!("  datum {:<20} {}\n", c.path, c.summary));
+            for a in &c.args {
+                let flag = if a.positional {
+                    a.name.to_uppercase()
+                } else {
+                    format!("--{}", a.name)
+                };
+                s.push_str(&format!("      {flag:<18} {}\n", a.help));
+            }
+            for e in &c.examples {
+                s.push_str(&format!("    e.g. {}  →  {}\n", e.run, e.output));
+            }
+        }
+        s
+    })
+}
+
+fn install(ctx: &Context, specs: Vec<PluginSpec>, options: &InstallOptions) -> anyhow::Result<()> {
+    let home = ctx.home()?;
+    let workshop = ctx.workshop()?;
+    let registry = ctx.open_registry(&home)?;
+    let installer = Installer {
+        home: &home,
+        workshop: &workshop,
+        registry: &registry,
+    };
+    let specs = if specs.is_empty() {
+        if !options.locked {
+            anyhow::bail!("name a plugin to install (e.g. `datum plugin install flux-vm`), or pass --locked to install everything datum.lock pins");
+        }
+        workshop
+            .lock()?
+            .plugins
+            .iter()
+            .map(|p| PluginSpec {
+                name: p.name.clone(),
+                req: semver::VersionReq::STAR,
+            })
+            .collect()
+    } else {
+        specs
+    };
+    let bar = ctx.reporter.progress(specs.len() as u64, "installing");
+    let mut done: Vec<Installed> = Vec::new();
+    for spec in &specs {
+        bar.set_message(format!("installing {}", spec.name));
+        let mut opts = options.clone();
+        if options.locked {
+            if let Some(p) = workshop.lock()?.get(&spec.name) {
+                opts.kind = p.kind;
+            }
+        }
+        done.push(installer.install(spec, &opts)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    ctx.reporter.emit(&json!({ "installed": done }), || {
+        let mut s = String::new();
+        for i in &done {
+            if !i.changed {
+                s.push_str(&format!(
+                    "{} {} ({}) is already installed\n",
+                    i.name, i.version, i.kind
+                ));
+                continue;
+            }
+            s.push_str(&format!(
+                "learned {} {} ({}) from {}\n",
+                i.name, i.version, i.kind, i.source
+            ));
+            for p in &i.permissions {
+                let granted = if i.grants.contains(&p.grant()) {
+                    "granted"
+                } else {
+                    "denied"
+                };
+                s.push_str(&format!("  {granted} {:<22} {}\n", p.grant(), p.reason));
+            }
+            for d in &i.dependencies {
+                s.push_str(&format!(
+                    "  + dependency {} {} ({})\n",
+                    d.name, d.version, d.kind
+                ));
+            }
+            if let Some(c) = &i.commit {
+                s.push_str(&format!("  committed {}\n", &c[..c.len().min(12)]));
+            }
+        }
+        s
+    })
+}
+
+fn remove(ctx: &Context, name: &str, force: bool) -> anyhow::Result<()> {
+    let home = ctx.home()?;
+    let workshop = ctx.workshop()?;
+    let (removed, commit) = crate::install::remove(&home, &workshop, name, force)?;
+    ctx.reporter.emit(
+        &json!({ "removed": removed.name, "version": removed.version.to_string(), "commit": commit }),
+        || format!("forgot {} {}", removed.name, removed.version),
+    )
+}
+
+fn list(ctx: &Context) -> anyhow::Result<()> {
+    let workshop = ctx.workshop()?;
+    let lock = workshop.lock()?;
+    ctx.reporter.emit(&json!({ "plugins": lock.plugins }), || {
+        if lock.plugins.is_empty() {
+            return "no plugins installed; try `datum plugin search`".to_owned();
+        }
+        let rows = lock
+            .plugins
+            .iter()
+            .map(|p| {
+                vec![
+                    p.name.clone(),
+                    p.version.to_string(),
+                    p.kind.to_string(),
+                    if p.grants.is_empty() {
+                        "-".into()
+                    } else {
+                        p.grants.join(", ")
+                    },
+                    p.source.clone(),
+                ]
+            })
+            .collect();
+        table(&["name", "version", "kind", "grants", "source"], rows)
+    })
+}
+
+fn update(ctx: &Context, name: Option<&str>, locked: bool) -> anyhow::Result<()> {
+    let home = ctx.home()?;
+    let workshop = ctx.workshop()?;
+    let registry = ctx.open_registry(&home)?;
+    let lock = workshop.lock()?;
+    let targets: Vec<_> = lock
+        .plugins
+        .iter()
+        .filter(|p| name.is_none_or(|n| n == p.name))
+        .cloned()
+        .collect();
+    if let Some(n) = name {
+        if targets.is_empty() {
+            anyhow::bail!("`{n}` is not installed in this workshop (see `datum plugin list`)");
+        }
+    }
+    let installer = Installer {
+        home: &home,
+        workshop: &workshop,
+        registry: &registry,
+    };
+    let mut updated = Vec::new();
+    for p in targets {
+        // Stay within the semver-compatible range, as `cargo update` does.
+        let req = semver::VersionReq::parse(&format!("^{}", p.version))?;
+        let newest = registry.resolve(&p.name, &req, p.kind, &api_version())?;
+        if newest.version.version == p.version && newest.artifact.sha256 == p.sha256 {
+            continue;
+        }
+        let spec = PluginSpec {
+            name: p.name.clone(),
+            req: semver::VersionReq::parse(&format!("={}", newest.version.version))?,
+        };
+        let options = InstallOptions {
+            kind: p.kind,
+            locked,
+            trust_native: true, // it was consented to at first install
+            force: true,
+            ..InstallOptions::default()
+        };
+        let outcome = installer.install(&spec, &options)?;
+        updated.push(json!({"name": p.name, "from": p.version.to_string(), "to": outcome.version}));
+    }
+    ctx.reporter.emit(&json!({ "updated": updated }), || {
+        if updated.is_empty() {
+            "everything is up to date".to_owned()
+        } else {
+            updated
+                .iter()
+                .map(|u| {
+                    format!(
+                        "updated {} {} → {}",
+                        u["name"].as_str().unwrap_or("?"),
+                        u["from"].as_str().unwrap_or("?"),
+                        u["to"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    })
+}
+
+fn change_grant(ctx: &Context, name: &str, grant: &str, add: bool) -> anyhow::Result<()> {
+    parse_grant(grant)?;
+    let workshop = ctx.workshop()?;
+    let mut lock = workshop.lock()?;
+    let plugin = lock.get_mut(name).with_context(|| {
+        format!("`{name}` is not installed in this workshop (see `datum plugin list`)")
+    })?;
+    let had = plugin.grants.iter().any(|g| g == grant);
+    if add && !had {
+        plugin.grants.push(grant.to_owned());
+        plugin.grants.sort();
+    } else if !add {
+        plugin.grants.retain(|g| g != grant);
+    }
+    let changed = add != had;
+    let grants = plugin.grants.clone();
+    let mut commit = None;
+    if changed {
+        workshop.save_lock(&lock)?;
+        let line = format!(
+            "{} {name} `{grant}`",
+            if add { "granted" } else { "revoked from" }
+        );
+        workshop.trail(&format!(
+            "plugin {} {name} {grant}",
+            if add { "grant" } else { "revoke" }
+        ))?;
+        commit = workshop.commit(&line)?;
+    }
+    ctx.reporter.emit(
+        &json!({ "plugin": name, "grants": grants, "changed": changed, "commit": commit }),
+        || match (add, changed) {
+            (true, true) => format!("granted {name} `{grant}`"),
+            (true, false) => format!("{name} already has `{grant}`"),
+            (false, true) => format!("revoked `{grant}` from {name}"),
+            (false, false) => format!("{name} did not have `{grant}`"),
+        },
+    )
+}

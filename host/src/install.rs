@@ -1,0 +1,433 @@
+//! `datum plugin install|remove|update|grant`: resolve → fetch → verify → check API →
+//! record grants → write the lock → commit to the workshop's history.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use datum_plugin_api::{Manifest, Permission, PermissionKind};
+use semver::VersionReq;
+use serde::Serialize;
+
+use crate::loader::{self, LoadOptions};
+use crate::paths::Home;
+use crate::registry::{Kind, Registry, Resolved};
+use crate::runtime::{api_version, wasm_cache_config};
+use crate::store::{Lock, LockedPlugin, Store};
+use crate::workshop::Workshop;
+
+/// `NAME` or `NAME@REQ` (`flux-vm@^0.1`, `flux-vm@=0.1.0`, `flux-vm@0.1`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginSpec {
+    pub name: String,
+    pub req: VersionReq,
+}
+
+impl std::str::FromStr for PluginSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, req) = match s.split_once('@') {
+            Some((n, r)) => (n, r),
+            None => (s, "*"),
+        };
+        if !datum_plugin_api::valid_name(name) {
+            return Err(format!(
+                "`{name}` is not a plugin name (a-z, 0-9 and '-', starting with a letter)"
+            ));
+        }
+        let req = VersionReq::parse(req).map_err(|e| {
+            format!("`{req}` is not a version requirement ({e}); try NAME@1.2 or NAME@=1.2.3")
+        })?;
+        Ok(PluginSpec {
+            name: name.to_owned(),
+            req,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    pub kind: Kind,
+    /// Consent to run native code in-process from an untrusted registry.
+    pub trust_native: bool,
+    /// Permissions (grant strings) not to grant.
+    pub deny: Vec<String>,
+    /// Refuse to change the lock file.
+    pub locked: bool,
+    /// Reinstall even when the lock already has this exact artifact.
+    pub force: bool,
+    /// Commit the change to the workshop's history.
+    pub commit: bool,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        InstallOptions {
+            kind: Kind::Wasm,
+            trust_native: false,
+            deny: Vec::new(),
+            locked: false,
+            force: false,
+            commit: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Installed {
+    pub name: String,
+    pub version: String,
+    pub kind: Kind,
+    pub sha256: String,
+    pub source: String,
+    pub grants: Vec<String>,
+    pub permissions: Vec<Permission>,
+    /// False when the lock already pinned exactly this and nothing changed.
+    pub changed: bool,
+    pub commit: Option<String>,
+    /// Dependencies installed along the way.
+    pub dependencies: Vec<Installed>,
+}
+
+pub struct Installer<'a> {
+    pub home: &'a Home,
+    pub workshop: &'a Workshop,
+    pub registry: &'a Registry,
+}
+
+impl Installer<'_> {
+    pub fn install(
+        &self,
+        spec: &PluginSpec,
+        options: &InstallOptions,
+    ) -> anyhow::Result<Installed> {
+        let mut lock = self.workshop.lock()?;
+        let mut outcome = self.install_into(&mut lock, spec, options, 0)?;
+        if outcome.changed || outcome.dependencies.iter().any(|d| d.changed) {
+            if options.locked {
+                bail!(
+                    "--locked: installing {} {} would change datum.lock; run without --locked to allow it",
+                    outcome.name,
+                    outcome.version
+                );
+            }
+            self.workshop.save_lock(&lock)?;
+            let line = format!(
+                "learned {} {} ({})",
+                outcome.name, outcome.version, outcome.kind
+            );
+            self.workshop.journal(&line)?;
+            self.workshop.trail(&format!(
+                "plugin install {}@{} {}",
+                outcome.name, outcome.version, outcome.kind
+            ))?;
+            if options.commit {
+                outcome.commit = self.workshop.commit(&line)?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn install_into(
+        &self,
+        lock: &mut Lock,
+        spec: &PluginSpec,
+        options: &InstallOptions,
+        depth: usize,
+    ) -> anyhow::Result<Installed> {
+        if depth > 16 {
+            bail!(
+                "plugin requirements nest deeper than 16 levels at `{}`; is there a cycle?",
+                spec.name
+            );
+        }
+        let store = Store::new(self.home.store());
+        let api = api_version();
+        // --locked installs exactly what the lock pins (fetching it into the store if needed).
+        let pinned = lock
+            .get(&spec.name)
+            .filter(|p| {
+                options.locked
+                    || (!options.force && spec.req.matches(&p.version) && p.kind == options.kind)
+            })
+            .cloned();
+        let resolved = match &pinned {
+            Some(p) => {
+                let exact = VersionReq::parse(&format!("={}", p.version))?;
+                let r = self.registry.resolve(&spec.name, &exact, p.kind, &api)?;
+                if r.artifact.sha256 != p.sha256 {
+                    if options.locked {
+                        bail!(
+                            "--locked: {} {} in the registry has sha256 {}, but datum.lock pins {}; the registry changed a published artifact",
+                            p.name, p.version, r.artifact.sha256, p.sha256
+                        );
+                    }
+                }
+                r
+            }
+            None => {
+                if options.locked {
+                    bail!(
+                        "--locked: `{}` is not in datum.lock; run without --locked to add it",
+                        spec.name
+                    );
+                }
+                self.registry
+                    .resolve(&spec.name, &spec.req, options.kind, &api)?
+            }
+        };
+        let kind = resolved.kind;
+        let already = lock.get(&spec.name).is_some_and(|p| {
+            p.sha256 == resolved.artifact.sha256
+                && p.kind == kind
+                && store.contains(&p.sha256, kind)
+        });
+        if already && !options.force {
+            let p = lock
+                .get(&spec.name)
+                .cloned()
+                .context("lock entry vanished")?;
+            let manifest = store.manifest(&p.sha256)?;
+            return Ok(Installed {
+                name: p.name,
+                version: p.version.to_string(),
+                kind,
+                sha256: p.sha256,
+                source: p.source,
+                grants: p.grants,
+                permissions: manifest.permissions,
+                changed: false,
+                commit: None,
+                dependencies: Vec::new(),
+            });
+        }
+        if kind == Kind::Native && !options.trust_native && !self.registry.config.trusted {
+            bail!(
+                "{} is a native plugin: it runs inside datum with your full privileges, and registry {} is not marked trusted. Install the sandboxed build with `--kind wasm`, or consent with `--trust-native`",
+                spec.name,
+                self.registry.source_id
+            );
+        }
+        let manifest = self.fetch_and_verify(&store, &spec.name, &resolved)?;
+        let previous = lock.get(&spec.name).cloned();
+        let grants = grants_for(&manifest, previous.as_ref(), &options.deny)?;
+        let mut dependencies = Vec::new();
+        for (dep, req) in &manifest.requires {
+            if lock.get(dep).is_some_and(|p| req.matches(&p.version)) {
+                continue;
+            }
+            let dep_spec = PluginSpec {
+                name: dep.clone(),
+                req: req.clone(),
+            };
+            let dep_options = InstallOptions {
+                force: false,
+                ..options.clone()
+            };
+            dependencies.push(self.install_into(lock, &dep_spec, &dep_options, depth + 1)?);
+        }
+        lock.upsert(LockedPlugin {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            kind,
+            source: self.registry.source_id.clone(),
+            sha256: resolved.artifact.sha256.clone(),
+            api: manifest.api.clone(),
+            grants: grants.clone(),
+        });
+        let changed = previous.as_ref().is_none_or(|p| {
+            p.sha256 != resolved.artifact.sha256
+                || p.kind != kind
+                || p.grants != grants
+                || p.source != self.registry.source_id
+        });
+        Ok(Installed {
+            name: manifest.name.clone(),
+            version: manifest.version.to_string(),
+            kind,
+            sha256: resolved.artifact.sha256,
+            source: self.registry.source_id.clone(),
+            grants,
+            permissions: manifest.permissions,
+            changed,
+            commit: None,
+            dependencies,
+        })
+    }
+
+    /// Copy the artifact into the store after checking its size and hash, load it once
+    /// (compiling WASM into the cache), and cross-check what it says about itself
+    /// against the index. On any failure nothing is left in the store.
+    fn fetch_and_verify(
+        &self,
+        store: &Store,
+        name: &str,
+        resolved: &Resolved,
+    ) -> anyhow::Result<Manifest> {
+        let artifact = &resolved.artifact;
+        let source = self.registry.artifact_path(artifact)?;
+        let bytes = std::fs::read(&source).with_context(|| {
+            format!(
+                "cannot read {name}'s artifact {}; the registry is incomplete",
+                source.display()
+            )
+        })?;
+        let what = format!("{name} {} ({})", resolved.version.version, resolved.kind);
+        let existed = store.contains(&artifact.sha256, resolved.kind);
+        let path = store.stage(
+            &what,
+            &bytes,
+            &artifact.sha256,
+            artifact.size,
+            resolved.kind,
+        )?;
+        let checked = self.check_artifact(&path, name, resolved);
+        if checked.is_err() && !existed {
+            if let Some(entry) = path.parent() {
+                let _ = std::fs::remove_dir_all(entry);
+            }
+        }
+        let manifest = checked?;
+        store.commit(&artifact.sha256, &manifest)?;
+        Ok(manifest)
+    }
+
+    fn check_artifact(
+        &self,
+        path: &Path,
+        name: &str,
+        resolved: &Resolved,
+    ) -> anyhow::Result<Manifest> {
+        let version = &resolved.version.version;
+        let options = LoadOptions {
+            limits: resolved.version.manifest.limits,
+            wasm_cache_config: Some(wasm_cache_config(self.home)?),
+        };
+        let mut instance = loader::load(resolved.kind, path, &options, loader::no_services())
+            .map_err(|e| {
+                anyhow::anyhow!("{name} {version} cannot be loaded: {e}; nothing was installed")
+            })?;
+        let described = loader::describe(instance.as_mut())
+            .map_err(|e| anyhow::anyhow!("{name} {version}: {e}; nothing was installed"))?;
+        let m = described.manifest;
+        if m.name != name || &m.version != version {
+            bail!(
+                "the registry lists {name} {version}, but the artifact says it is {} {}; nothing was installed (the registry index is wrong)",
+                m.name,
+                m.version
+            );
+        }
+        let api = api_version();
+        if !m.api.matches(&api) {
+            bail!(
+                "{name} {version} needs datum-plugin-api {}, but this datum provides {api}; nothing was installed. Install a version built for API {}.x, or upgrade datum",
+                m.api,
+                api.major
+            );
+        }
+        Ok(m)
+    }
+}
+
+/// Remove a plugin from the workshop's lock (the shared store keeps the bytes).
+pub fn remove(
+    home: &Home,
+    workshop: &Workshop,
+    name: &str,
+    force: bool,
+) -> anyhow::Result<(LockedPlugin, Option<String>)> {
+    let mut lock = workshop.lock()?;
+    let store = Store::new(home.store());
+    if !force {
+        for other in lock.plugins.iter().filter(|p| p.name != name) {
+            if let Ok(m) = store.manifest(&other.sha256) {
+                if m.requires.contains_key(name) {
+                    bail!(
+                        "{} requires {name}; remove {} first, or pass --force",
+                        other.name,
+                        other.name
+                    );
+                }
+            }
+        }
+    }
+    let removed = lock.remove(name).with_context(|| {
+        format!("`{name}` is not installed in this workshop (see `datum plugin list`)")
+    })?;
+    workshop.save_lock(&lock)?;
+    let line = format!("forgot {} {}", removed.name, removed.version);
+    workshop.journal(&line)?;
+    workshop.trail(&format!("plugin remove {}", removed.name))?;
+    let commit = workshop.commit(&line)?;
+    Ok((removed, commit))
+}
+
+/// Grants for a (re)installed plugin: everything its manifest asks for minus `deny`,
+/// plus grants added by hand earlier (`datum plugin grant`) that are still meaningful.
+fn grants_for(
+    manifest: &Manifest,
+    previous: Option<&LockedPlugin>,
+    deny: &[String],
+) -> anyhow::Result<Vec<String>> {
+    for d in deny {
+        parse_grant(d)?;
+    }
+    let mut grants: Vec<String> = manifest
+        .permissions
+        .iter()
+        .map(Permission::grant)
+        .filter(|g| !deny.contains(g))
+        .collect();
+    if let Some(p) = previous {
+        grants.extend(p.grants.iter().filter(|g| !deny.contains(g)).cloned());
+    }
+    grants.sort();
+    grants.dedup();
+    Ok(grants)
+}
+
+/// Check a grant string (`kv`, `fs-read:PATH`, `fs-write:PATH`, `call:PLUGIN`).
+pub fn parse_grant(grant: &str) -> anyhow::Result<(PermissionKind, Option<String>)> {
+    let (kind, scope) = match grant.split_once(':') {
+        Some((k, s)) => (k, Some(s.to_owned())),
+        None => (grant, None),
+    };
+    let kind: PermissionKind = kind.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let needs_scope = kind != PermissionKind::Kv;
+    if needs_scope && scope.as_deref().is_none_or(str::is_empty) {
+        bail!("`{grant}` needs a scope: `{kind}:PATH` for files, `call:PLUGIN` for calls");
+    }
+    if let (PermissionKind::FsRead | PermissionKind::FsWrite, Some(s)) = (kind, &scope) {
+        if s != "." && crate::fsutil::confined_relative(s).is_none() {
+            bail!("`{s}` must be a path inside the workshop (relative, no `..`)");
+        }
+    }
+    Ok((kind, scope))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_name_and_requirement() {
+        let s: PluginSpec = "flux-vm@^0.1".parse().unwrap();
+        assert_eq!(s.name, "flux-vm");
+        assert!(s.req.matches(&semver::Version::new(0, 1, 3)));
+        let any: PluginSpec = "flux-vm".parse().unwrap();
+        assert_eq!(any.req, VersionReq::STAR);
+        assert!("Flux".parse::<PluginSpec>().is_err());
+        assert!("flux-vm@banana"
+            .parse::<PluginSpec>()
+            .unwrap_err()
+            .contains("NAME@1.2"));
+    }
+
+    #[test]
+    fn grant_strings_are_checked() {
+        assert!(parse_grant("kv").is_ok());
+        assert!(parse_grant("fs-read:journal").is_ok());
+        assert!(parse_grant("fs-read").is_err());
+        assert!(parse_grant("fs-write:../x").is_err());
+        assert!(parse_grant("net:example.org").is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! Registries: static indexes of plugins (one file per plugin, every version, one
+//! artifact per target), read from a local folder or a git repository.
+//!
+//! Layout of a registry root:
+//! ```text
+//! registry.json                 {name, default_plugins, trusted}
+//! index/<name>.json             {name, versions: [{version, manifest, yanked, artifacts}]}
+//! artifacts/<name>/<version>/…  the files the index points at
+//! ```
+
+mod git;
+mod index;
+mod publish;
+
+use std::path::{Path, PathBuf};
+
+use datum_plugin_api::valid_name;
+use semver::{Version, VersionReq};
+
+pub use index::{Artifact, IndexFile, IndexVersion, Kind, RegistryConfig};
+pub use publish::publish;
+
+use crate::paths::Home;
+
+pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// The target triple native artifacts must be built for to load in this host.
+pub fn native_target() -> &'static str {
+    env!("DATUM_HOST_TARGET")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry `{0}` does not exist or is not a folder")]
+    Missing(String),
+    #[error("`{0}` is not a datum registry: it has no registry.json")]
+    NotARegistry(String),
+    #[error("could not read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is malformed: {message}")]
+    Malformed { path: PathBuf, message: String },
+    #[error("no plugin named `{name}` in registry `{registry}`; try `datum plugin search {name}`")]
+    NotFound { name: String, registry: String },
+    #[error("`{name}` has no version matching `{req}` (available: {available}); ask for one of those, e.g. `datum plugin install {name}@{newest}`")]
+    NoMatchingVersion {
+        name: String,
+        req: VersionReq,
+        available: String,
+        newest: String,
+    },
+    #[error(
+        "{name} {version} needs datum-plugin-api {required}, but this datum provides {have}; {fix}"
+    )]
+    ApiIncompatible {
+        name: String,
+        version: Version,
+        required: VersionReq,
+        have: Version,
+        fix: String,
+    },
+    #[error("{name} {version} has no {kind} artifact for target {target} (it has: {available}); install with `--kind {alternative}`")]
+    NoArtifact {
+        name: String,
+        version: Version,
+        kind: Kind,
+        target: String,
+        available: String,
+        alternative: Kind,
+    },
+    #[error("git registry {url}: {message}")]
+    Git { url: String, message: String },
+    #[error("`{0}` is not a valid plugin name (a-z, 0-9 and '-', starting with a letter)")]
+    BadName(String),
+}
+
+impl RegistryError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        RegistryError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// An opened registry, readable as a local folder.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    /// How the lock file names this source: `dir:/abs/path` or `git:URL`.
+    pub source_id: String,
+    root: PathBuf,
+    pub config: RegistryConfig,
+}
+
+/// A version picked for installation.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub version: IndexVersion,
+    pub kind: Kind,
+    pub artifact: Artifact,
+}
+
+impl Registry {
+    /// Open a registry from a spec: a folder path, `git+URL`, or a URL ending in `.git`.
+    /// Git registries are cloned (or fetched) into the datum home first.
+    pub fn open(spec: &str, home: &Home) -> Result<Registry, RegistryError> {
+        if let Some(url) = git::url_of(spec) {
+            let root = git::sync(&url, &home.git_registries())?;
+            return Registry::open_dir(&root, format!("git:{url}"));
+        }
+        let root = Path::new(spec);
+        let root =
+            std::fs::canonicalize(root).map_err(|_| RegistryError::Missing(spec.to_owned()))?;
+        let id = format!("dir:{}", root.display());
+        Registry::open_dir(&root, id)
+    }
+
+    fn open_dir(root: &Path, source_id: String) -> Result<Registry, RegistryError> {
+        if !root.is_dir() {
+            return Err(RegistryError::Missing(root.display().to_string()));
+        }
+        let config_path = root.join("registry.json");
+        if !config_path.is_file() {
+            return Err(RegistryError::NotARegistry(root.display().to_string()));
+        }
+        let config = read_json(&config_path)?;
+        Ok(Registry {
+            source_id,
+            root: root.to_owned(),
+            config,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every plugin name in the index, sorted.
+    pub fn names(&self) -> Result<Vec<String>, RegistryError> {
+        let dir = self.root.join("index");
+        let mut names = Vec::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+            Err(e) => return Err(RegistryError::io(&dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| RegistryError::io(&dir, e))?;
+            let file = entry.file_name();
+            if let Some(name) = file.to_str().and_then(|f| f.strip_suffix(".json")) {
+                if valid_name(name) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The index file of one plugin.
+    pub fn index(&self, name: &str) -> Result<IndexFile, RegistryError> {
+        if !valid_name(name) {
+            return Err(RegistryError::BadName(name.to_owned()));
+        }
+        let path = self.root.join("index").join(format!("{name}.json"));
+        if !path.is_file() {
+            return Err(RegistryError::NotFound {
+                name: name.to_owned(),
+                registry: self.source_id.clone(),
+            });
+        }
+        let file: IndexFile = read_json(&path)?;
+        if file.name != name {
+            return Err(RegistryError::Malformed {
+                path,
+                message: format!("names plugin `{}`", file.name),
+            });
+        }
+        Ok(file)
+    }
+
+    /// Pick the newest non-yanked version matching `req` whose API requirement this host
+    /// meets and which has an artifact of `kind` for this machine.
+    pub fn resolve(
+        &self,
+        name: &str,
+        req: &VersionReq,
+        kind: Kind,
+        api: &Version,
+    ) -> Result<Resolved, RegistryError> {
+        let index = self.index(name)?;
+        let mut matching: Vec<&IndexVersion> = index
+            .versions
+            .iter()
+            .filter(|v| req.matches(&v.version) && !v.yanked)
+            .collect();
+        matching.sort_by(|a, b| b.version.cmp(&a.version));
+        let Some(newest) = matching.first() else {
+            let mut all: Vec<&Version> = index
+                .versions
+                .iter()
+                .filter(|v| !v.yanked)
+                .map(|v| &v.version)
+                .collect();
+            all.sort();
+            return Err(RegistryError::NoMatchingVersion {
+                name: name.to_owned(),
+                req: req.clone(),
+                available: all
+                    .iter()
+                    .map(|v| v.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                newest: all
+                    .last()
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "…".into()),
+            });
+        };
+        let Some(chosen) = matching.iter().find(|v| v.manifest.api.matches(api)) else {
+            let compatible = index
+                .versions
+                .iter()
+                .filter(|v| v.manifest.api.matches(api) && !v.yanked)
+                .max_by(|a, b| a.version.cmp(&b.version));
+            let fix = match compatible {
+                Some(v) => format!("install a compatible version with `datum plugin install {name}@={}`, or upgrade datum", v.version),
+                None => "upgrade datum to a release that provides that API".to_owned(),
+            };
+            return Err(RegistryError::ApiIncompatible {
+                name: name.to_owned(),
+                version: newest.version.clone(),
+                required: newest.manifest.api.clone(),
+                have: api.clone(),
+                fix,
+            });
+        };
+        let target = kind.target();
+        let artifact = chosen.artifacts.get(target).cloned().ok_or_else(|| {
+            let other = kind.other();
+            RegistryError::NoArtifact {
+                name: name.to_owned(),
+                version: chosen.version.clone(),
+                kind,
+                target: target.to_owned(),
+                available: chosen
+                    .artifacts
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                alternative: other,
+            }
+        })?;
+        Ok(Resolved {
+            version: (*chosen).clone(),
+            kind,
+            artifact,
+        })
+    }
+
+    /// The local file of an artifact, confined to the registry root.
+    pub fn artifact_path(&self, artifact: &Artifact) -> Result<PathBuf, RegistryError> {
+        let rel = crate::fsutil::confined_relative(&artifact.path).ok_or_else(|| {
+            RegistryError::Malformed {
+                path: self.root.join("index"),
+                message: format!("artifact path `{}` escapes the registry", artifact.path),
+            }
+        })?;
+        Ok(self.root.join(rel))
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RegistryError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RegistryError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| RegistryError::Malformed {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,249 @@
+//! Dispatch: route a command to the installed plugin that provides it, load that
+//! plugin under its limits, hand it host services, and map every failure to a
+//! [`RuntimeError`].
+
+mod error;
+pub mod services;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+
+use datum_plugin_api::{AgentInfo, CommandSpec, Manifest, Output, Request, Response};
+use semver::Version;
+
+pub use error::RuntimeError;
+use services::Caller;
+
+use crate::loader::{self, Instance, LoadOptions, Services};
+use crate::paths::Home;
+use crate::store::{LockedPlugin, Store};
+use crate::workshop::Workshop;
+
+/// The datum-plugin-api version this host implements.
+pub fn api_version() -> Version {
+    // The constant comes from the crate's own Cargo version, which is always valid semver.
+    Version::parse(datum_plugin_api::API_VERSION).unwrap_or_else(|_| Version::new(1, 0, 0))
+}
+
+/// Where wasmtime keeps compiled modules; written on first use.
+pub fn wasm_cache_config(home: &Home) -> anyhow::Result<PathBuf> {
+    let dir = home.wasm_cache();
+    std::fs::create_dir_all(&dir)?;
+    let path = home.root().join("cache/wasmtime.toml");
+    let text = format!("[cache]\ndirectory = {:?}\n", dir.display().to_string());
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        crate::fsutil::atomic_write(&path, text.as_bytes())?;
+    }
+    Ok(path)
+}
+
+/// An installed plugin ready to route to.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub locked: LockedPlugin,
+    pub manifest: Manifest,
+}
+
+/// A command line matched to a plugin command.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub plugin: Installed,
+    pub command: CommandSpec,
+    /// How many leading words the command path used.
+    pub words: usize,
+}
+
+pub struct Runtime {
+    pub home: Home,
+    pub workshop: Workshop,
+    store: Store,
+    agent: AgentInfo,
+    installed: Vec<Installed>,
+    /// Plugins in the lock that cannot run here, with the reason (shown by status).
+    pub skipped: Vec<(LockedPlugin, String)>,
+    wasm_cache: Option<PathBuf>,
+    me: Weak<Runtime>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workshop", &self.workshop.root())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Open the runtime of a workshop. Plugins whose API requirement this host does not
+    /// meet, or whose store entry is missing, are skipped (listed in `skipped`), never fatal.
+    pub fn open(home: Home, workshop: Workshop) -> anyhow::Result<Arc<Runtime>> {
+        let lock = workshop.lock()?;
+        let agent = workshop.agent()?;
+        let store = Store::new(home.store());
+        let api = api_version();
+        let mut installed = Vec::new();
+        let mut skipped = Vec::new();
+        for locked in lock.plugins {
+            if !locked.api.matches(&api) {
+                let why = format!(
+                    "needs datum-plugin-api {}, this datum provides {api}; run `datum plugin update {}`",
+                    locked.api, locked.name
+                );
+                skipped.push((locked, why));
+                continue;
+            }
+            match store.manifest(&locked.sha256) {
+                Ok(manifest) => installed.push(Installed { locked, manifest }),
+                Err(e) => skipped.push((locked, e.to_string())),
+            }
+        }
+        let wasm_cache = Some(wasm_cache_config(&home)?);
+        Ok(Arc::new_cyclic(|me| Runtime {
+            home,
+            workshop,
+            store,
+            agent: AgentInfo {
+                name: agent.agent.name,
+                role: agent.agent.role,
+            },
+            installed,
+            skipped,
+            wasm_cache,
+            me: me.clone(),
+        }))
+    }
+
+    pub fn installed(&self) -> &[Installed] {
+        &self.installed
+    }
+
+    /// The plugin command whose path is the longest prefix of `words`.
+    pub fn route(&self, words: &[&str]) -> Option<Route> {
+        self.installed
+            .iter()
+            .filter_map(|p| {
+                p.manifest.match_command(words).map(|(c, n)| Route {
+                    plugin: p.clone(),
+                    command: c.clone(),
+                    words: n,
+                })
+            })
+            .max_by_key(|r| r.words)
+    }
+
+    /// Every installed command, for help and completion.
+    pub fn commands(&self) -> impl Iterator<Item = (&Installed, &CommandSpec)> {
+        self.installed
+            .iter()
+            .flat_map(|p| p.manifest.commands.iter().map(move |c| (p, c)))
+    }
+
+    fn find(&self, name: &str) -> Result<&Installed, RuntimeError> {
+        self.installed.iter().find(|p| p.locked.name == name).ok_or_else(|| {
+            RuntimeError::Other(format!(
+                "plugin `{name}` is not installed in this workshop; install it with `datum plugin install {name}`"
+            ))
+        })
+    }
+
+    /// Fill in the request fields the host owns.
+    pub fn request(&self, command: &str) -> Request {
+        let mut request = Request::new(command);
+        request.agent = self.agent.clone();
+        request.workshop = Some(self.workshop.root().display().to_string());
+        request
+    }
+
+    /// Call one command of an installed plugin.
+    pub fn invoke(&self, plugin: &str, request: Request) -> Result<Output, RuntimeError> {
+        self.invoke_at_depth(plugin, request, 0)
+    }
+
+    pub(crate) fn invoke_at_depth(
+        &self,
+        plugin: &str,
+        request: Request,
+        depth: usize,
+    ) -> Result<Output, RuntimeError> {
+        let mut session = self.session_at_depth(plugin, depth)?;
+        session.invoke(request)
+    }
+
+    /// Load a plugin once and keep it for many calls (the batch form for hot loops).
+    pub fn session(&self, plugin: &str) -> Result<Session, RuntimeError> {
+        self.session_at_depth(plugin, 0)
+    }
+
+    fn session_at_depth(&self, plugin: &str, depth: usize) -> Result<Session, RuntimeError> {
+        let installed = self.find(plugin)?.clone();
+        let locked = &installed.locked;
+        let caller = Caller {
+            plugin: locked.name.clone(),
+            version: locked.version.to_string(),
+            grants: locked.grants.clone(),
+            workshop: self.workshop.root().to_owned(),
+            kv_path: self.workshop.kv_path(&locked.name),
+            runtime: self.me.clone(),
+            depth,
+        };
+        let services: Services = Arc::new(move |req: &str| caller.handle(req));
+        let options = LoadOptions {
+            limits: installed.manifest.limits,
+            wasm_cache_config: self.wasm_cache.clone(),
+        };
+        let path = self.store.artifact(&locked.sha256, locked.kind);
+        let instance = loader::load(locked.kind, &path, &options, services)
+            .map_err(|e| RuntimeError::load(&locked.name, &locked.version.to_string(), e))?;
+        Ok(Session {
+            installed,
+            instance,
+        })
+    }
+}
+
+/// A loaded plugin bound to its grants; calls reuse the loaded module.
+pub struct Session {
+    installed: Installed,
+    instance: Box<dyn Instance>,
+}
+
+impl Session {
+    pub fn invoke(&mut self, request: Request) -> Result<Output, RuntimeError> {
+        let reply = self.invoke_raw(&request)?;
+        let locked = &self.installed.locked;
+        match reply {
+            Response::Ok { data, text, .. } => Ok(Output { data, text }),
+            Response::Err { error, .. } => Err(RuntimeError::Plugin {
+                plugin: locked.name.clone(),
+                version: locked.version.to_string(),
+                command: request.command.clone(),
+                error,
+            }),
+        }
+    }
+
+    /// One call, returning the decoded envelope (failures of the call itself are errors).
+    pub fn invoke_raw(&mut self, request: &Request) -> Result<Response, RuntimeError> {
+        let locked = &self.installed.locked;
+        let fail = |f| {
+            RuntimeError::call(
+                &locked.name,
+                &locked.version.to_string(),
+                &request.command,
+                f,
+            )
+        };
+        let wire =
+            serde_json::to_string(request).map_err(|e| RuntimeError::Other(e.to_string()))?;
+        let reply = self.instance.invoke(&wire).map_err(fail)?;
+        let limit = (self.installed.manifest.limits.max_output_kb as usize).saturating_mul(1024);
+        if reply.len() > limit {
+            return Err(fail(loader::CallFailure::OutputTooLarge {
+                size: reply.len(),
+                limit,
+            }));
+        }
+        serde_json::from_str::<Response>(&reply)
+            .map_err(|e| fail(loader::CallFailure::BadReply(e.to_string())))
+    }
+}

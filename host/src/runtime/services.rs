@@ -1,0 +1,238 @@
+//! Host services offered to plugins, each checked against the caller's grants and logged.
+
+use std::path::PathBuf;
+use std::sync::Weak;
+
+use datum_plugin_api::{ErrorKind, Output, PermissionKind, PluginError, Request, Response};
+use serde_json::{Map, Value};
+
+use super::Runtime;
+use crate::fsutil::{atomic_write, confined_relative};
+
+/// Who is calling, and what it may do.
+pub struct Caller {
+    pub plugin: String,
+    pub version: String,
+    pub grants: Vec<String>,
+    pub workshop: PathBuf,
+    pub kv_path: PathBuf,
+    pub runtime: Weak<Runtime>,
+    /// How deep in plugin-to-plugin calls this caller is.
+    pub depth: usize,
+}
+
+/// Plugin-to-plugin calls deeper than this are refused (a cycle would never end).
+pub const MAX_CALL_DEPTH: usize = 8;
+
+impl Caller {
+    /// Handle one JSON service request and produce the JSON reply.
+    pub fn handle(&self, request: &str) -> String {
+        let result = serde_json::from_str::<Value>(request)
+            .map_err(|e| PluginError::new(ErrorKind::HostService, format!("unreadable service request: {e}")))
+            .and_then(|req| {
+                let service = req["service"].as_str().unwrap_or_default().to_owned();
+                let args = req.get("args").cloned().unwrap_or(Value::Null);
+                let outcome = self.dispatch(&service, &args);
+                if service != "log" {
+                    tracing::debug!(plugin = %self.plugin, %service, ok = outcome.is_ok(), "host service");
+                }
+                outcome
+            });
+        Response::from(result.map(Output::new)).to_json()
+    }
+
+    fn dispatch(&self, service: &str, args: &Value) -> Result<Value, PluginError> {
+        match service {
+            "log" => {
+                let message = args["message"].as_str().unwrap_or_default();
+                let plugin = &self.plugin;
+                match args["level"].as_str().unwrap_or("info") {
+                    "error" => tracing::error!(%plugin, "{message}"),
+                    "warn" => tracing::warn!(%plugin, "{message}"),
+                    "debug" => tracing::debug!(%plugin, "{message}"),
+                    _ => tracing::info!(%plugin, "{message}"),
+                }
+                Ok(Value::Null)
+            }
+            "kv.get" => {
+                self.require(PermissionKind::Kv, None)?;
+                let key = str_arg(args, "key")?;
+                Ok(self.kv_load()?.remove(key).unwrap_or(Value::Null))
+            }
+            "kv.set" => {
+                self.require(PermissionKind::Kv, None)?;
+                let key = str_arg(args, "key")?;
+                let mut map = self.kv_load()?;
+                match args.get("value").cloned().unwrap_or(Value::Null) {
+                    Value::Null => map.remove(key),
+                    v => map.insert(key.to_owned(), v),
+                };
+                let text = serde_json::to_vec_pretty(&map).map_err(host_err)?;
+                atomic_write(&self.kv_path, &text).map_err(host_err)?;
+                Ok(Value::Null)
+            }
+            "fs.read" => {
+                let rel = self.path_arg(args)?;
+                self.require(PermissionKind::FsRead, Some(&rel))?;
+                let path = self.workshop.join(&rel);
+                std::fs::read_to_string(&path)
+                    .map(Value::String)
+                    .map_err(|e| host_err(format!("cannot read {rel}: {e}")))
+            }
+            "fs.write" => {
+                let rel = self.path_arg(args)?;
+                self.require(PermissionKind::FsWrite, Some(&rel))?;
+                let contents = str_arg(args, "contents")?;
+                atomic_write(&self.workshop.join(&rel), contents.as_bytes())
+                    .map_err(|e| host_err(format!("cannot write {rel}: {e}")))?;
+                Ok(Value::Null)
+            }
+            "plugin.call" => {
+                let target = str_arg(args, "plugin")?;
+                self.require(PermissionKind::Call, Some(target))?;
+                if self.depth >= MAX_CALL_DEPTH {
+                    return Err(PluginError::new(
+                        ErrorKind::HostService,
+                        format!(
+                            "plugin calls nested deeper than {MAX_CALL_DEPTH}; is there a cycle?"
+                        ),
+                    ));
+                }
+                let runtime = self
+                    .runtime
+                    .upgrade()
+                    .ok_or_else(|| host_err("the runtime is shutting down"))?;
+                let mut request = Request::new(str_arg(args, "command")?);
+                if let Some(Value::Object(a)) = args.get("args") {
+                    request.args = a.clone();
+                }
+                request.format = datum_plugin_api::Format::Json;
+                runtime
+                    .invoke_at_depth(target, request, self.depth + 1)
+                    .map(|out| out.data)
+                    .map_err(|e| PluginError::new(ErrorKind::HostService, e.to_string()))
+            }
+            other => Err(PluginError::new(
+                ErrorKind::HostService,
+                format!("unknown host service `{other}`"),
+            )
+            .with_hint("this datum does not offer it; upgrade datum or the plugin")),
+        }
+    }
+
+    /// Check a grant. `kv` needs `kv`; `fs-*` need a grant whose scope is a prefix of
+    /// the path; `call` needs `call:TARGET` (or `call:*`).
+    fn require(&self, kind: PermissionKind, target: Option<&str>) -> Result<(), PluginError> {
+        let allowed = self.grants.iter().any(|g| grant_allows(g, kind, target));
+        if allowed {
+            return Ok(());
+        }
+        let wanted = match target {
+            Some(t) => format!("{kind}:{t}"),
+            None => kind.to_string(),
+        };
+        tracing::warn!(plugin = %self.plugin, grant = %wanted, "host service denied");
+        Err(PluginError::new(
+            ErrorKind::PermissionDenied,
+            format!("{} {} is not granted `{wanted}`", self.plugin, self.version),
+        )
+        .with_hint(format!("datum plugin grant {} {wanted}", self.plugin)))
+    }
+
+    fn path_arg(&self, args: &Value) -> Result<String, PluginError> {
+        let raw = str_arg(args, "path")?;
+        let rel = confined_relative(raw).ok_or_else(|| {
+            PluginError::new(
+                ErrorKind::PermissionDenied,
+                format!("path `{raw}` leaves the workshop; use a relative path without `..`"),
+            )
+        })?;
+        Ok(rel.to_string_lossy().into_owned())
+    }
+
+    fn kv_load(&self) -> Result<Map<String, Value>, PluginError> {
+        match std::fs::read(&self.kv_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| host_err(format!("{} is corrupt: {e}", self.kv_path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
+            Err(e) => Err(host_err(e)),
+        }
+    }
+}
+
+/// Does grant string `grant` allow `kind` on `target`?
+pub fn grant_allows(grant: &str, kind: PermissionKind, target: Option<&str>) -> bool {
+    let (g_kind, g_scope) = match grant.split_once(':') {
+        Some((k, s)) => (k, Some(s)),
+        None => (grant, None),
+    };
+    if g_kind != kind.to_string() {
+        return false;
+    }
+    match (kind, g_scope, target) {
+        (PermissionKind::Kv, _, _) => true,
+        (PermissionKind::Call, Some(scope), Some(t)) => scope == "*" || scope == t,
+        (PermissionKind::FsRead | PermissionKind::FsWrite, Some(scope), Some(path)) => {
+            let scope = scope.trim_end_matches('/');
+            scope.is_empty()
+                || scope == "."
+                || path == scope
+                || path.starts_with(&format!("{scope}/"))
+        }
+        _ => false,
+    }
+}
+
+fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, PluginError> {
+    args[name].as_str().ok_or_else(|| {
+        PluginError::new(
+            ErrorKind::HostService,
+            format!("service argument `{name}` is missing"),
+        )
+    })
+}
+
+fn host_err(e: impl std::fmt::Display) -> PluginError {
+    PluginError::new(ErrorKind::HostService, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_match_by_kind_and_scope() {
+        assert!(grant_allows("kv", PermissionKind::Kv, None));
+        assert!(grant_allows(
+            "fs-read:journal",
+            PermissionKind::FsRead,
+            Some("journal/a.md")
+        ));
+        assert!(grant_allows(
+            "fs-read:journal/",
+            PermissionKind::FsRead,
+            Some("journal/a.md")
+        ));
+        assert!(!grant_allows(
+            "fs-read:journal",
+            PermissionKind::FsRead,
+            Some("journalx/a.md")
+        ));
+        assert!(!grant_allows(
+            "fs-read:journal",
+            PermissionKind::FsWrite,
+            Some("journal/a.md")
+        ));
+        assert!(grant_allows(
+            "call:flux-vm",
+            PermissionKind::Call,
+            Some("flux-vm")
+        ));
+        assert!(!grant_allows(
+            "call:flux-vm",
+            PermissionKind::Call,
+            Some("keeper")
+        ));
+        assert!(grant_allows("call:*", PermissionKind::Call, Some("keeper")));
+    }
+}

@@ -1,0 +1,266 @@
+//! The request/response envelope exchanged with the host, as JSON.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// How the host will render the reply: `text` for humans, `json` for agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Who is asking: the agent whose workshop the call runs in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: String,
+    #[serde(default)]
+    pub role: String,
+}
+
+/// One call into a plugin.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// The command path from the manifest, words separated by one space (`"flux run"`).
+    pub command: String,
+    /// Parsed arguments by name; absent optional arguments are omitted.
+    #[serde(default)]
+    pub args: Map<String, Value>,
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default)]
+    pub agent: AgentInfo,
+    /// The workshop root, as the host sees it (informational: files go through [`crate::Host`]).
+    #[serde(default)]
+    pub workshop: Option<String>,
+}
+
+impl Request {
+    pub fn new(command: impl Into<String>) -> Self {
+        Request {
+            command: command.into(),
+            ..Request::default()
+        }
+    }
+
+    /// Builder used by tests and by plugins calling each other.
+    pub fn with_arg(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.args.insert(name.to_owned(), value.into());
+        self
+    }
+
+    pub fn arg(&self, name: &str) -> Option<&Value> {
+        self.args.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn arg_str(&self, name: &str) -> Option<&str> {
+        self.arg(name).and_then(Value::as_str)
+    }
+
+    pub fn arg_i64(&self, name: &str) -> Option<i64> {
+        self.arg(name).and_then(Value::as_i64)
+    }
+
+    pub fn arg_bool(&self, name: &str) -> bool {
+        self.arg(name).and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// A required string argument, or an `invalid-args` error naming it.
+    pub fn require_str(&self, name: &str) -> Result<&str, PluginError> {
+        self.arg_str(name).ok_or_else(|| {
+            PluginError::new(
+                ErrorKind::InvalidArgs,
+                format!("missing argument `{name}` for `{}`", self.command),
+            )
+            .with_hint(format!("pass --{name} VALUE"))
+        })
+    }
+}
+
+/// What a successful command produced: `data` for `--format json`, `text` for humans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub data: Value,
+    /// Human rendering; when absent the host pretty-prints `data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl Output {
+    pub fn new(data: Value) -> Self {
+        Output { data, text: None }
+    }
+
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+}
+
+/// The category of a failure; the host maps each to an exit code and a rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The caller passed arguments the command cannot use.
+    InvalidArgs,
+    /// The command path is not one this plugin provides.
+    UnknownCommand,
+    /// The plugin asked for a host service it was not granted.
+    PermissionDenied,
+    /// A host service failed (file missing, store unavailable…).
+    HostService,
+    /// The plugin panicked; the message is the panic payload.
+    Panic,
+    /// The plugin ran, and the operation it performs failed.
+    Failed,
+    /// Anything the plugin could not classify.
+    Internal,
+}
+
+/// A failure reported by a plugin (or by the host on a plugin's behalf).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct PluginError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// What the user should do next, when the plugin knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl PluginError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        PluginError {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn invalid_args(message: impl Into<String>) -> Self {
+        PluginError::new(ErrorKind::InvalidArgs, message)
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        PluginError::new(ErrorKind::Failed, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// The reply envelope: `{ok: true, data, text}` or `{ok: false, error: {kind, message, hint}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Response {
+    Ok {
+        ok: True,
+        data: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    Err {
+        ok: False,
+        error: PluginError,
+    },
+}
+
+impl Response {
+    pub fn into_result(self) -> Result<Output, PluginError> {
+        match self {
+            Response::Ok { data, text, .. } => Ok(Output { data, text }),
+            Response::Err { error, .. } => Err(error),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"ok":false,"error":{{"kind":"internal","message":"cannot encode response: {e}"}}}}"#)
+        })
+    }
+}
+
+impl From<Result<Output, PluginError>> for Response {
+    fn from(result: Result<Output, PluginError>) -> Self {
+        match result {
+            Ok(Output { data, text }) => Response::Ok {
+                ok: True,
+                data,
+                text,
+            },
+            Err(error) => Response::Err { ok: False, error },
+        }
+    }
+}
+
+/// `true` as a type, so the untagged envelope only matches the right variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct True;
+/// `false` as a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct False;
+
+macro_rules! bool_literal {
+    ($ty:ident, $value:literal) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bool($value)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if bool::deserialize(d)? == $value {
+                    Ok($ty)
+                } else {
+                    Err(serde::de::Error::custom(concat!("expected ", $value)))
+                }
+            }
+        }
+    };
+}
+bool_literal!(True, true);
+bool_literal!(False, false);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn success_envelope_round_trips() {
+        let reply: Response = Ok(Output::new(json!({"stack": [12]})).with_text("[12]")).into();
+        let wire = reply.to_json();
+        assert_eq!(wire, r#"{"ok":true,"data":{"stack":[12]},"text":"[12]"}"#);
+        let back: Response = serde_json::from_str(&wire).unwrap();
+        assert_eq!(back.into_result().unwrap().text.as_deref(), Some("[12]"));
+    }
+
+    #[test]
+    fn error_envelope_keeps_kind_and_hint() {
+        let err = PluginError::invalid_args("bad hex").with_hint("use pairs of hex digits");
+        let wire = Response::from(Err(err.clone())).to_json();
+        assert!(wire.starts_with(r#"{"ok":false"#), "{wire}");
+        let back: Response = serde_json::from_str(&wire).unwrap();
+        assert_eq!(back.into_result().unwrap_err(), err);
+    }
+
+    #[test]
+    fn an_ok_flag_that_lies_is_rejected() {
+        let wire = r#"{"ok":false,"data":1}"#;
+        assert!(serde_json::from_str::<Response>(wire).is_err());
+    }
+
+    #[test]
+    fn missing_required_arg_names_the_flag() {
+        let err = Request::new("flux run")
+            .require_str("bytecode")
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidArgs);
+        assert!(err.hint.unwrap().contains("--bytecode"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Host services as seen from inside a plugin.
+//!
+//! Every service is one JSON request `{service, args}` answered by `{ok, data}` or
+//! `{ok: false, error}`; the host checks each against the plugin's grants and logs it.
+//! A denied service comes back as [`ErrorKind::PermissionDenied`] whose hint is the exact
+//! `datum plugin grant …` command that would allow it.
+
+use serde_json::{json, Value};
+
+use crate::envelope::{ErrorKind, PluginError, Response};
+
+/// Severity for [`Host::log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+type Transport<'a> = dyn Fn(&str) -> String + 'a;
+
+/// A handle to the host's services for the duration of one call.
+pub struct Host<'a> {
+    transport: &'a Transport<'a>,
+}
+
+impl std::fmt::Debug for Host<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Host")
+    }
+}
+
+impl<'a> Host<'a> {
+    /// Wrap a transport that takes a JSON service request and returns the JSON reply.
+    /// The export macro does this; tests can pass a closure that fakes the host.
+    pub fn new(transport: &'a Transport<'a>) -> Self {
+        Host { transport }
+    }
+
+    /// Call one host service by name. Prefer the typed helpers below.
+    pub fn call_service(&self, service: &str, args: Value) -> Result<Value, PluginError> {
+        let request = json!({ "service": service, "args": args }).to_string();
+        let reply = (self.transport)(&request);
+        let reply: Response = serde_json::from_str(&reply).map_err(|e| {
+            PluginError::new(
+                ErrorKind::HostService,
+                format!("host sent an unreadable reply to `{service}`: {e}"),
+            )
+        })?;
+        reply.into_result().map(|out| out.data)
+    }
+
+    /// Write a line to the host's log (always allowed; tagged with the plugin's name).
+    pub fn log(&self, level: LogLevel, message: &str) {
+        // Logging must never fail a call, so a transport error is dropped on purpose.
+        let _ = self.call_service(
+            "log",
+            json!({ "level": level.as_str(), "message": message }),
+        );
+    }
+
+    /// Read a value from this plugin's key-value store in the workshop (`kv` grant).
+    pub fn kv_get(&self, key: &str) -> Result<Option<Value>, PluginError> {
+        let v = self.call_service("kv.get", json!({ "key": key }))?;
+        Ok((!v.is_null()).then_some(v))
+    }
+
+    /// Store a value in this plugin's key-value store (`kv` grant). `null` deletes.
+    pub fn kv_set(&self, key: &str, value: Value) -> Result<(), PluginError> {
+        self.call_service("kv.set", json!({ "key": key, "value": value }))
+            .map(drop)
+    }
+
+    /// Read a UTF-8 file at a workshop-relative path (`fs-read:PREFIX` grant).
+    pub fn read_file(&self, path: &str) -> Result<String, PluginError> {
+        let v = self.call_service("fs.read", json!({ "path": path }))?;
+        v.as_str().map(str::to_owned).ok_or_else(|| {
+            PluginError::new(ErrorKind::HostService, "host returned a non-text file body")
+        })
+    }
+
+    /// Atomically write a UTF-8 file at a workshop-relative path (`fs-write:PREFIX` grant).
+    pub fn write_file(&self, path: &str, contents: &str) -> Result<(), PluginError> {
+        self.call_service("fs.write", json!({ "path": path, "contents": contents }))
+            .map(drop)
+    }
+
+    /// Run another installed plugin's command (`call:PLUGIN` grant) and return its `data`.
+    pub fn call_plugin(
+        &self,
+        plugin: &str,
+        command: &str,
+        args: serde_json::Map<String, Value>,
+    ) -> Result<Value, PluginError> {
+        self.call_service(
+            "plugin.call",
+            json!({ "plugin": plugin, "command": command, "args": args }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_helpers_speak_the_service_protocol() {
+        let transport = |req: &str| {
+            let req: Value = serde_json::from_str(req).unwrap();
+            assert_eq!(req["service"], "kv.get");
+            assert_eq!(req["args"]["key"], "runs");
+            r#"{"ok":true,"data":41}"#.to_owned()
+        };
+        let host = Host::new(&transport);
+        assert_eq!(host.kv_get("runs").unwrap(), Some(json!(41)));
+    }
+
+    #[test]
+    fn denial_comes_back_as_a_typed_error() {
+        let transport = |_: &str| {
+            r#"{"ok":false,"error":{"kind":"permission-denied","message":"no kv grant","hint":"datum plugin grant x kv"}}"#
+                .to_owned()
+        };
+        let err = Host::new(&transport).kv_set("k", json!(1)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PermissionDenied);
+        assert_eq!(err.hint.as_deref(), Some("datum plugin grant x kv"));
+    }
+}
