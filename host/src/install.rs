@@ -154,13 +154,11 @@ impl Installer<'_> {
             Some(p) => {
                 let exact = VersionReq::parse(&format!("={}", p.version))?;
                 let r = self.registry.resolve(&spec.name, &exact, p.kind, &api)?;
-                if r.artifact.sha256 != p.sha256 {
-                    if options.locked {
-                        bail!(
-                            "--locked: {} {} in the registry has sha256 {}, but datum.lock pins {}; the registry changed a published artifact",
-                            p.name, p.version, r.artifact.sha256, p.sha256
-                        );
-                    }
+                if r.artifact.sha256 != p.sha256 && options.locked {
+                    bail!(
+                        "--locked: {} {} in the registry has sha256 {}, but datum.lock pins {}; the registry changed a published artifact",
+                        p.name, p.version, r.artifact.sha256, p.sha256
+                    );
                 }
                 r
             }

@@ -1,1 +1,203 @@
+//! Helpers for end-to-end tests: run the real `datum` binary in throw-away workshops
+//! with a private DATUM_HOME, against the bundled and fixture registries.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `datum` binary cargo built next to this test.
+pub fn datum_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join(format!("datum{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `scripts/test` (or `cargo test --workspace`)",
+        bin.display()
+    );
+    bin
+}
+
+fn require(path: PathBuf, script: &str) -> PathBuf {
+    assert!(
+        path.join("registry.json").is_file(),
+        "{} is not built: run `{script}` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// The bundled registry (`scripts/build-registry`).
+pub fn bundled_registry() -> PathBuf {
+    require(repo().join("registry/dist"), "scripts/build-registry")
+}
+
+/// Stress fixtures and flux-vm (`scripts/build-fixtures`).
+pub fn fixture_registry() -> PathBuf {
+    require(
+        repo().join("target/fixture-registry"),
+        "scripts/build-fixtures",
+    )
+}
+
+/// A sandbox: its own DATUM_HOME (store and caches) and a folder for workshops.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `datum ARGS` run in `cwd` with this sandbox's home and no inherited workshop.
+    pub fn datum_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        std::fs::create_dir_all(cwd).unwrap();
+        let output = Command::new(datum_bin())
+            .args(args)
+            .current_dir(cwd)
+            .env("DATUM_HOME", self.home())
+            .env_remove("DATUM_WORKSHOP")
+            .env_remove("DATUM_REGISTRY")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        Run {
+            args: args.join(" "),
+            output,
+        }
+    }
+
+    pub fn datum(&self, args: &[&str]) -> Run {
+        self.datum_in(self.dir.path(), args)
+    }
+
+    /// Boot a workshop with no plugins, for tests that install their own.
+    pub fn empty_workshop(&self, name: &str) -> PathBuf {
+        let ws = self.path(name);
+        self.datum(&[
+            "boot",
+            "--workshop",
+            ws.to_str().unwrap(),
+            "--name",
+            name,
+            "--no-plugins",
+        ])
+        .success();
+        ws
+    }
+}
+
+/// The outcome of one `datum` run.
+pub struct Run {
+    pub args: String,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert!(
+            self.output.status.success(),
+            "`datum {}` failed:\nstdout: {}\nstderr: {}",
+            self.args,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn failure(self) -> Self {
+        assert!(
+            !self.output.status.success(),
+            "`datum {}` should have failed but printed:\n{}",
+            self.args,
+            self.stdout()
+        );
+        self
+    }
+
+    /// stdout as one JSON document.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout()).unwrap_or_else(|e| {
+            panic!(
+                "`datum {}` did not print JSON ({e}):\n{}\n{}",
+                self.args,
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+}
+
+/// Number of commits on the workshop's HEAD.
+pub fn commit_count(workshop: &Path) -> usize {
+    let repo = git2::Repository::open(workshop).unwrap();
+    let mut walk = repo.revwalk().unwrap();
+    walk.push_head().unwrap();
+    walk.count()
+}
+
+/// True when the workshop has no uncommitted changes.
+pub fn git_clean(workshop: &Path) -> bool {
+    let repo = git2::Repository::open(workshop).unwrap();
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true);
+    let clean = repo.statuses(Some(&mut opts)).unwrap().is_empty();
+    clean
+}
+
+/// A path as the `&str` argument `datum` takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Copy a folder tree (registries are copied before tests tamper with them).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}

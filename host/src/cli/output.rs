@@ -71,12 +71,27 @@ impl Reporter {
         match self.format {
             Format::Json => {
                 let mut error = json!({ "kind": kind, "message": format!("{e:#}") });
+                if let Some(RuntimeError::Call { hint, .. } | RuntimeError::Load { hint, .. }) =
+                    runtime
+                {
+                    error["hint"] = Value::from(hint.clone());
+                }
                 if let Some((plugin, version)) = runtime.and_then(RuntimeError::plugin) {
                     error["plugin"] = Value::from(plugin);
                     error["version"] = Value::from(version);
                 }
-                if let Some(RuntimeError::Plugin { error: pe, .. }) = runtime {
-                    error["message"] = Value::from(pe.message.clone());
+                if let Some(RuntimeError::Plugin {
+                    error: pe, command, ..
+                }) = runtime
+                {
+                    error["message"] = Value::from(format!(
+                        "{} failed on `{command}`: {}",
+                        runtime
+                            .and_then(RuntimeError::plugin)
+                            .map(|(p, v)| format!("{p} {v}"))
+                            .unwrap_or_default(),
+                        pe.message
+                    ));
                     if let Some(h) = &pe.hint {
                         error["hint"] = Value::from(h.clone());
                     }

@@ -48,7 +48,7 @@ pub enum RegistryError {
     #[error("`{name}` has no version matching `{req}` (available: {available}); ask for one of those, e.g. `datum plugin install {name}@{newest}`")]
     NoMatchingVersion {
         name: String,
-        req: VersionReq,
+        req: String,
         available: String,
         newest: String,
     },
@@ -57,15 +57,15 @@ pub enum RegistryError {
     )]
     ApiIncompatible {
         name: String,
-        version: Version,
-        required: VersionReq,
-        have: Version,
+        version: String,
+        required: String,
+        have: String,
         fix: String,
     },
     #[error("{name} {version} has no {kind} artifact for target {target} (it has: {available}); install with `--kind {alternative}`")]
     NoArtifact {
         name: String,
-        version: Version,
+        version: String,
         kind: Kind,
         target: String,
         available: String,
@@ -208,7 +208,7 @@ impl Registry {
             all.sort();
             return Err(RegistryError::NoMatchingVersion {
                 name: name.to_owned(),
-                req: req.clone(),
+                req: req.to_string(),
                 available: all
                     .iter()
                     .map(|v| v.to_string())
@@ -232,9 +232,9 @@ impl Registry {
             };
             return Err(RegistryError::ApiIncompatible {
                 name: name.to_owned(),
-                version: newest.version.clone(),
-                required: newest.manifest.api.clone(),
-                have: api.clone(),
+                version: newest.version.to_string(),
+                required: newest.manifest.api.to_string(),
+                have: api.to_string(),
                 fix,
             });
         };
@@ -243,7 +243,7 @@ impl Registry {
             let other = kind.other();
             RegistryError::NoArtifact {
                 name: name.to_owned(),
-                version: chosen.version.clone(),
+                version: chosen.version.to_string(),
                 kind,
                 target: target.to_owned(),
                 available: chosen

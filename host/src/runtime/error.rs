@@ -5,6 +5,8 @@ use datum_plugin_api::{ErrorKind, PluginError};
 
 use crate::loader::{CallFailure, LoadError};
 
+/// Plugin failures are rare and carry everything needed to explain them, so the
+/// variants are deliberately rich; returning them by value is fine on this cold path.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("{plugin} {version} failed on `{command}`: {failure}; {hint}")]
@@ -22,7 +24,7 @@ pub enum RuntimeError {
         error: LoadError,
         hint: String,
     },
-    #[error("{plugin} {version}: `{command}` failed: {}{}", error.message, error.hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
+    #[error("{plugin} {version} failed on `{command}`: {}{}", error.message, error.hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
     Plugin {
         plugin: String,
         version: String,

@@ -213,6 +213,16 @@ impl Session {
         let locked = &self.installed.locked;
         match reply {
             Response::Ok { data, text, .. } => Ok(Output { data, text }),
+            // A native plugin catches its own panic and reports it; present it exactly
+            // like a WASM panic so callers see one kind of failure.
+            Response::Err { error, .. } if error.kind == datum_plugin_api::ErrorKind::Panic => {
+                Err(RuntimeError::call(
+                    &locked.name,
+                    &locked.version.to_string(),
+                    &request.command,
+                    loader::CallFailure::Panic(error.message),
+                ))
+            }
             Response::Err { error, .. } => Err(RuntimeError::Plugin {
                 plugin: locked.name.clone(),
                 version: locked.version.to_string(),

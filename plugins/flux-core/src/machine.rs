@@ -308,7 +308,7 @@ impl<'c> Machine<'c> {
     fn step(&mut self) -> Result<Next, Trap> {
         let byte = self.code[self.pc];
         let op = Op::from_byte(byte).ok_or(Trap::InvalidOpcode)?;
-        let len = op.len();
+        let len = op.encoded_len();
         let operand = self.operand(len)?;
         let next_pc = self.pc + len;
         self.pc = next_pc;

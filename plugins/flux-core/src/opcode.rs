@@ -114,7 +114,7 @@ impl Op {
     }
 
     /// Encoded length in bytes, operands included (escapes: the minimum, 3).
-    pub fn len(self) -> usize {
+    pub fn encoded_len(self) -> usize {
         match self {
             Op::Signal | Op::Broadcast | Op::Listen => 2,
             Op::Load | Op::Store | Op::Jmp | Op::Jz | Op::Jnz | Op::Call => 3,

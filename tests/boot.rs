@@ -1,0 +1,228 @@
+//! `datum boot` and `datum status`: a workshop from nothing, and back again.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use datum_e2e::{bundled_registry, commit_count, git_clean, Sandbox};
+
+const ADD: &str = "550500000055070000001000";
+
+#[test]
+fn boot_lays_out_the_workshop_in_one_clean_commit_with_default_plugins() {
+    let sb = Sandbox::new();
+    let ws = sb.path("ada");
+    let reg = bundled_registry();
+    let out = sb
+        .datum(&[
+            "boot",
+            "--workshop",
+            ws.to_str().unwrap(),
+            "--name",
+            "ada",
+            "--role",
+            "scout",
+            "--registry",
+            reg.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(out["agent"], "ada");
+    assert_eq!(out["created"], true);
+    assert_eq!(out["plugins"][0]["name"], "flux-vm");
+
+    for path in [
+        "bootcamp",
+        "dojo",
+        "tools/manifest.json",
+        "recipes",
+        "wiki",
+        "context/OPERATING_MANUAL.md",
+        "context/ARCHITECTURE.md",
+        "context/PRINCIPLES.md",
+        "prompts",
+        "TASKBOARD.md",
+        "JOURNAL.md",
+        "TRAIL.md",
+        ".superagent/agent.toml",
+        "datum.lock",
+    ] {
+        assert!(ws.join(path).exists(), "boot did not create {path}");
+    }
+    let agent = std::fs::read_to_string(ws.join(".superagent/agent.toml")).unwrap();
+    assert!(
+        agent.contains("name = \"ada\"") && agent.contains("role = \"scout\""),
+        "{agent}"
+    );
+    assert_eq!(commit_count(&ws), 1, "a fresh boot is one commit");
+    assert!(git_clean(&ws), "boot leaves a clean working tree");
+    assert!(std::fs::read_to_string(ws.join("JOURNAL.md"))
+        .unwrap()
+        .contains("booted ada"));
+
+    // The default plugin works straight away.
+    let run = sb
+        .datum_in(&ws, &["flux", "run", "--bytecode", ADD])
+        .success();
+    assert_eq!(run.stdout().trim(), "[12]");
+}
+
+#[test]
+fn booting_again_keeps_everything_and_appends_to_the_journal() {
+    let sb = Sandbox::new();
+    let ws = sb.path("bee");
+    let reg = bundled_registry();
+    let args = [
+        "boot",
+        "--workshop",
+        ws.to_str().unwrap(),
+        "--registry",
+        reg.to_str().unwrap(),
+    ];
+    sb.datum(&args).success();
+    std::fs::write(ws.join("TASKBOARD.md"), "# my own tasks\n").unwrap();
+    std::fs::write(ws.join("wiki/notes.md"), "mine\n").unwrap();
+    let journal_before = std::fs::read_to_string(ws.join("JOURNAL.md")).unwrap();
+    let lock_before = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
+
+    let out = sb
+        .datum(&[&args[..], &["--format", "json"]].concat())
+        .success()
+        .json();
+    assert_eq!(out["created"], false);
+    assert_eq!(
+        out["written"].as_array().unwrap().len(),
+        0,
+        "nothing is rewritten"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("TASKBOARD.md")).unwrap(),
+        "# my own tasks\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("wiki/notes.md")).unwrap(),
+        "mine\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("datum.lock")).unwrap(),
+        lock_before
+    );
+    let journal = std::fs::read_to_string(ws.join("JOURNAL.md")).unwrap();
+    assert!(
+        journal.starts_with(&journal_before) && journal.len() > journal_before.len(),
+        "journal is appended"
+    );
+    assert!(journal.contains("re-booted"));
+    assert!(git_clean(&ws));
+}
+
+#[test]
+fn boot_restores_missing_layout_and_names_the_agent_after_the_folder() {
+    let sb = Sandbox::new();
+    let ws = sb.empty_workshop("cyd");
+    std::fs::remove_file(ws.join("context/PRINCIPLES.md")).unwrap();
+    let status = sb
+        .datum_in(&ws, &["status", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(status["workshop"]["healthy"], false);
+    assert_eq!(status["workshop"]["missing"][0], "context/PRINCIPLES.md");
+    sb.datum_in(&ws, &["boot", "--no-plugins"]).success();
+    assert!(ws.join("context/PRINCIPLES.md").is_file());
+    let status = sb
+        .datum_in(&ws, &["status", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(status["workshop"]["healthy"], true);
+    assert_eq!(status["agent"]["name"], "cyd");
+}
+
+#[test]
+fn status_reports_agent_health_and_plugins() {
+    let sb = Sandbox::new();
+    let ws = sb.path("dee");
+    let reg = bundled_registry();
+    sb.datum(&[
+        "boot",
+        "--workshop",
+        ws.to_str().unwrap(),
+        "--registry",
+        reg.to_str().unwrap(),
+        "--name",
+        "dee",
+    ])
+    .success();
+    let s = sb
+        .datum_in(&ws, &["status", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(s["agent"]["name"], "dee");
+    assert_eq!(s["workshop"]["healthy"], true);
+    assert_eq!(s["workshop"]["git_clean"], true);
+    assert_eq!(s["plugins"][0]["name"], "flux-vm");
+    assert_eq!(s["plugins"][0]["commands"][0], "flux run");
+    let text = sb.datum_in(&ws, &["status"]).success().stdout();
+    assert!(
+        text.contains("health    ok") && text.contains("flux-vm"),
+        "{text}"
+    );
+}
+
+#[test]
+fn commands_find_their_workshop_like_git_does() {
+    let sb = Sandbox::new();
+    let ws = sb.empty_workshop("eve");
+    let deep = ws.join("wiki/a/b");
+    // From a subfolder.
+    let s = sb
+        .datum_in(&deep, &["status", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(s["agent"]["name"], "eve");
+    // --workshop beats the current directory.
+    let other = sb.empty_workshop("fay");
+    let s = sb
+        .datum_in(
+            &deep,
+            &[
+                "status",
+                "--workshop",
+                other.to_str().unwrap(),
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(s["agent"]["name"], "fay");
+    // DATUM_WORKSHOP, outside any workshop.
+    let out = std::process::Command::new(datum_e2e::datum_bin())
+        .args(["status", "--format", "json"])
+        .current_dir(sb.dir.path())
+        .env("DATUM_HOME", sb.home())
+        .env("DATUM_WORKSHOP", &ws)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["agent"]["name"], "eve");
+    // Nowhere: a clear error that names the fix.
+    let r = sb.datum(&["status"]).failure();
+    assert!(r.stderr().contains("datum boot"), "{}", r.stderr());
+}
+
+#[test]
+fn boot_without_a_registry_creates_nothing() {
+    let sb = Sandbox::new();
+    let ws = sb.path("gus");
+    let r = sb
+        .datum(&[
+            "boot",
+            "--workshop",
+            ws.to_str().unwrap(),
+            "--registry",
+            sb.path("nowhere").to_str().unwrap(),
+        ])
+        .failure();
+    assert!(r.stderr().contains("does not exist"), "{}", r.stderr());
+    assert!(!ws.exists(), "a failed boot leaves no half-made workshop");
+}
