@@ -487,3 +487,50 @@ fn a_git_repository_is_a_registry() {
     sb.datum_in(&ws, &["plugin", "search", "--registry", &url])
         .success();
 }
+
+#[test]
+fn batch_runs_many_calls_with_one_load_per_plugin() {
+    let sb = Sandbox::new();
+    let reg = bundled_registry();
+    let ws = sb.empty_workshop("batch");
+    sb.datum_in(
+        &ws,
+        &["plugin", "install", "flux-vm", "--registry", s(&reg)],
+    )
+    .success();
+    let input = ws.join("calls.jsonl");
+    let call = r#"{"command": "flux run", "args": {"bytecode": "550500000055070000001000"}}"#;
+    std::fs::write(
+        &input,
+        format!(
+            "{call}\n{call}\n\n{{\"command\": \"flux run\", \"args\": {{\"bytecode\": \"10\"}}}}\n"
+        ),
+    )
+    .unwrap();
+    let out = sb.datum_in(&ws, &["batch", s(&input)]).success().stdout();
+    let replies: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(replies.len(), 3, "one reply per call, blank lines skipped");
+    assert_eq!(replies[0]["data"]["stack"], serde_json::json!([12]));
+    assert_eq!(replies[1]["ok"], true);
+    assert_eq!(replies[2]["data"]["error"], "STACK_UNDERFLOW");
+
+    std::fs::write(&input, "{\"command\": \"no such\"}\nnot json\n").unwrap();
+    let r = sb.datum_in(&ws, &["batch", s(&input)]).failure();
+    let replies: Vec<serde_json::Value> = r
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(replies.len(), 2, "every line gets a reply, even a bad one");
+    assert!(replies[0]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("datum plugin search"));
+    assert!(replies[1]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("line 2"));
+}

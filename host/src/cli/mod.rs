@@ -1,6 +1,7 @@
 //! The `datum` command line: host verbs, plus every command an installed plugin
 //! contributes (routed by [`dynamic`]).
 
+mod batch;
 mod boot;
 mod dynamic;
 mod output;
@@ -55,6 +56,8 @@ pub enum Command {
     /// Find, install and manage plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Run many plugin calls (JSON lines in, JSON lines out) with each plugin loaded once.
+    Batch(batch::BatchArgs),
     /// Maintain a folder registry (used by scripts/build-registry).
     #[command(subcommand)]
     Registry(registry_cmd::RegistryCommand),
@@ -127,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Status => status::run(&ctx),
         Command::Plugin(cmd) => plugin::run(&ctx, cmd),
         Command::Registry(cmd) => registry_cmd::run(&ctx, cmd),
+        Command::Batch(args) => batch::run(&ctx, args),
         Command::External(args) => dynamic::run(&ctx, args),
     };
     match result {

@@ -19,6 +19,7 @@ pub struct NativeInstance {
     module: PluginModuleRef,
     services: Services,
     timeout: Duration,
+    worker: Option<Worker>,
 }
 
 impl NativeInstance {
@@ -31,6 +32,7 @@ impl NativeInstance {
             module,
             services,
             timeout: Duration::from_millis(options.limits.timeout_ms),
+            worker: None,
         })
     }
 }
@@ -58,11 +60,10 @@ fn summarise(e: &LibraryError) -> String {
     }
 }
 
-/// Called by the plugin for every host service. `ctx` is the `Services` box that
-/// `invoke` created for this call.
+/// Called by the plugin for every host service. `ctx` is the worker's `Services` box.
 extern "C" fn service_trampoline(ctx: *const (), request: RStr<'_>) -> RString {
-    // SAFETY: `ctx` points at the `Services` boxed in `invoke`, which stays alive until
-    // the call returns (or is leaked on timeout), and is only read here.
+    // SAFETY: `ctx` points at the `Services` boxed by the worker thread running this
+    // call; the worker outlives the call, and the box is only read here.
     let services = unsafe { &*(ctx as *const Services) };
     match catch_unwind(AssertUnwindSafe(|| services(request.as_str()))) {
         Ok(reply) => reply.into(),
@@ -73,66 +74,95 @@ extern "C" fn service_trampoline(ctx: *const (), request: RStr<'_>) -> RString {
 }
 
 /// The module reference is a pointer to a leaked, immutable static in a library that
-/// is never unloaded, so sharing it with the watchdog thread is sound.
+/// is never unloaded, so sharing it with the worker thread is sound.
+#[derive(Clone, Copy)]
 struct SendModule(PluginModuleRef);
 // SAFETY: see above; the referenced prefix struct holds only function pointers.
 unsafe impl Send for SendModule {}
 
-impl NativeInstance {
-    fn call(
-        &mut self,
-        f: impl FnOnce(PluginModuleRef, HostCallbacks) -> RString + Send + 'static,
-    ) -> Result<String, CallFailure> {
-        let ctx: &'static Services = Box::leak(Box::new(self.services.clone()));
-        let callbacks = HostCallbacks {
-            ctx: ctx as *const Services as *const (),
-            call: service_trampoline,
-        };
-        let module = SendModule(self.module);
-        let (tx, rx) = mpsc::channel();
-        let callbacks = SendCallbacks(callbacks);
-        let spawned = std::thread::Builder::new()
+struct SendCallbacks(HostCallbacks);
+// SAFETY: `ctx` points at a `Services` (Send + Sync) owned by the worker, which outlives every call.
+unsafe impl Send for SendCallbacks {}
+
+type Job = Box<dyn FnOnce(PluginModuleRef, HostCallbacks) -> RString + Send>;
+
+/// One long-lived thread per loaded plugin runs its calls, so a call costs a channel
+/// round trip rather than a thread start. A call that overruns its time limit leaves
+/// the worker stuck; it is abandoned (never joined) and the next call starts a new one.
+struct Worker {
+    jobs: mpsc::Sender<Job>,
+    replies: mpsc::Receiver<std::thread::Result<String>>,
+}
+
+impl Worker {
+    fn start(module: PluginModuleRef, services: Services) -> Option<Worker> {
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+        let (reply_tx, reply_rx) = mpsc::channel();
+        let module = SendModule(module);
+        std::thread::Builder::new()
             .name("datum-native-plugin".into())
             .spawn(move || {
                 let module = module;
-                let callbacks = callbacks;
-                // The plugin catches its own panics; this guards the glue.
-                let reply = catch_unwind(AssertUnwindSafe(|| f(module.0, callbacks.0)));
-                let _ = tx.send(reply.map(RString::into_string));
-            });
-        if spawned.is_err() {
-            return Err(CallFailure::Trap(
-                "could not start the plugin call thread".into(),
-            ));
-        }
-        let outcome = match rx.recv_timeout(self.timeout) {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(_)) => Err(CallFailure::Panic("panic in the native call glue".into())),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                // The thread keeps running; `ctx` stays leaked so it never dangles.
-                return Err(CallFailure::Timeout(self.timeout.as_millis() as u64));
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(CallFailure::Trap("the plugin call thread died".into()))
-            }
-        };
-        // SAFETY: the call finished, so the plugin no longer holds `ctx`; reclaim it.
-        drop(unsafe { Box::from_raw(ctx as *const Services as *mut Services) });
-        outcome
+                // The worker owns the services for its whole life; the plugin only ever
+                // sees a pointer to them while a call it made is running.
+                let services: Box<Services> = Box::new(services);
+                let callbacks = SendCallbacks(HostCallbacks {
+                    ctx: &*services as *const Services as *const (),
+                    call: service_trampoline,
+                });
+                while let Ok(job) = job_rx.recv() {
+                    // The plugin catches its own panics; this guards the glue.
+                    let reply = catch_unwind(AssertUnwindSafe(|| job(module.0, callbacks.0)));
+                    if reply_tx.send(reply.map(RString::into_string)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Worker {
+            jobs: job_tx,
+            replies: reply_rx,
+        })
     }
 }
 
-struct SendCallbacks(HostCallbacks);
-// SAFETY: `ctx` points at a `Services` (Send + Sync) that outlives the call.
-unsafe impl Send for SendCallbacks {}
+impl NativeInstance {
+    fn call(&mut self, job: Job) -> Result<String, CallFailure> {
+        let worker = match self.worker.take() {
+            Some(w) => w,
+            None => Worker::start(self.module, self.services.clone()).ok_or_else(|| {
+                CallFailure::Trap("could not start the plugin's worker thread".into())
+            })?,
+        };
+        if worker.jobs.send(job).is_err() {
+            return Err(CallFailure::Trap("the plugin's worker thread died".into()));
+        }
+        match worker.replies.recv_timeout(self.timeout) {
+            Ok(Ok(reply)) => {
+                self.worker = Some(worker);
+                Ok(reply)
+            }
+            Ok(Err(_)) => Err(CallFailure::Panic("panic in the native call glue".into())),
+            // The stuck worker is dropped here without joining; it keeps its services alive.
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                Err(CallFailure::Timeout(self.timeout.as_millis() as u64))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(CallFailure::Trap("the plugin's worker thread died".into()))
+            }
+        }
+    }
+}
 
 impl super::Instance for NativeInstance {
     fn describe(&mut self) -> Result<String, CallFailure> {
-        self.call(|module, _| (module.describe())())
+        self.call(Box::new(|module, _| (module.describe())()))
     }
 
     fn invoke(&mut self, request: &str) -> Result<String, CallFailure> {
         let request = request.to_owned();
-        self.call(move |module, callbacks| (module.invoke())(callbacks, RStr::from_str(&request)))
+        self.call(Box::new(move |module, callbacks| {
+            (module.invoke())(callbacks, RStr::from_str(&request))
+        }))
     }
 }

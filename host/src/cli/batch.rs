@@ -1,0 +1,109 @@
+//! `datum batch`: many plugin calls in one process, for agents in hot loops.
+//!
+//! Reads JSON lines `{"command": "flux run", "args": {...}}` and writes one response
+//! envelope per line (`{"ok": true, "data", "text"}` or `{"ok": false, "error"}`).
+//! Each plugin is loaded once and reused, so a call costs microseconds, not a process.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+use anyhow::Context as _;
+use datum_plugin_api::Format;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::Context;
+use crate::runtime::{Runtime, RuntimeError, Session};
+
+#[derive(Debug, clap::Args)]
+pub struct BatchArgs {
+    /// JSON-lines file of calls, or `-` for standard input.
+    #[arg(default_value = "-")]
+    pub input: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Call {
+    command: String,
+    #[serde(default)]
+    args: Map<String, Value>,
+}
+
+pub fn run(ctx: &Context, args: BatchArgs) -> anyhow::Result<()> {
+    let runtime = Runtime::open(ctx.home()?, ctx.workshop()?)?;
+    let reader: Box<dyn BufRead> = if args.input == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(&args.input)
+            .with_context(|| format!("cannot open {}", args.input))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut sessions: HashMap<String, Session> = HashMap::new();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (mut ok, mut failed) = (0usize, 0usize);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.context("cannot read the batch input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let reply = match call_one(&runtime, &mut sessions, &line) {
+            Ok(r) => r,
+            Err(e) => error_reply(n + 1, &e),
+        };
+        if reply["ok"] == true {
+            ok += 1
+        } else {
+            failed += 1
+        }
+        writeln!(out, "{reply}")?;
+    }
+    out.flush()?;
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} batch calls failed (see their replies)",
+            ok + failed
+        );
+    }
+    Ok(())
+}
+
+fn call_one(
+    runtime: &Runtime,
+    sessions: &mut HashMap<String, Session>,
+    line: &str,
+) -> Result<Value, RuntimeError> {
+    let call: Call = serde_json::from_str(line).map_err(|e| {
+        RuntimeError::Other(format!(
+            "not a call `{{\"command\": …, \"args\": {{…}}}}`: {e}"
+        ))
+    })?;
+    let words: Vec<&str> = call.command.split_whitespace().collect();
+    let route = runtime.route(&words).ok_or_else(|| {
+        RuntimeError::Other(format!(
+            "no installed plugin provides `{}`; see `datum plugin search`",
+            call.command
+        ))
+    })?;
+    let name = route.plugin.locked.name.clone();
+    let session = match sessions.entry(name.clone()) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => e.insert(runtime.session(&name)?),
+    };
+    let mut request = runtime.request(&route.command.path);
+    request.args = call.args;
+    request.format = Format::Json;
+    let reply = session.invoke_raw(&request)?;
+    Ok(serde_json::to_value(&reply).unwrap_or_else(
+        |e| json!({"ok": false, "error": {"kind": "internal", "message": e.to_string()}}),
+    ))
+}
+
+fn error_reply(line: usize, e: &RuntimeError) -> Value {
+    let mut error = json!({ "kind": e.kind(), "message": format!("line {line}: {e}") });
+    if let Some((plugin, version)) = e.plugin() {
+        error["plugin"] = json!(plugin);
+        error["version"] = json!(version);
+    }
+    json!({ "ok": false, "error": error })
+}
