@@ -2,7 +2,7 @@
 //!
 //! A plain library (not a plugin): the flux-vm plugin wraps it, and later evolve,
 //! think and the Vulkan backend's CPU fallback reuse it. It never panics on any input:
-//! every malformed program ends in a [`Trap`].
+//! every malformed program ends in a [`Trap`], and the step limit ends every loop.
 //!
 //! ```
 //! use flux_core::{run, Config, Status};
@@ -12,11 +12,22 @@
 //! assert_eq!(result.stack, vec![12]);
 //! ```
 
+pub mod conformance;
+mod escape;
 pub mod hex;
 mod machine;
 mod opcode;
+mod profile;
+mod reg;
+mod stack;
 mod trap;
 
-pub use machine::{run, Config, Flags, Machine, RunResult, Status};
+pub use escape::{compressed_len, escape_len, payload_len};
+pub use machine::{
+    run, Config, Continuation, Flags, Machine, RunResult, Status, TraceStep, DEFAULT_MAX_STEPS,
+    MEMORY_BYTES, REGISTERS, STACK_CAPACITY,
+};
 pub use opcode::Op;
+pub use profile::{parse_image, with_header, ImageError, Profile, HEADER_LEN};
+pub use reg::{reg_defined, reg_len};
 pub use trap::Trap;

@@ -1,18 +1,27 @@
-//! Machine state and the stack-profile interpreter (FLUX.md §2–§10).
+//! Machine state and the interpreter loop (FLUX.md §2–§12).
+//!
+//! One `Machine` runs one program in one profile. State a FORK child shares with its
+//! parent (memory, channels, capabilities, sandbox, fuel, step count) lives directly in
+//! the machine; what each context owns (pc, stacks, flags, registers, clock, deadline)
+//! lives in [`Ctx`], which JOIN swaps out while the child runs.
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::opcode::Op;
+use crate::profile::Profile;
 use crate::trap::Trap;
 
 pub const STACK_CAPACITY: usize = 4096;
 pub const RETURN_STACK_CAPACITY: usize = 1024;
 pub const MEMORY_BYTES: usize = 65536;
 pub const DEFAULT_MAX_STEPS: u64 = 1_000_000;
+pub const MAX_JOIN_DEPTH: u32 = 64;
+pub const REGISTERS: usize = 16;
+pub(crate) const CANONICAL_NAN: u32 = 0x7FC0_0000;
 const CHANNELS: usize = 256;
-const CANONICAL_NAN: u32 = 0x7FC0_0000;
+/// FUEL_SET's "unlimited" value, also what FUEL_CHECK reports when fuel is off.
+pub const UNLIMITED_FUEL: u32 = u32::MAX;
 
 /// The four condition flags, packed as the spec numbers them (Z=1, S=2, C=4, O=8).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,26 +34,31 @@ impl Flags {
     pub const C: u8 = 0x04;
     pub const O: u8 = 0x08;
 
-    fn from_bits(z: bool, s: bool, c: bool, o: bool) -> Flags {
+    #[inline]
+    pub(crate) fn from_bits(z: bool, s: bool, c: bool, o: bool) -> Flags {
         Flags(z as u8 | (s as u8) << 1 | (c as u8) << 2 | (o as u8) << 3)
     }
 
-    fn add(a: u32, b: u32) -> Flags {
+    #[inline]
+    pub(crate) fn add(a: u32, b: u32) -> Flags {
         let (r, carry) = a.overflowing_add(b);
         let overflow = (a as i32).overflowing_add(b as i32).1;
         Flags::from_bits(r == 0, r >> 31 == 1, carry, overflow)
     }
 
-    fn sub(a: u32, b: u32) -> Flags {
+    #[inline]
+    pub(crate) fn sub(a: u32, b: u32) -> Flags {
         let r = a.wrapping_sub(b);
         let overflow = (a as i32).overflowing_sub(b as i32).1;
         Flags::from_bits(r == 0, r >> 31 == 1, a < b, overflow)
     }
 
-    fn logic(r: u32) -> Flags {
+    #[inline]
+    pub(crate) fn logic(r: u32) -> Flags {
         Flags::from_bits(r == 0, r >> 31 == 1, false, false)
     }
 
+    #[inline]
     pub fn zero(self) -> bool {
         self.0 & Flags::Z != 0
     }
@@ -66,474 +80,483 @@ pub enum Status {
     Trap,
 }
 
-/// Run options.
+/// A saved execution state (SUSPEND writes one; RESUME restores the newest).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Continuation {
+    #[serde(default)]
+    pub channel: u8,
+    #[serde(default)]
+    pub pc: u32,
+    /// Bottom → top.
+    #[serde(default)]
+    pub stack: Vec<i64>,
+    #[serde(default)]
+    pub flags: u8,
+    #[serde(default)]
+    pub clock: u64,
+    /// `None` = unlimited.
+    #[serde(default)]
+    pub fuel: Option<u32>,
+    #[serde(default)]
+    pub registers: Vec<i64>,
+}
+
+/// Run options and host environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
+    pub profile: Profile,
     /// Words pushed before the run, bottom first.
     pub initial_stack: Vec<u32>,
     /// At most this many instructions start; one more traps with `STEP_LIMIT`.
     pub max_steps: u64,
+    /// Fuel budget (§11.3); `None` = unlimited.
+    pub fuel: Option<u32>,
+    /// The virtual clock at the first instruction (§11.2).
+    pub clock_start: u64,
+    /// What IDENTITY_GET reports.
+    pub identity: u32,
+    /// Capability ids CAP_INVOKE may use.
+    pub capabilities: Vec<u16>,
+    /// Resources YIELD_IF_CONTENTION sees as contended.
+    pub contended: Vec<u8>,
+    /// A continuation placed in the store before the run (not jumped to).
+    pub resume_from: Option<Continuation>,
+    /// Record up to this many executed instructions (0 = no trace).
+    pub trace_limit: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
+            profile: Profile::Stack,
             initial_stack: Vec::new(),
             max_steps: DEFAULT_MAX_STEPS,
+            fuel: None,
+            clock_start: 0,
+            identity: 1,
+            capabilities: Vec::new(),
+            contended: Vec::new(),
+            resume_from: None,
+            trace_limit: 0,
         }
     }
 }
 
-/// The observable result of a run (FLUX.md §10).
+impl Config {
+    pub fn reg() -> Self {
+        Config {
+            profile: Profile::Reg,
+            ..Config::default()
+        }
+    }
+}
+
+/// One executed instruction, for `--trace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceStep {
+    pub step: u64,
+    pub pc: usize,
+    pub opcode: u8,
+    /// Depth of the data stack before the instruction.
+    pub depth: usize,
+    /// Top of the data stack before the instruction.
+    pub top: Option<i32>,
+}
+
+/// The observable result of a run (FLUX.md §10, §12.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunResult {
+    pub profile: Profile,
     /// Bottom → top, as signed words; empty after a trap.
     pub stack: Vec<i32>,
     pub flags: Flags,
     pub status: Status,
     /// The trap, when `status` is `trap`.
     pub error: Option<Trap>,
+    /// Where the trap happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trap_pc: Option<usize>,
     /// Instructions started, the faulting one included.
     pub steps: u64,
+    /// R0…R15 (`reg` profile only; not part of conformance comparison).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registers: Option<Vec<i32>>,
+    pub clock: u64,
+    /// Remaining fuel; `None` = unlimited.
+    pub fuel: Option<u32>,
+    pub confidence: u32,
+    /// Continuations left in the store.
+    pub continuations: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<TraceStep>,
 }
 
-/// A FLUX machine over one program. Reusable: [`Machine::reset`] clears the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sandbox {
+    pub start: u32,
+    pub size: u32,
+    pub perms: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChildState {
+    Ready(usize),
+    Cancelled,
+    Joined,
+}
+
+/// Per-context state (each FORK child has its own).
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub pc: usize,
+    pub stack: Vec<u32>,
+    pub returns: Vec<usize>,
+    pub flags: Flags,
+    pub regs: [u32; REGISTERS],
+    pub clock: u64,
+    /// Armed deadline guard: (t_dead, checkpoint pc).
+    pub deadline: Option<(u64, usize)>,
+}
+
+impl Ctx {
+    fn new(pc: usize, clock: u64) -> Ctx {
+        Ctx {
+            pc,
+            stack: Vec::with_capacity(STACK_CAPACITY),
+            returns: Vec::new(),
+            flags: Flags::default(),
+            regs: [0; REGISTERS],
+            clock,
+            deadline: None,
+        }
+    }
+}
+
+/// What one instruction asks of the loop.
+pub(crate) enum Next {
+    Continue,
+    /// Continue without charging fuel (FUEL_SET).
+    Uncharged,
+    Stop(Status),
+}
+
+/// A FLUX machine over one program.
 pub struct Machine<'c> {
-    code: &'c [u8],
-    pc: usize,
-    stack: Vec<u32>,
-    returns: Vec<usize>,
-    flags: Flags,
-    memory: Box<[u8]>,
-    confidence: u32,
-    channels: Vec<VecDeque<u32>>,
-    steps: u64,
+    pub(crate) code: &'c [u8],
+    pub(crate) profile: Profile,
+    pub(crate) ctx: Ctx,
+    pub(crate) memory: Box<[u8]>,
+    pub(crate) confidence: u32,
+    pub(crate) channels: Vec<VecDeque<u32>>,
+    pub(crate) steps: u64,
+    pub(crate) max_steps: u64,
+    pub(crate) fuel: Option<u32>,
+    pub(crate) identity: u32,
+    pub(crate) capabilities: Vec<u16>,
+    pub(crate) contended: Vec<u8>,
+    pub(crate) sandbox: Option<Sandbox>,
+    pub(crate) sandbox_saved: Vec<Option<Sandbox>>,
+    pub(crate) tags: Vec<(u16, u16, u8)>,
+    pub(crate) persisted: Vec<(u16, Vec<u8>)>,
+    pub(crate) continuations: Vec<Continuation>,
+    pub(crate) children: Vec<ChildState>,
+    trace_limit: usize,
+    trace: Vec<TraceStep>,
+    fault_pc: usize,
 }
 
 impl std::fmt::Debug for Machine<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Machine")
-            .field("pc", &self.pc)
-            .field("stack", &self.stack)
-            .field("flags", &self.flags)
+            .field("profile", &self.profile)
+            .field("pc", &self.ctx.pc)
+            .field("stack", &self.ctx.stack)
             .field("steps", &self.steps)
             .finish_non_exhaustive()
     }
 }
 
-/// Run `code` in the stack profile from a fresh machine.
+/// Run `code` from a fresh machine.
 pub fn run(code: &[u8], config: &Config) -> RunResult {
-    let mut machine = Machine::new(code);
-    machine.run(config)
-}
-
-/// What one instruction did to control flow.
-enum Next {
-    Continue,
-    Stop(Status),
+    Machine::new(code, config).run()
 }
 
 impl<'c> Machine<'c> {
-    pub fn new(code: &'c [u8]) -> Self {
+    pub fn new(code: &'c [u8], config: &Config) -> Self {
         Machine {
             code,
-            pc: 0,
-            stack: Vec::with_capacity(64),
-            returns: Vec::new(),
-            flags: Flags::default(),
+            profile: config.profile,
+            ctx: Ctx::new(0, config.clock_start),
             memory: vec![0; MEMORY_BYTES].into_boxed_slice(),
             confidence: 1000,
             channels: vec![VecDeque::new(); CHANNELS],
             steps: 0,
+            max_steps: config.max_steps,
+            fuel: config.fuel.filter(|f| *f != UNLIMITED_FUEL),
+            identity: config.identity,
+            capabilities: config.capabilities.clone(),
+            contended: config.contended.clone(),
+            sandbox: None,
+            sandbox_saved: Vec::new(),
+            tags: Vec::new(),
+            persisted: Vec::new(),
+            continuations: config.resume_from.iter().cloned().collect(),
+            children: Vec::new(),
+            trace_limit: config.trace_limit,
+            trace: Vec::new(),
+            fault_pc: 0,
         }
+        .with_initial_stack(&config.initial_stack)
     }
 
-    pub fn reset(&mut self) {
-        self.pc = 0;
-        self.stack.clear();
-        self.returns.clear();
-        self.flags = Flags::default();
-        self.memory.fill(0);
-        self.confidence = 1000;
-        self.channels.iter_mut().for_each(VecDeque::clear);
-        self.steps = 0;
+    fn with_initial_stack(mut self, words: &[u32]) -> Self {
+        // More than the stack holds is reported as an overflow on the first step.
+        self.ctx.stack.extend(words.iter().take(STACK_CAPACITY + 1));
+        self
     }
 
-    /// Run to completion from the current state.
-    pub fn run(&mut self, config: &Config) -> RunResult {
-        let outcome = self
-            .start(config)
-            .and_then(|()| self.execute(config.max_steps));
-        let (status, error) = match outcome {
-            Ok(status) => (status, None),
+    /// The words the host may read back (e.g. a snapshot PERSIST took).
+    pub fn persisted(&self) -> &[(u16, Vec<u8>)] {
+        &self.persisted
+    }
+
+    /// Run to completion.
+    pub fn run(mut self) -> RunResult {
+        let outcome = if self.ctx.stack.len() > STACK_CAPACITY {
+            Err(Trap::StackOverflow)
+        } else {
+            match self.profile {
+                Profile::Stack => self.execute::<false>(0),
+                Profile::Reg => self.execute::<true>(0),
+            }
+        };
+        let (status, error, trap_pc) = match outcome {
+            Ok(status) => (status, None, None),
             Err(trap) => {
                 // §10: the data stack is not observable after a trap.
-                self.stack.clear();
-                (Status::Trap, Some(trap))
+                self.ctx.stack.clear();
+                let at = if matches!(trap, Trap::StepLimit | Trap::DeadlineExceeded) {
+                    self.ctx.pc
+                } else {
+                    self.fault_pc
+                };
+                (Status::Trap, Some(trap), Some(at))
             }
         };
         RunResult {
-            stack: self.stack.iter().map(|&w| w as i32).collect(),
-            flags: self.flags,
+            profile: self.profile,
+            stack: self.ctx.stack.iter().map(|&w| w as i32).collect(),
+            flags: self.ctx.flags,
             status,
             error,
+            trap_pc,
             steps: self.steps,
+            registers: (self.profile == Profile::Reg)
+                .then(|| self.ctx.regs.iter().map(|&r| r as i32).collect()),
+            clock: self.ctx.clock,
+            fuel: self.fuel,
+            confidence: self.confidence,
+            continuations: self.continuations.len(),
+            trace: self.trace,
         }
     }
 
-    fn start(&mut self, config: &Config) -> Result<(), Trap> {
-        for &w in &config.initial_stack {
-            self.push(w)?;
-        }
-        Ok(())
-    }
-
-    fn execute(&mut self, max_steps: u64) -> Result<Status, Trap> {
+    /// The interpreter loop for the current context. `REG` selects the profile at
+    /// compile time so the hot loop has no per-instruction profile test.
+    pub(crate) fn execute<const REG: bool>(&mut self, depth: u32) -> Result<Status, Trap> {
         loop {
-            if self.pc >= self.code.len() {
+            let pc = self.ctx.pc;
+            if pc >= self.code.len() {
                 return Ok(Status::End);
             }
-            if self.steps >= max_steps {
+            if self.steps >= self.max_steps {
                 return Err(Trap::StepLimit);
             }
             self.steps += 1;
-            if let Next::Stop(status) = self.step()? {
+            if let Some((t_dead, checkpoint)) = self.ctx.deadline {
+                if pc == checkpoint {
+                    self.ctx.deadline = None;
+                } else if self.ctx.clock > t_dead {
+                    return Err(Trap::DeadlineExceeded);
+                }
+            }
+            if self.trace_limit > self.trace.len() {
+                self.trace.push(TraceStep {
+                    step: self.steps,
+                    pc,
+                    opcode: self.code[pc],
+                    depth: self.ctx.stack.len(),
+                    top: self.ctx.stack.last().map(|&w| w as i32),
+                });
+            }
+            let step = if REG {
+                self.step_reg(depth)
+            } else {
+                self.step_stack(depth)
+            };
+            let next = match step {
+                Ok(next) => next,
+                Err(trap) => {
+                    self.fault_pc = pc;
+                    return Err(trap);
+                }
+            };
+            self.ctx.clock += 1;
+            if let Some(fuel) = self.fuel.as_mut() {
+                if !matches!(next, Next::Uncharged) {
+                    *fuel -= 1;
+                    if *fuel == 0 {
+                        self.fault_pc = pc;
+                        return Err(Trap::FuelExhausted);
+                    }
+                }
+            }
+            if let Next::Stop(status) = next {
                 return Ok(status);
             }
         }
     }
 
-    #[inline]
-    fn push(&mut self, w: u32) -> Result<(), Trap> {
-        if self.stack.len() >= STACK_CAPACITY {
+    // ---- shared helpers --------------------------------------------------------
+
+    #[inline(always)]
+    pub(crate) fn push(&mut self, w: u32) -> Result<(), Trap> {
+        if self.ctx.stack.len() >= STACK_CAPACITY {
             return Err(Trap::StackOverflow);
         }
-        self.stack.push(w);
+        self.ctx.stack.push(w);
         Ok(())
     }
 
-    #[inline]
-    fn pop(&mut self) -> Result<u32, Trap> {
-        self.stack.pop().ok_or(Trap::StackUnderflow)
+    #[inline(always)]
+    pub(crate) fn pop(&mut self) -> Result<u32, Trap> {
+        self.ctx.stack.pop().ok_or(Trap::StackUnderflow)
     }
 
     /// Pop `a b` (b on top), checking the depth first so nothing is consumed on underflow.
-    #[inline]
-    fn pop2(&mut self) -> Result<(u32, u32), Trap> {
-        if self.stack.len() < 2 {
+    #[inline(always)]
+    pub(crate) fn pop2(&mut self) -> Result<(u32, u32), Trap> {
+        let n = self.ctx.stack.len();
+        if n < 2 {
             return Err(Trap::StackUnderflow);
         }
-        let b = self.pop()?;
-        let a = self.pop()?;
+        let (a, b) = (self.ctx.stack[n - 2], self.ctx.stack[n - 1]);
+        self.ctx.stack.truncate(n - 2);
         Ok((a, b))
     }
 
-    fn need(&self, n: usize) -> Result<(), Trap> {
-        if self.stack.len() < n {
+    #[inline(always)]
+    pub(crate) fn need(&self, n: usize) -> Result<(), Trap> {
+        if self.ctx.stack.len() < n {
             Err(Trap::StackUnderflow)
         } else {
             Ok(())
         }
     }
 
-    fn operand(&self, len: usize) -> Result<&'c [u8], Trap> {
+    /// The `len` bytes of the instruction at pc, or TRUNCATED_INSTRUCTION.
+    #[inline(always)]
+    pub(crate) fn fetch(&self, len: usize) -> Result<&'c [u8], Trap> {
+        let pc = self.ctx.pc;
         self.code
-            .get(self.pc + 1..self.pc + len)
+            .get(pc..pc + len)
             .ok_or(Trap::TruncatedInstruction)
     }
 
-    fn jump(&mut self, next_pc: usize, disp: i16) -> Result<(), Trap> {
+    /// pc := next_pc + disp, within 0 ..= len(code).
+    #[inline(always)]
+    pub(crate) fn jump_rel(&mut self, next_pc: usize, disp: i32) -> Result<(), Trap> {
         let target = next_pc as i64 + disp as i64;
+        self.jump_abs(target)
+    }
+
+    #[inline(always)]
+    pub(crate) fn jump_abs(&mut self, target: i64) -> Result<(), Trap> {
         if target < 0 || target > self.code.len() as i64 {
             return Err(Trap::BadJump);
         }
-        self.pc = target as usize;
+        self.ctx.pc = target as usize;
         Ok(())
     }
 
-    fn load_word(&self, addr: usize) -> u32 {
-        let b = |i: usize| self.memory[(addr + i) % MEMORY_BYTES];
-        u32::from_le_bytes([b(0), b(1), b(2), b(3)])
+    /// Check a word access at effective byte address `addr` (range, then sandbox).
+    #[inline(always)]
+    pub(crate) fn mem_check(&self, addr: i64, write: bool) -> Result<usize, Trap> {
+        if !(0..MEMORY_BYTES as i64).contains(&addr) {
+            return Err(Trap::MemOutOfRange);
+        }
+        let addr = addr as usize;
+        if let Some(sb) = self.sandbox {
+            let need = if write { 2 } else { 1 };
+            let inside = (0..4).all(|i| {
+                let b = ((addr + i) % MEMORY_BYTES) as u32;
+                b >= sb.start && b < sb.start + sb.size
+            });
+            if sb.perms & need == 0 || !inside {
+                return Err(Trap::SandboxViolation);
+            }
+        }
+        Ok(addr)
     }
 
-    fn store_word(&mut self, addr: usize, w: u32) {
+    #[inline(always)]
+    pub(crate) fn load_word(&self, addr: usize) -> u32 {
+        if addr <= MEMORY_BYTES - 4 {
+            u32::from_le_bytes([
+                self.memory[addr],
+                self.memory[addr + 1],
+                self.memory[addr + 2],
+                self.memory[addr + 3],
+            ])
+        } else {
+            let b = |i: usize| self.memory[(addr + i) % MEMORY_BYTES];
+            u32::from_le_bytes([b(0), b(1), b(2), b(3)])
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn store_word(&mut self, addr: usize, w: u32) {
         for (i, byte) in w.to_le_bytes().into_iter().enumerate() {
             self.memory[(addr + i) % MEMORY_BYTES] = byte;
         }
     }
 
-    fn word_index(i: u32) -> Result<usize, Trap> {
-        let i = i as i32;
-        if (0..=16383).contains(&i) {
-            Ok(i as usize * 4)
+    /// Binary32 arithmetic on word bit patterns; every NaN becomes the canonical one.
+    #[inline(always)]
+    pub(crate) fn float_op(a: u32, b: u32, f: impl FnOnce(f32, f32) -> f32) -> u32 {
+        let r = f(f32::from_bits(a), f32::from_bits(b));
+        if r.is_nan() {
+            CANONICAL_NAN
         } else {
-            Err(Trap::MemOutOfRange)
+            r.to_bits()
         }
     }
 
-    fn binary(&mut self, f: impl FnOnce(u32, u32) -> (u32, Option<Flags>)) -> Result<(), Trap> {
-        let (a, b) = self.pop2()?;
-        let (r, flags) = f(a, b);
-        if let Some(flags) = flags {
-            self.flags = flags;
-        }
-        self.push(r)
-    }
-
-    fn float(&mut self, f: impl FnOnce(f32, f32) -> f32) -> Result<(), Trap> {
-        self.binary(|a, b| {
-            let r = f(f32::from_bits(a), f32::from_bits(b));
-            (
-                if r.is_nan() {
-                    CANONICAL_NAN
-                } else {
-                    r.to_bits()
-                },
-                None,
-            )
-        })
-    }
-
-    fn compare(&mut self, f: impl FnOnce(i32, i32) -> bool) -> Result<(), Trap> {
-        self.binary(|a, b| (f(a as i32, b as i32) as u32, Some(Flags::sub(a, b))))
-    }
-
-    fn unary(&mut self, f: impl FnOnce(u32) -> (u32, Flags)) -> Result<(), Trap> {
-        let a = self.pop()?;
-        let (r, flags) = f(a);
-        self.flags = flags;
-        self.push(r)
-    }
-
-    fn step(&mut self) -> Result<Next, Trap> {
-        let byte = self.code[self.pc];
-        let op = Op::from_byte(byte).ok_or(Trap::InvalidOpcode)?;
-        let len = op.encoded_len();
-        let operand = self.operand(len)?;
-        let next_pc = self.pc + len;
-        self.pc = next_pc;
-        match op {
-            Op::Halt => return Ok(Next::Stop(Status::Halted)),
-            Op::Nop => {}
-            Op::Break => return Ok(Next::Stop(Status::Break)),
-            Op::Add => self.binary(|a, b| (a.wrapping_add(b), Some(Flags::add(a, b))))?,
-            Op::Sub => self.binary(|a, b| (a.wrapping_sub(b), Some(Flags::sub(a, b))))?,
-            Op::Mul => self.binary(|a, b| {
-                let exact = (a as i32 as i64) * (b as i32 as i64);
-                let r = exact as u32;
-                let lost = exact != r as i32 as i64;
-                (r, Some(Flags::from_bits(r == 0, r >> 31 == 1, lost, lost)))
-            })?,
-            Op::Div | Op::Mod => {
-                let (a, b) = self.pop2()?;
-                let (a, b) = (a as i32, b as i32);
-                if b == 0 {
-                    return Err(Trap::DivZero);
-                }
-                let (r, overflow) = if op == Op::Div {
-                    a.overflowing_div(b)
-                } else {
-                    (a.wrapping_rem(b), false)
-                };
-                let r = r as u32;
-                self.flags = Flags::from_bits(r == 0, r >> 31 == 1, false, overflow);
-                self.push(r)?;
-            }
-            Op::Neg => self.unary(|a| (0u32.wrapping_sub(a), Flags::sub(0, a)))?,
-            Op::Inc => self.unary(|a| (a.wrapping_add(1), Flags::add(a, 1)))?,
-            Op::Dec => self.unary(|a| (a.wrapping_sub(1), Flags::sub(a, 1)))?,
-            Op::Eq => self.compare(|a, b| a == b)?,
-            Op::Ne => self.compare(|a, b| a != b)?,
-            Op::Lt => self.compare(|a, b| a < b)?,
-            Op::Le => self.compare(|a, b| a <= b)?,
-            Op::Gt => self.compare(|a, b| a > b)?,
-            Op::Ge => self.compare(|a, b| a >= b)?,
-            Op::And => self.binary(|a, b| (a & b, Some(Flags::logic(a & b))))?,
-            Op::Or => self.binary(|a, b| (a | b, Some(Flags::logic(a | b))))?,
-            Op::Xor => self.binary(|a, b| (a ^ b, Some(Flags::logic(a ^ b))))?,
-            Op::Not => self.unary(|a| (!a, Flags::logic(!a)))?,
-            Op::Shl => self.binary(|a, n| {
-                let r = a << (n & 31);
-                (r, Some(Flags::logic(r)))
-            })?,
-            Op::Shr => self.binary(|a, n| {
-                let r = ((a as i32) >> (n & 31)) as u32;
-                (r, Some(Flags::logic(r)))
-            })?,
-            Op::Load => {
-                let addr = u16::from_le_bytes([operand[0], operand[1]]) as usize;
-                let w = self.load_word(addr);
-                self.push(w)?;
-            }
-            Op::Store => {
-                let addr = u16::from_le_bytes([operand[0], operand[1]]) as usize;
-                let w = self.pop()?;
-                self.store_word(addr, w);
-            }
-            Op::Peek => {
-                let i = self.pop()?;
-                let addr = Self::word_index(i)?;
-                let w = self.load_word(addr);
-                self.push(w)?;
-            }
-            Op::Poke => {
-                let (w, i) = self.pop2()?;
-                let addr = Self::word_index(i)?;
-                self.store_word(addr, w);
-            }
-            Op::Jmp => self.jump(next_pc, i16::from_le_bytes([operand[0], operand[1]]))?,
-            Op::Jz | Op::Jnz => {
-                self.pop()?;
-                if self.flags.zero() == (op == Op::Jz) {
-                    self.jump(next_pc, i16::from_le_bytes([operand[0], operand[1]]))?;
-                }
-            }
-            Op::Call => {
-                self.jump(next_pc, i16::from_le_bytes([operand[0], operand[1]]))?;
-                if self.returns.len() >= RETURN_STACK_CAPACITY {
-                    return Err(Trap::CallStackOverflow);
-                }
-                self.returns.push(next_pc);
-            }
-            Op::Ret => self.pc = self.returns.pop().ok_or(Trap::CallStackUnderflow)?,
-            Op::Push => {
-                let w = u32::from_le_bytes([operand[0], operand[1], operand[2], operand[3]]);
-                self.push(w)?;
-            }
-            Op::Pop => {
-                self.pop()?;
-            }
-            Op::Dup => {
-                let a = *self.stack.last().ok_or(Trap::StackUnderflow)?;
-                self.push(a)?;
-            }
-            Op::Swap => {
-                self.need(2)?;
-                let n = self.stack.len();
-                self.stack.swap(n - 1, n - 2);
-            }
-            Op::Over => {
-                self.need(2)?;
-                let a = self.stack[self.stack.len() - 2];
-                self.push(a)?;
-            }
-            Op::Rot => {
-                self.need(3)?;
-                let n = self.stack.len();
-                self.stack[n - 3..].rotate_left(1);
-            }
-            Op::Fadd => self.float(|a, b| a + b)?,
-            Op::Fsub => self.float(|a, b| a - b)?,
-            Op::Fmul => self.float(|a, b| a * b)?,
-            Op::Fdiv => self.float(|a, b| a / b)?,
-            Op::ConfGet => self.push(self.confidence)?,
-            Op::ConfSet => {
-                let v = self.pop()? as i32;
-                self.confidence = v.clamp(0, 1000) as u32;
-            }
-            Op::ConfMul => {
-                let v = self.pop()? as i32 as i64;
-                let c = (self.confidence as i64 * v / 1000).clamp(0, 1000);
-                self.confidence = c as u32;
-            }
-            Op::Signal | Op::Broadcast => {
-                let v = self.pop()?;
-                // Standalone VM: the only attached agent is itself (§9 loopback).
-                self.channels[operand[0] as usize].push_back(v);
-            }
-            Op::Listen => {
-                let v = self.channels[operand[0] as usize].pop_front().unwrap_or(0);
-                self.push(v)?;
-            }
-            // The v3 escape prefix (§11) is the full VM's work; until then every
-            // escape reports EXT_UNKNOWN rather than guessing.
-            Op::Escape => return Err(Trap::ExtUnknown),
-        }
-        Ok(Next::Continue)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hex;
-
-    fn run_hex(text: &str) -> RunResult {
-        run(&hex::decode(text).unwrap(), &Config::default())
-    }
-
-    #[test]
-    fn push_push_add_halt_leaves_twelve() {
-        let r = run_hex("550500000055070000001000");
-        assert_eq!((r.stack, r.status, r.steps), (vec![12], Status::Halted, 4));
-    }
-
-    #[test]
-    fn falling_off_the_end_is_a_normal_ending() {
-        let r = run_hex("5501000000");
-        assert_eq!((r.stack, r.status), (vec![1], Status::End));
-    }
-
-    #[test]
-    fn a_trap_hides_the_stack_and_counts_the_faulting_step() {
-        let r = run_hex("55010000005500000000 13");
-        assert_eq!(r.error, Some(Trap::DivZero));
-        assert!(r.stack.is_empty());
-        assert_eq!(r.steps, 3);
-    }
-
-    #[test]
-    fn an_infinite_loop_hits_the_step_limit() {
-        let config = Config {
-            max_steps: 1000,
-            ..Config::default()
+    /// Run FORK child `id` to completion (JOIN). Returns its top of stack or 0.
+    pub(crate) fn join(&mut self, id: u32, depth: u32) -> Result<u32, Trap> {
+        let index = (id as usize).wrapping_sub(1);
+        let entry = match self.children.get(index) {
+            Some(ChildState::Ready(entry)) => *entry,
+            _ => return Err(Trap::JoinFailed),
         };
-        let r = run(&hex::decode("50fdff").unwrap(), &config);
-        assert_eq!((r.error, r.steps), (Some(Trap::StepLimit), 1000));
-    }
-
-    #[test]
-    fn signed_division_truncates_and_int_min_over_minus_one_sets_overflow() {
-        let r = run_hex("55f9ffffff 5502000000 13");
-        assert_eq!(r.stack, vec![-3]);
-        let r = run_hex("5500000080 55ffffffff 13");
-        assert_eq!(r.stack, vec![i32::MIN]);
-        assert_eq!(r.flags.0 & Flags::O, Flags::O);
-    }
-
-    #[test]
-    fn truncated_push_traps_before_running() {
-        assert_eq!(run_hex("550500").error, Some(Trap::TruncatedInstruction));
-    }
-
-    #[test]
-    fn call_and_ret_use_the_return_stack() {
-        // call +1 ; halt ; push 9 ; ret
-        let r = run_hex("530100 00 5509000000 54");
-        assert_eq!((r.stack, r.status), (vec![9], Status::Halted));
-    }
-
-    #[test]
-    fn jumps_outside_the_program_trap() {
-        assert_eq!(run_hex("501000").error, Some(Trap::BadJump));
-    }
-
-    #[test]
-    fn store_is_visible_to_peek_of_a_quarter_the_address() {
-        let r = run_hex("552a000000 411000 5504000000 43 00");
-        assert_eq!(r.stack, vec![42]);
-    }
-
-    #[test]
-    fn floats_canonicalise_nan() {
-        // 0.0 / 0.0
-        let r = run_hex("5500000000 5500000000 73 00");
-        assert_eq!(r.stack, vec![0x7FC0_0000]);
-    }
-
-    #[test]
-    fn signal_loops_back_to_listen() {
-        let r = run_hex("5507000000 9003 9203 9203 00");
-        assert_eq!(r.stack, vec![7, 0]);
+        if depth >= MAX_JOIN_DEPTH {
+            return Err(Trap::JoinFailed);
+        }
+        self.children[index] = ChildState::Joined;
+        let child = Ctx::new(entry, self.ctx.clock);
+        let parent = std::mem::replace(&mut self.ctx, child);
+        let outcome = if entry > self.code.len() {
+            Err(Trap::BadJump)
+        } else if self.profile == Profile::Reg {
+            self.execute::<true>(depth + 1)
+        } else {
+            self.execute::<false>(depth + 1)
+        };
+        let child = std::mem::replace(&mut self.ctx, parent);
+        match outcome {
+            Ok(_) => Ok(child.stack.last().copied().unwrap_or(0)),
+            Err(Trap::FuelExhausted) => Err(Trap::FuelExhausted),
+            Err(_) => Err(Trap::JoinFailed),
+        }
     }
 }
