@@ -67,6 +67,20 @@ impl Request {
         self.arg(name).and_then(Value::as_bool).unwrap_or(false)
     }
 
+    /// A `type = "file"` argument: the file's path and bytes, as the host read them.
+    pub fn arg_file(&self, name: &str) -> Result<Option<FileArg>, PluginError> {
+        self.arg(name).map(FileArg::from_value).transpose()
+    }
+
+    /// A `type = "file"`, `multiple = true` argument.
+    pub fn arg_files(&self, name: &str) -> Result<Vec<FileArg>, PluginError> {
+        match self.arg(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items.iter().map(FileArg::from_value).collect(),
+            Some(v) => Ok(vec![FileArg::from_value(v)?]),
+        }
+    }
+
     /// A required string argument, or an `invalid-args` error naming it.
     pub fn require_str(&self, name: &str) -> Result<&str, PluginError> {
         self.arg_str(name).ok_or_else(|| {
@@ -76,6 +90,71 @@ impl Request {
             )
             .with_hint(format!("pass --{name} VALUE"))
         })
+    }
+}
+
+/// A file the host read for the plugin (see [`crate::ArgType::File`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileArg {
+    /// Absolute when the file exists; as typed otherwise.
+    pub path: String,
+    pub bytes: Vec<u8>,
+    /// False when no such file exists: the plugin may read the word as a name instead
+    /// (e.g. a built-in example) or report it.
+    pub exists: bool,
+}
+
+impl FileArg {
+    /// The wire form: `{path, encoding: "utf8" | "hex", contents}`.
+    pub fn to_value(path: &str, bytes: &[u8]) -> Value {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => serde_json::json!({"path": path, "encoding": "utf8", "contents": text}),
+            Err(_) => {
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                serde_json::json!({"path": path, "encoding": "hex", "contents": hex})
+            }
+        }
+    }
+
+    /// The wire form of a name that is not an existing file.
+    pub fn missing(path: &str) -> Value {
+        serde_json::json!({"path": path, "missing": true})
+    }
+
+    fn from_value(v: &Value) -> Result<FileArg, PluginError> {
+        let bad = || {
+            PluginError::new(
+                ErrorKind::Internal,
+                "the host passed a file argument in an unknown form",
+            )
+        };
+        let path = v["path"].as_str().ok_or_else(bad)?.to_owned();
+        if v["missing"] == true {
+            return Ok(FileArg {
+                path,
+                bytes: Vec::new(),
+                exists: false,
+            });
+        }
+        let contents = v["contents"].as_str().ok_or_else(bad)?;
+        let bytes = match v["encoding"].as_str() {
+            Some("utf8") => contents.as_bytes().to_vec(),
+            Some("hex") => (0..contents.len() / 2)
+                .map(|i| u8::from_str_radix(contents.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
+                .collect::<Result<_, _>>()
+                .map_err(|_| bad())?,
+            _ => return Err(bad()),
+        };
+        Ok(FileArg {
+            path,
+            bytes,
+            exists: true,
+        })
+    }
+
+    /// The contents as text (lossy for binary files).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
     }
 }
 
@@ -253,6 +332,14 @@ mod tests {
     fn an_ok_flag_that_lies_is_rejected() {
         let wire = r#"{"ok":false,"data":1}"#;
         assert!(serde_json::from_str::<Response>(wire).is_err());
+    }
+
+    #[test]
+    fn file_arguments_round_trip_text_and_binary() {
+        for bytes in [b"push 5\nhalt\n".to_vec(), vec![0x55, 0xff, 0x00]] {
+            let req = Request::new("x").with_arg("f", FileArg::to_value("/p", &bytes));
+            assert_eq!(req.arg_file("f").unwrap().unwrap().bytes, bytes);
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@ mod manifest;
 #[doc(hidden)]
 pub mod __private;
 
-pub use envelope::{AgentInfo, ErrorKind, Format, Output, PluginError, Request, Response};
+pub use envelope::{AgentInfo, ErrorKind, FileArg, Format, Output, PluginError, Request, Response};
 pub use host::{Host, LogLevel};
 pub use manifest::{
     valid_name, ArgSpec, ArgType, CommandSpec, Defaults, Example, Limits, Manifest, ManifestError,

@@ -84,6 +84,10 @@ pub enum ArgType {
     Bool,
     /// A path; the host resolves it against the caller's current directory.
     Path,
+    /// A file the user names on the command line: the host reads it (the user's
+    /// consent) and passes its contents, so sandboxed plugins need no file grant.
+    /// Read it with [`crate::Request::arg_file`]. Since API 1.1.
+    File,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

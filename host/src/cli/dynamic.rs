@@ -161,7 +161,7 @@ fn clap_arg(spec: &ArgSpec) -> Arg {
     };
     match spec.ty {
         ArgType::Int => arg = arg.value_parser(clap::value_parser!(i64)).value_name("N"),
-        ArgType::Path => arg = arg.value_name("PATH"),
+        ArgType::Path | ArgType::File => arg = arg.value_name("FILE"),
         ArgType::String => arg = arg.value_name(spec.name.to_uppercase()),
         ArgType::Bool => {}
     }
@@ -192,15 +192,14 @@ fn collect_args(spec: &CommandSpec, m: &clap::ArgMatches) -> anyhow::Result<Map<
                     vals.pop()
                 }
             }
-            ArgType::String | ArgType::Path => {
+            ArgType::String | ArgType::Path | ArgType::File => {
                 let mut vals = Vec::new();
                 for v in m.get_many::<String>(&a.name).into_iter().flatten() {
-                    let v = if a.ty == ArgType::Path {
-                        absolute(v)?
-                    } else {
-                        v.clone()
-                    };
-                    vals.push(Value::String(v));
+                    vals.push(match a.ty {
+                        ArgType::Path => Value::String(absolute(v)?),
+                        ArgType::File => read_file_arg(&a.name, v)?,
+                        _ => Value::String(v.clone()),
+                    });
                 }
                 if a.multiple {
                     Some(Value::Array(vals))
@@ -214,6 +213,30 @@ fn collect_args(spec: &CommandSpec, m: &clap::ArgMatches) -> anyhow::Result<Map<
         }
     }
     Ok(out)
+}
+
+/// Files larger than this are refused rather than copied into a plugin call.
+const MAX_FILE_ARG: u64 = 16 * 1024 * 1024;
+
+/// Read a file the user named for a `type = "file"` argument.
+fn read_file_arg(name: &str, path: &str) -> anyhow::Result<Value> {
+    let abs = absolute(path)?;
+    let meta = match std::fs::metadata(&abs) {
+        Ok(m) => m,
+        // Not a file: the plugin may know the word (e.g. an example's name).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(datum_plugin_api::FileArg::missing(path))
+        }
+        Err(e) => return Err(e).with_context(|| format!("--{name} {path}: cannot read it")),
+    };
+    if meta.len() > MAX_FILE_ARG {
+        anyhow::bail!(
+            "--{name} {path} is {} bytes; files passed to plugins are limited to {MAX_FILE_ARG}",
+            meta.len()
+        );
+    }
+    let bytes = std::fs::read(&abs).with_context(|| format!("--{name} {path}: cannot read it"))?;
+    Ok(datum_plugin_api::FileArg::to_value(&abs, &bytes))
 }
 
 /// Paths are resolved against the caller's directory, since the plugin has none.

@@ -12,7 +12,10 @@
 //! assert_eq!(result.stack, vec![12]);
 //! ```
 
+pub mod asm;
 pub mod conformance;
+pub mod decode;
+pub mod disasm;
 mod escape;
 pub mod hex;
 mod machine;
@@ -21,6 +24,7 @@ mod profile;
 mod reg;
 mod stack;
 mod trap;
+pub mod validate;
 
 pub use escape::{compressed_len, escape_len, payload_len};
 pub use machine::{
