@@ -205,7 +205,7 @@ impl Installer<'_> {
                 self.registry.source_id
             );
         }
-        let manifest = self.fetch_and_verify(&store, &spec.name, &resolved)?;
+        let manifest = fetch_into_store(self.home, self.registry, &spec.name, &resolved)?;
         let previous = lock.get(&spec.name).cloned();
         let grants = grants_for(&manifest, previous.as_ref(), &options.deny)?;
         let mut dependencies = Vec::new();
@@ -251,79 +251,80 @@ impl Installer<'_> {
             dependencies,
         })
     }
+}
 
-    /// Copy the artifact into the store after checking its size and hash, load it once
-    /// (compiling WASM into the cache), and cross-check what it says about itself
-    /// against the index. On any failure nothing is left in the store.
-    fn fetch_and_verify(
-        &self,
-        store: &Store,
-        name: &str,
-        resolved: &Resolved,
-    ) -> anyhow::Result<Manifest> {
-        let artifact = &resolved.artifact;
-        let source = self.registry.artifact_path(artifact)?;
-        let bytes = std::fs::read(&source).with_context(|| {
-            format!(
-                "cannot read {name}'s artifact {}; the registry is incomplete",
-                source.display()
-            )
-        })?;
-        let what = format!("{name} {} ({})", resolved.version.version, resolved.kind);
-        let existed = store.contains(&artifact.sha256, resolved.kind);
-        let path = store.stage(
-            &what,
-            &bytes,
-            &artifact.sha256,
-            artifact.size,
-            resolved.kind,
-        )?;
-        let checked = self.check_artifact(&path, name, resolved);
-        if checked.is_err() && !existed {
-            if let Some(entry) = path.parent() {
-                let _ = std::fs::remove_dir_all(entry);
-            }
+/// Copy the artifact into the store after checking its size and hash, load it once
+/// (compiling WASM into the cache), and cross-check what it says about itself
+/// against the index. On any failure nothing is left in the store.
+pub fn fetch_into_store(
+    home: &Home,
+    registry: &Registry,
+    name: &str,
+    resolved: &Resolved,
+) -> anyhow::Result<Manifest> {
+    let store = &Store::new(home.store());
+    let artifact = &resolved.artifact;
+    let source = registry.artifact_path(artifact)?;
+    let bytes = std::fs::read(&source).with_context(|| {
+        format!(
+            "cannot read {name}'s artifact {}; the registry is incomplete",
+            source.display()
+        )
+    })?;
+    let what = format!("{name} {} ({})", resolved.version.version, resolved.kind);
+    let existed = store.contains(&artifact.sha256, resolved.kind);
+    let path = store.stage(
+        &what,
+        &bytes,
+        &artifact.sha256,
+        artifact.size,
+        resolved.kind,
+    )?;
+    let checked = check_artifact(home, &path, name, resolved);
+    if checked.is_err() && !existed {
+        if let Some(entry) = path.parent() {
+            let _ = std::fs::remove_dir_all(entry);
         }
-        let manifest = checked?;
-        store.commit(&artifact.sha256, &manifest)?;
-        Ok(manifest)
     }
+    let manifest = checked?;
+    store.commit(&artifact.sha256, &manifest)?;
+    Ok(manifest)
+}
 
-    fn check_artifact(
-        &self,
-        path: &Path,
-        name: &str,
-        resolved: &Resolved,
-    ) -> anyhow::Result<Manifest> {
-        let version = &resolved.version.version;
-        let options = LoadOptions {
-            limits: resolved.version.manifest.limits,
-            wasm_cache_config: Some(wasm_cache_config(self.home)?),
-        };
-        let mut instance = loader::load(resolved.kind, path, &options, loader::no_services())
-            .map_err(|e| {
-                anyhow::anyhow!("{name} {version} cannot be loaded: {e}; nothing was installed")
-            })?;
-        let described = loader::describe(instance.as_mut())
-            .map_err(|e| anyhow::anyhow!("{name} {version}: {e}; nothing was installed"))?;
-        let m = described.manifest;
-        if m.name != name || &m.version != version {
-            bail!(
+fn check_artifact(
+    home: &Home,
+    path: &Path,
+    name: &str,
+    resolved: &Resolved,
+) -> anyhow::Result<Manifest> {
+    let version = &resolved.version.version;
+    let options = LoadOptions {
+        limits: resolved.version.manifest.limits,
+        wasm_cache_config: Some(wasm_cache_config(home)?),
+    };
+    let mut instance =
+        loader::load(resolved.kind, path, &options, loader::no_services()).map_err(|e| {
+            anyhow::anyhow!("{name} {version} cannot be loaded: {e}; nothing was installed")
+        })?;
+    let described = loader::describe(instance.as_mut())
+        .map_err(|e| anyhow::anyhow!("{name} {version}: {e}; nothing was installed"))?;
+    let m = described.manifest;
+    if m.name != name || &m.version != version {
+        bail!(
                 "the registry lists {name} {version}, but the artifact says it is {} {}; nothing was installed (the registry index is wrong)",
                 m.name,
                 m.version
             );
-        }
-        let api = api_version();
-        if !m.api.matches(&api) {
-            bail!(
+    }
+    let api = api_version();
+    if !m.api.matches(&api) {
+        bail!(
                 "{name} {version} needs datum-plugin-api {}, but this datum provides {api}; nothing was installed. Install a version built for API {}.x, or upgrade datum",
                 m.api,
                 api.major
             );
-        }
-        Ok(m)
     }
+    Ok(m)
 }
 
 /// Remove a plugin from the workshop's lock (the shared store keeps the bytes).

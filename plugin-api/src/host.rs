@@ -97,6 +97,21 @@ impl<'a> Host<'a> {
             .map(drop)
     }
 
+    /// Run a command in another build (`"native"` or `"wasm"`) of an installed plugin,
+    /// e.g. a plugin comparing its own builds (`call:PLUGIN` grant). Since API 1.1.
+    pub fn call_plugin_kind(
+        &self,
+        plugin: &str,
+        kind: &str,
+        command: &str,
+        args: serde_json::Map<String, Value>,
+    ) -> Result<Value, PluginError> {
+        self.call_service(
+            "plugin.call",
+            json!({ "plugin": plugin, "kind": kind, "command": command, "args": args }),
+        )
+    }
+
     /// Run another installed plugin's command (`call:PLUGIN` grant) and return its `data`.
     pub fn call_plugin(
         &self,

@@ -85,6 +85,18 @@ fn dispatch(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
             .map(|(_, c)| format!("`datum {}`", c.path))
             .collect();
         let first = words.first().copied().unwrap_or_default();
+        if !runtime.skipped.is_empty() {
+            let why: Vec<String> = runtime
+                .skipped
+                .iter()
+                .map(|(p, why)| format!("{} {}: {why}", p.name, p.version))
+                .collect();
+            anyhow::bail!(
+                "unknown command `{}`: datum.lock pins plugins that cannot run here ({}). `datum plugin install --locked` fetches them again",
+                words.join(" "),
+                why.join("; ")
+            );
+        }
         anyhow::bail!(
             "unknown command `{}`. {}Find a plugin that provides it with `datum plugin search {first}`.",
             words.join(" "),
@@ -119,7 +131,13 @@ fn dispatch(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
         Format::Json => WireFormat::Json,
         Format::Text => WireFormat::Text,
     };
-    let output = runtime.invoke(&route.plugin.locked.name, request)?;
+    // Long calls (a conformance run, a big program) get a spinner on a terminal.
+    let spinner = ctx
+        .reporter
+        .spinner(&format!("datum {}", route.command.path));
+    let output = runtime.invoke(&route.plugin.locked.name, request);
+    spinner.finish_and_clear();
+    let output = output?;
     match ctx.reporter.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&output.data)?),
         Format::Text => match output.text {

@@ -65,6 +65,18 @@ impl Reporter {
         bar
     }
 
+    /// A spinner that appears only if the work takes a while (terminal, text mode).
+    pub fn spinner(&self, what: &str) -> indicatif::ProgressBar {
+        use std::io::IsTerminal;
+        if self.is_json() || !std::io::stderr().is_terminal() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(what.to_owned());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    }
+
     pub fn error(&self, e: &anyhow::Error) {
         let runtime = e.downcast_ref::<RuntimeError>();
         let kind = runtime.map(RuntimeError::kind).unwrap_or("error");

@@ -16,6 +16,7 @@ use services::Caller;
 
 use crate::loader::{self, Instance, LoadOptions, Services};
 use crate::paths::Home;
+use crate::registry::{Kind, Registry};
 use crate::store::{LockedPlugin, Store};
 use crate::workshop::Workshop;
 
@@ -156,26 +157,73 @@ impl Runtime {
 
     /// Call one command of an installed plugin.
     pub fn invoke(&self, plugin: &str, request: Request) -> Result<Output, RuntimeError> {
-        self.invoke_at_depth(plugin, request, 0)
+        self.invoke_at_depth(plugin, None, request, 0)
     }
 
     pub(crate) fn invoke_at_depth(
         &self,
         plugin: &str,
+        kind: Option<Kind>,
         request: Request,
         depth: usize,
     ) -> Result<Output, RuntimeError> {
-        let mut session = self.session_at_depth(plugin, depth)?;
+        let mut session = self.session_at_depth(plugin, kind, depth)?;
         session.invoke(request)
     }
 
     /// Load a plugin once and keep it for many calls (the batch form for hot loops).
     pub fn session(&self, plugin: &str) -> Result<Session, RuntimeError> {
-        self.session_at_depth(plugin, 0)
+        self.session_at_depth(plugin, None, 0)
     }
 
-    fn session_at_depth(&self, plugin: &str, depth: usize) -> Result<Session, RuntimeError> {
-        let installed = self.find(plugin)?.clone();
+    /// The same version of an installed plugin in its other build, fetched into the
+    /// store from the registry it was installed from (verified like an install).
+    fn twin(&self, locked: &LockedPlugin, kind: Kind) -> Result<(String, Manifest), RuntimeError> {
+        let fail = |e: String| {
+            RuntimeError::Other(format!(
+                "cannot get the {kind} build of {} {}: {e}",
+                locked.name, locked.version
+            ))
+        };
+        let spec = match locked.source.split_once(':') {
+            Some(("dir", path)) => path.to_owned(),
+            Some(("git", url)) => format!("git+{url}"),
+            _ => return Err(fail(format!("unknown source `{}`", locked.source))),
+        };
+        let registry = Registry::open(&spec, &self.home).map_err(|e| fail(e.to_string()))?;
+        if kind == Kind::Native && !registry.config.trusted {
+            return Err(fail(format!(
+                "native code needs consent; install it with `datum plugin install {} --kind native --trust-native`",
+                locked.name
+            )));
+        }
+        let exact = semver::VersionReq::parse(&format!("={}", locked.version))
+            .map_err(|e| fail(e.to_string()))?;
+        let resolved = registry
+            .resolve(&locked.name, &exact, kind, &api_version())
+            .map_err(|e| fail(e.to_string()))?;
+        let sha = resolved.artifact.sha256.clone();
+        let manifest = match self.store.manifest(&sha) {
+            Ok(m) if self.store.contains(&sha, kind) => m,
+            _ => crate::install::fetch_into_store(&self.home, &registry, &locked.name, &resolved)
+                .map_err(|e| fail(format!("{e:#}")))?,
+        };
+        Ok((sha, manifest))
+    }
+
+    fn session_at_depth(
+        &self,
+        plugin: &str,
+        kind: Option<Kind>,
+        depth: usize,
+    ) -> Result<Session, RuntimeError> {
+        let mut installed = self.find(plugin)?.clone();
+        if let Some(kind) = kind.filter(|k| *k != installed.locked.kind) {
+            let (sha, manifest) = self.twin(&installed.locked, kind)?;
+            installed.locked.sha256 = sha;
+            installed.locked.kind = kind;
+            installed.manifest = manifest;
+        }
         let locked = &installed.locked;
         let caller = Caller {
             plugin: locked.name.clone(),

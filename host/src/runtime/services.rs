@@ -107,8 +107,18 @@ impl Caller {
                     request.args = a.clone();
                 }
                 request.format = datum_plugin_api::Format::Json;
+                let kind = match args.get("kind").and_then(Value::as_str) {
+                    None => None,
+                    Some("native") => Some(crate::registry::Kind::Native),
+                    Some("wasm") => Some(crate::registry::Kind::Wasm),
+                    Some(other) => {
+                        return Err(host_err(format!(
+                            "unknown plugin kind `{other}`; use native or wasm"
+                        )))
+                    }
+                };
                 runtime
-                    .invoke_at_depth(target, request, self.depth + 1)
+                    .invoke_at_depth(target, kind, request, self.depth + 1)
                     .map(|out| out.data)
                     .map_err(|e| PluginError::new(ErrorKind::HostService, e.to_string()))
             }

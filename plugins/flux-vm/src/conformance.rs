@@ -1,0 +1,320 @@
+//! `datum flux conformance`: run vector files, judge each vector against the list of
+//! failures the spec forces (an unexpected pass or fail is an error), and with
+//! `--runtime all` compare the native and WASM builds vector by vector.
+
+use std::collections::BTreeMap;
+
+use datum_plugin_api::{Host, Output, PluginError, Request};
+use flux_core::conformance::{VectorFile, Verdict};
+use flux_core::Profile;
+use serde_json::{json, Map, Value};
+
+use crate::this_runtime;
+
+/// The project's own vectors (`vectors/` at the repository root).
+static OWN: &[(&str, &str)] = &[
+    ("stack.json", include_str!("../../../vectors/stack.json")),
+    ("reg.json", include_str!("../../../vectors/reg.json")),
+    (
+        "examples.json",
+        include_str!("../../../vectors/examples.json"),
+    ),
+];
+
+/// Failures FLUX.md §17.2 forces on the upstream suites, by suite file name.
+static EXPECTED_FAILURES: &str = include_str!("../../../vectors/upstream-expected-failures.json");
+
+/// Arguments only plugin-to-plugin calls use: return the results even when vectors
+/// misbehave, so the caller can compare builds.
+const REPORT_ONLY: &str = "_report_only";
+
+pub fn conformance(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
+    let runtime = request.arg_str("runtime").unwrap_or(this_runtime());
+    match runtime {
+        "all" => compare(request, host),
+        r if r == this_runtime() => {
+            let summary = run_here(request)?;
+            finish(request, summary)
+        }
+        "native" | "wasm" => {
+            let summary = run_there(request, host, runtime)?;
+            finish(request, summary)
+        }
+        other => Err(PluginError::invalid_args(format!(
+            "--runtime must be native, wasm or all, not `{other}`"
+        ))),
+    }
+}
+
+fn expected_failures(request: &Request) -> Result<Map<String, Value>, PluginError> {
+    let text = match request.arg_file("expect-failures")? {
+        Some(f) if f.exists => f.text(),
+        Some(f) => {
+            return Err(PluginError::invalid_args(format!(
+                "--expect-failures: no file `{}`",
+                f.path
+            )))
+        }
+        None => EXPECTED_FAILURES.to_owned(),
+    };
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| PluginError::invalid_args(format!("expected-failures list: {e}")))?;
+    Ok(v.as_object().cloned().unwrap_or_default())
+}
+
+fn suites(request: &Request) -> Result<Vec<(String, VectorFile)>, PluginError> {
+    let mut out = Vec::new();
+    match request.arg_file("vectors")? {
+        Some(f) if !f.exists => {
+            return Err(PluginError::invalid_args(format!(
+                "--vectors: no file `{}`",
+                f.path
+            )))
+        }
+        Some(f) => {
+            let file = VectorFile::parse(&f.text())
+                .map_err(|e| PluginError::invalid_args(format!("{}: {e}", f.path)))?;
+            let name = f.path.rsplit('/').next().unwrap_or(&f.path).to_owned();
+            out.push((name, file));
+        }
+        None => {
+            for (name, text) in OWN {
+                let file = VectorFile::parse(text)
+                    .map_err(|e| PluginError::failed(format!("built-in {name}: {e}")))?;
+                out.push(((*name).to_owned(), file));
+            }
+        }
+    }
+    if request.arg_bool("v3") {
+        out.retain(|(_, f)| f.profile().ok() == Some(Profile::Reg) || f.version.starts_with('3'));
+    }
+    Ok(out)
+}
+
+fn category_of(v: &flux_core::conformance::Vector) -> String {
+    v.category
+        .clone()
+        .unwrap_or_else(|| v.name.split('_').next().unwrap_or_default().to_owned())
+}
+
+/// Run here and produce the summary document.
+fn run_here(request: &Request) -> Result<Value, PluginError> {
+    let expected = expected_failures(request)?;
+    let category = request.arg_str("category");
+    let mut suite_rows = Vec::new();
+    let mut verdicts = Vec::new();
+    let mut unexpected_total = 0;
+    for (name, file) in suites(request)? {
+        let profile = file
+            .profile()
+            .map_err(|e| PluginError::invalid_args(format!("{name}: {e}")))?;
+        let listed = expected
+            .get(&name)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let (mut passed, mut failed, mut expected_fail, mut unexpected) = (0, 0, 0, Vec::new());
+        for vector in file
+            .vectors
+            .iter()
+            .filter(|v| category.is_none_or(|c| category_of(v) == c))
+        {
+            let Verdict {
+                pass,
+                reason,
+                result,
+                ..
+            } = vector.check(profile, flux_core::DEFAULT_MAX_STEPS);
+            let expected_pass = !listed.contains_key(&vector.name);
+            if pass {
+                passed += 1
+            } else {
+                failed += 1
+            }
+            if !pass && !expected_pass {
+                expected_fail += 1;
+            }
+            if pass != expected_pass {
+                unexpected.push(json!({"name": vector.name, "pass": pass, "reason": if pass { listed.get(&vector.name).cloned().unwrap_or_default() } else { Value::from(reason.clone()) }}));
+            }
+            verdicts.push(json!({
+                "suite": name,
+                "name": vector.name,
+                "pass": pass,
+                "expected_pass": expected_pass,
+                "reason": reason,
+                "stack": result.as_ref().map(|r| json!(r.stack)),
+                "flags": result.as_ref().map(|r| r.flags.0),
+                "status": result.as_ref().map(|r| json!(r.status)),
+                "error": result.as_ref().and_then(|r| r.error.map(|t| t.name())),
+            }));
+        }
+        unexpected_total += unexpected.len();
+        suite_rows.push(json!({
+            "suite": name,
+            "profile": profile,
+            "total": passed + failed,
+            "passed": passed,
+            "failed": failed,
+            "expected_failures": expected_fail,
+            "unexpected": unexpected,
+        }));
+    }
+    Ok(
+        json!({ "runtime": this_runtime(), "ok": unexpected_total == 0, "suites": suite_rows, "verdicts": verdicts }),
+    )
+}
+
+/// Ask the other build (through the host) to run the same vectors.
+fn run_there(request: &Request, host: &Host<'_>, runtime: &str) -> Result<Value, PluginError> {
+    let mut args = request.args.clone();
+    args.insert("runtime".into(), Value::from(runtime));
+    args.insert(REPORT_ONLY.into(), Value::Bool(true));
+    host.call_plugin_kind("flux-vm", runtime, "flux conformance", args)
+}
+
+fn summary_text(summary: &Value) -> String {
+    let mut s = format!("runtime {}\n", summary["runtime"].as_str().unwrap_or("?"));
+    s.push_str(&format!(
+        "{:<28} {:<7} {:>7} {:>7} {:>7} {:>9} {:>11}\n",
+        "SUITE", "PROFILE", "VECTORS", "PASSED", "FAILED", "EXPECTED", "UNEXPECTED"
+    ));
+    for row in summary["suites"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "{:<28} {:<7} {:>7} {:>7} {:>7} {:>9} {:>11}\n",
+            row["suite"].as_str().unwrap_or("?"),
+            row["profile"].as_str().unwrap_or("?"),
+            row["total"].as_u64().unwrap_or(0),
+            row["passed"].as_u64().unwrap_or(0),
+            row["failed"].as_u64().unwrap_or(0),
+            row["expected_failures"].as_u64().unwrap_or(0),
+            row["unexpected"].as_array().map_or(0, Vec::len),
+        ));
+        for u in row["unexpected"].as_array().into_iter().flatten() {
+            let what = if u["pass"] == true {
+                "passed, but the spec says it must fail"
+            } else {
+                "FAILED"
+            };
+            s.push_str(&format!(
+                "  unexpected: {} {what}: {}\n",
+                u["name"].as_str().unwrap_or("?"),
+                u["reason"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    s
+}
+
+fn verbose_text(summary: &Value) -> String {
+    let mut s = String::new();
+    for v in summary["verdicts"].as_array().into_iter().flatten() {
+        let mark = match (v["pass"] == true, v["expected_pass"] == true) {
+            (true, true) => "pass",
+            (false, false) => "xfail",
+            (true, false) => "XPASS",
+            (false, true) => "FAIL",
+        };
+        s.push_str(&format!(
+            "{mark:<6} {:<24} {:<44} {}\n",
+            v["suite"].as_str().unwrap_or(""),
+            v["name"].as_str().unwrap_or(""),
+            v["reason"].as_str().unwrap_or("")
+        ));
+    }
+    s
+}
+
+fn finish(request: &Request, summary: Value) -> Result<Output, PluginError> {
+    let mut text = summary_text(&summary);
+    if request.arg_bool("verbose") {
+        text = format!("{}{text}", verbose_text(&summary));
+    }
+    if summary["ok"] != true && !request.arg_bool(REPORT_ONLY) {
+        return Err(PluginError::failed(format!(
+            "conformance differs from what the spec requires\n{}",
+            text.trim_end()
+        ))
+        .with_hint(
+            "see the unexpected vectors above; FLUX.md §17.2 lists the failures the spec forces",
+        ));
+    }
+    Ok(Output::new(summary).with_text(text))
+}
+
+/// `--runtime all`: run here and in the other build, then compare every vector.
+fn compare(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
+    let here = run_here(request)?;
+    let other = if this_runtime() == "wasm" {
+        "native"
+    } else {
+        "wasm"
+    };
+    let there = run_there(request, host, other)?;
+    let key = |v: &Value| {
+        (
+            v["suite"].as_str().unwrap_or("").to_owned(),
+            v["name"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    let fields = |v: &Value| json!([v["pass"], v["stack"], v["flags"], v["status"], v["error"]]);
+    let theirs: BTreeMap<_, _> = there["verdicts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| (key(v), fields(v)))
+        .collect();
+    let mut rows = Vec::new();
+    let (mut agree, mut disagree) = (0, 0);
+    for v in here["verdicts"].as_array().into_iter().flatten() {
+        let k = key(v);
+        let same = theirs.get(&k) == Some(&fields(v));
+        if same {
+            agree += 1
+        } else {
+            disagree += 1
+        }
+        rows.push(json!({"suite": k.0, "name": k.1, "agree": same, this_runtime(): fields(v), other: theirs.get(&k)}));
+    }
+    let missing = theirs.len().saturating_sub(agree + disagree);
+    let mut text = summary_text(&here);
+    text.push('\n');
+    text.push_str(&format!(
+        "{:<24} {:<44} {:<8} {:<8} {}\n",
+        "SUITE",
+        "VECTOR",
+        this_runtime().to_uppercase(),
+        other.to_uppercase(),
+        "COMPARE"
+    ));
+    for r in &rows {
+        {
+            let verdict = |v: &Value| if v[0] == true { "pass" } else { "fail" };
+            text.push_str(&format!(
+                "{:<24} {:<44} {:<8} {:<8} {}\n",
+                r["suite"].as_str().unwrap_or(""),
+                r["name"].as_str().unwrap_or(""),
+                verdict(&r[this_runtime()]),
+                verdict(&r[other]),
+                if r["agree"] == true {
+                    "AGREE"
+                } else {
+                    "DISAGREE"
+                }
+            ));
+        }
+    }
+    let all_agree = disagree == 0 && missing == 0;
+    text.push_str(&format!(
+        "{}: {agree} vectors agree, {disagree} disagree between {} and {other}\n",
+        if all_agree { "AGREE" } else { "DISAGREE" },
+        this_runtime()
+    ));
+    let ok = all_agree && here["ok"] == true && there["ok"] == true;
+    let data = json!({"ok": ok, "agree": agree, "disagree": disagree, "runtimes": [this_runtime(), other], this_runtime(): here, other: there, "comparison": rows});
+    if !ok && !request.arg_bool(REPORT_ONLY) {
+        return Err(PluginError::failed(text.trim_end().to_owned())
+            .with_hint("the builds disagree or a vector misbehaved; see above"));
+    }
+    Ok(Output::new(data).with_text(text))
+}
