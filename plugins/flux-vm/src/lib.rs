@@ -2,14 +2,14 @@
 //! validate, and check conformance — over the `flux-core` library.
 
 mod conformance;
-mod examples;
+pub mod examples;
 mod program;
 mod run;
 mod tools;
 
 use datum_plugin_api::{export_plugin, ErrorKind, Host, Output, Plugin, PluginError, Request};
 
-pub use examples::{Example, EXAMPLES};
+pub use examples::{Example, Expectation, EXAMPLES};
 
 pub struct FluxVm;
 
