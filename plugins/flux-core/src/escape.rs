@@ -91,7 +91,15 @@ impl Machine<'_> {
         Ok(())
     }
 
+    /// Execute the escape at pc. Escapes are what change the deadline and fuel, so the
+    /// loop's watch flag is refreshed after each.
     pub(crate) fn step_escape(&mut self, depth: u32) -> Result<Next, Trap> {
+        let outcome = self.escape(depth);
+        self.refresh_watch();
+        outcome
+    }
+
+    fn escape(&mut self, depth: u32) -> Result<Next, Trap> {
         let pc = self.ctx.pc;
         let len = escape_len(&self.code[pc..], self.profile)?;
         let b = &self.code[pc..pc + len];
@@ -109,11 +117,11 @@ impl Machine<'_> {
                 0x00 => self.push(self.fuel.unwrap_or(UNLIMITED_FUEL))?,
                 0x01 => {
                     let ms = u32_at(b, 3) as u64;
-                    self.ctx.deadline = Some((self.ctx.clock + ms, u16_at(b, 7) as usize));
+                    self.ctx.deadline = Some((self.now() + ms, u16_at(b, 7) as usize));
                 }
                 0x02 => {
                     if self.contended.contains(&b[3]) {
-                        self.ctx.clock += 1;
+                        self.advance_clock(1);
                     }
                 }
                 0x03 => {
@@ -125,10 +133,10 @@ impl Machine<'_> {
                     }
                     self.push(ok as u32)?;
                 }
-                0x04 => self.push(self.ctx.clock as u32)?,
+                0x04 => self.push(self.now() as u32)?,
                 _ => {
                     let t = u32_at(b, 3) as u64;
-                    self.ctx.clock = self.ctx.clock.max(t);
+                    self.set_clock(self.now().max(t));
                 }
             },
             0x02 => match sub {
@@ -173,7 +181,7 @@ impl Machine<'_> {
                         pc: next as u32,
                         stack: self.ctx.stack.iter().map(|&w| w as i32 as i64).collect(),
                         flags: self.ctx.flags.0,
-                        clock: self.ctx.clock,
+                        clock: self.now(),
                         fuel: self.fuel,
                         registers: self.ctx.regs.iter().map(|&r| r as i32 as i64).collect(),
                     };
@@ -183,9 +191,9 @@ impl Machine<'_> {
                 0x01 => match self.continuations.pop() {
                     None => self.push(0)?,
                     Some(c) => {
-                        self.ctx.stack = c.stack.iter().map(|&w| w as u32).collect();
+                        self.ctx.stack.set(c.stack.iter().map(|&w| w as u32));
                         self.ctx.flags = Flags(c.flags & 0x0F);
-                        self.ctx.clock = c.clock;
+                        self.set_clock(c.clock);
                         self.fuel = c.fuel;
                         let mut regs = [0u32; REGISTERS];
                         for (r, v) in regs.iter_mut().zip(c.registers.iter()) {
@@ -219,7 +227,7 @@ impl Machine<'_> {
                     match self.channels[ch].pop_front() {
                         Some(v) => self.push(v)?,
                         None => {
-                            self.ctx.clock += u16_at(b, 4) as u64;
+                            self.advance_clock(u16_at(b, 4) as u64);
                             self.push(0)?;
                         }
                     }

@@ -17,6 +17,7 @@ pub mod conformance;
 pub mod decode;
 pub mod disasm;
 mod escape;
+mod fast;
 pub mod hex;
 mod machine;
 mod opcode;

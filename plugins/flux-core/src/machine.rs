@@ -205,28 +205,106 @@ pub(crate) enum ChildState {
     Joined,
 }
 
+/// The data stack: a fixed block of `STACK_CAPACITY` words and a depth, so pushes and
+/// pops are an index update with no reallocation checks. Derefs to the live words.
+#[derive(Clone)]
+pub(crate) struct WordStack {
+    words: Box<[u32; STACK_CAPACITY]>,
+    len: usize,
+}
+
+impl std::fmt::Debug for WordStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl WordStack {
+    fn new() -> Self {
+        WordStack {
+            words: Box::new([0; STACK_CAPACITY]),
+            len: 0,
+        }
+    }
+
+    /// Push, or `false` when full.
+    #[inline(always)]
+    pub fn push(&mut self, w: u32) -> bool {
+        match self.words.get_mut(self.len) {
+            Some(slot) => {
+                *slot = w;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[inline(always)]
+    pub fn pop(&mut self) -> Option<u32> {
+        self.len = self.len.checked_sub(1)?;
+        Some(self.words[self.len])
+    }
+
+    #[inline(always)]
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Replace the contents (RESUME); words past the capacity are dropped.
+    pub fn set(&mut self, words: impl IntoIterator<Item = u32>) {
+        self.len = 0;
+        for w in words {
+            if !self.push(w) {
+                break;
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for WordStack {
+    type Target = [u32];
+    #[inline(always)]
+    fn deref(&self) -> &[u32] {
+        &self.words[..self.len]
+    }
+}
+
+impl std::ops::DerefMut for WordStack {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut [u32] {
+        &mut self.words[..self.len]
+    }
+}
+
 /// Per-context state (each FORK child has its own).
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
     pub pc: usize,
-    pub stack: Vec<u32>,
+    pub stack: WordStack,
     pub returns: Vec<usize>,
     pub flags: Flags,
     pub regs: [u32; REGISTERS],
-    pub clock: u64,
+    /// The virtual clock is `steps + bias` between instructions (see [`Machine::now`]);
+    /// keeping an offset instead of a counter saves an add on every instruction.
+    pub bias: i64,
     /// Armed deadline guard: (t_dead, checkpoint pc).
     pub deadline: Option<(u64, usize)>,
 }
 
 impl Ctx {
-    fn new(pc: usize, clock: u64) -> Ctx {
+    fn new(pc: usize, bias: i64) -> Ctx {
         Ctx {
             pc,
-            stack: Vec::with_capacity(STACK_CAPACITY),
+            stack: WordStack::new(),
             returns: Vec::new(),
             flags: Flags::default(),
             regs: [0; REGISTERS],
-            clock,
+            bias,
             deadline: None,
         }
     }
@@ -263,6 +341,11 @@ pub struct Machine<'c> {
     trace_limit: usize,
     trace: Vec<TraceStep>,
     fault_pc: usize,
+    /// Set while anything needs per-instruction attention (a deadline, fuel, a
+    /// sandbox, a trace);
+    /// the common case skips all of it with one test.
+    pub(crate) watch: bool,
+    overfull: bool,
 }
 
 impl std::fmt::Debug for Machine<'_> {
@@ -286,7 +369,7 @@ impl<'c> Machine<'c> {
         Machine {
             code,
             profile: config.profile,
-            ctx: Ctx::new(0, config.clock_start),
+            ctx: Ctx::new(0, config.clock_start as i64),
             memory: vec![0; MEMORY_BYTES].into_boxed_slice(),
             confidence: 1000,
             channels: vec![VecDeque::new(); CHANNELS],
@@ -305,13 +388,16 @@ impl<'c> Machine<'c> {
             trace_limit: config.trace_limit,
             trace: Vec::new(),
             fault_pc: 0,
+            watch: false,
+            overfull: false,
         }
         .with_initial_stack(&config.initial_stack)
     }
 
     fn with_initial_stack(mut self, words: &[u32]) -> Self {
-        // More than the stack holds is reported as an overflow on the first step.
-        self.ctx.stack.extend(words.iter().take(STACK_CAPACITY + 1));
+        self.ctx.stack.set(words.iter().copied());
+        // More than the stack holds is reported as an overflow before the first step.
+        self.overfull = words.len() > STACK_CAPACITY;
         self
     }
 
@@ -322,7 +408,7 @@ impl<'c> Machine<'c> {
 
     /// Run to completion.
     pub fn run(mut self) -> RunResult {
-        let outcome = if self.ctx.stack.len() > STACK_CAPACITY {
+        let outcome = if self.overfull {
             Err(Trap::StackOverflow)
         } else {
             match self.profile {
@@ -353,7 +439,7 @@ impl<'c> Machine<'c> {
             steps: self.steps,
             registers: (self.profile == Profile::Reg)
                 .then(|| self.ctx.regs.iter().map(|&r| r as i32).collect()),
-            clock: self.ctx.clock,
+            clock: (self.steps as i64 + self.ctx.bias).max(0) as u64,
             fuel: self.fuel,
             confidence: self.confidence,
             continuations: self.continuations.len(),
@@ -364,7 +450,13 @@ impl<'c> Machine<'c> {
     /// The interpreter loop for the current context. `REG` selects the profile at
     /// compile time so the hot loop has no per-instruction profile test.
     pub(crate) fn execute<const REG: bool>(&mut self, depth: u32) -> Result<Status, Trap> {
+        self.refresh_watch();
         loop {
+            if !REG && !self.watch {
+                if let Some(outcome) = self.fast_stack() {
+                    return outcome;
+                }
+            }
             let pc = self.ctx.pc;
             if pc >= self.code.len() {
                 return Ok(Status::End);
@@ -372,23 +464,10 @@ impl<'c> Machine<'c> {
             if self.steps >= self.max_steps {
                 return Err(Trap::StepLimit);
             }
+            if self.watch {
+                self.before_watched(pc)?;
+            }
             self.steps += 1;
-            if let Some((t_dead, checkpoint)) = self.ctx.deadline {
-                if pc == checkpoint {
-                    self.ctx.deadline = None;
-                } else if self.ctx.clock > t_dead {
-                    return Err(Trap::DeadlineExceeded);
-                }
-            }
-            if self.trace_limit > self.trace.len() {
-                self.trace.push(TraceStep {
-                    step: self.steps,
-                    pc,
-                    opcode: self.code[pc],
-                    depth: self.ctx.stack.len(),
-                    top: self.ctx.stack.last().map(|&w| w as i32),
-                });
-            }
             let step = if REG {
                 self.step_reg(depth)
             } else {
@@ -401,9 +480,8 @@ impl<'c> Machine<'c> {
                     return Err(trap);
                 }
             };
-            self.ctx.clock += 1;
-            if let Some(fuel) = self.fuel.as_mut() {
-                if !matches!(next, Next::Uncharged) {
+            if self.watch && !matches!(next, Next::Uncharged) {
+                if let Some(fuel) = self.fuel.as_mut() {
                     *fuel -= 1;
                     if *fuel == 0 {
                         self.fault_pc = pc;
@@ -417,15 +495,67 @@ impl<'c> Machine<'c> {
         }
     }
 
+    /// Recompute [`Machine::watch`]; called whenever an escape may have changed the
+    /// deadline or fuel.
+    #[inline]
+    pub(crate) fn refresh_watch(&mut self) {
+        self.watch = self.ctx.deadline.is_some()
+            || self.fuel.is_some()
+            || self.sandbox.is_some()
+            || self.trace_limit > self.trace.len();
+    }
+
+    /// The deadline check and trace, before an instruction starts.
+    #[cold]
+    fn before_watched(&mut self, pc: usize) -> Result<(), Trap> {
+        if let Some((t_dead, checkpoint)) = self.ctx.deadline {
+            if pc == checkpoint {
+                self.ctx.deadline = None;
+            } else if self.steps as i64 + self.ctx.bias > t_dead as i64 {
+                self.steps += 1;
+                return Err(Trap::DeadlineExceeded);
+            }
+        }
+        if self.trace_limit > self.trace.len() {
+            self.trace.push(TraceStep {
+                step: self.steps + 1,
+                pc,
+                opcode: self.code[pc],
+                depth: self.ctx.stack.len(),
+                top: self.ctx.stack.last().map(|&w| w as i32),
+            });
+        }
+        self.refresh_watch();
+        Ok(())
+    }
+
+    /// The clock value the current instruction observes (valid while it executes).
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        (self.steps as i64 - 1 + self.ctx.bias).max(0) as u64
+    }
+
+    /// Advance the clock by `ticks` beyond the instruction's own tick.
+    #[inline]
+    pub(crate) fn advance_clock(&mut self, ticks: u64) {
+        self.ctx.bias += ticks as i64;
+    }
+
+    /// Set the clock the current instruction sees to `clock`.
+    #[inline]
+    pub(crate) fn set_clock(&mut self, clock: u64) {
+        self.ctx.bias = clock as i64 - (self.steps as i64 - 1);
+    }
+
     // ---- shared helpers --------------------------------------------------------
 
     #[inline(always)]
     pub(crate) fn push(&mut self, w: u32) -> Result<(), Trap> {
-        if self.ctx.stack.len() >= STACK_CAPACITY {
-            return Err(Trap::StackOverflow);
+        if self.ctx.stack.push(w) {
+            Ok(())
+        } else {
+            Err(Trap::StackOverflow)
         }
-        self.ctx.stack.push(w);
-        Ok(())
     }
 
     #[inline(always)]
@@ -543,7 +673,9 @@ impl<'c> Machine<'c> {
             return Err(Trap::JoinFailed);
         }
         self.children[index] = ChildState::Joined;
-        let child = Ctx::new(entry, self.ctx.clock);
+        // The child starts at the parent's clock; its steps do not advance the parent's.
+        let steps_before = self.steps;
+        let child = Ctx::new(entry, self.now() as i64 - self.steps as i64);
         let parent = std::mem::replace(&mut self.ctx, child);
         let outcome = if entry > self.code.len() {
             Err(Trap::BadJump)
@@ -553,6 +685,8 @@ impl<'c> Machine<'c> {
             self.execute::<false>(depth + 1)
         };
         let child = std::mem::replace(&mut self.ctx, parent);
+        self.ctx.bias -= (self.steps - steps_before) as i64;
+        self.refresh_watch();
         match outcome {
             Ok(_) => Ok(child.stack.last().copied().unwrap_or(0)),
             Err(Trap::FuelExhausted) => Err(Trap::FuelExhausted),

@@ -12,8 +12,7 @@ impl Machine<'_> {
             self.ctx.flags = flags;
         }
         // Two were popped, so there is room for one.
-        self.ctx.stack.push(r);
-        Ok(())
+        self.push(r)
     }
 
     #[inline(always)]
@@ -158,8 +157,7 @@ impl Machine<'_> {
                 };
                 let r = r as u32;
                 self.ctx.flags = Flags::from_bits(r == 0, r >> 31 == 1, false, overflow);
-                self.ctx.stack.push(r);
-                Ok(())
+                self.push(r)
             }
             0x15 => self.unary(|a| (0u32.wrapping_sub(a), Flags::sub(0, a))),
             0x16 => self.unary(|a| (a.wrapping_add(1), Flags::add(a, 1))),
@@ -186,8 +184,7 @@ impl Machine<'_> {
                 let i = self.pop()?;
                 let addr = self.mem_check(Self::word_index(i), false)?;
                 let w = self.load_word(addr);
-                self.ctx.stack.push(w);
-                Ok(())
+                self.push(w)
             }
             0x44 => {
                 self.need(2)?;

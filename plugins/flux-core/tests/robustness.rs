@@ -53,6 +53,15 @@ proptest! {
     }
 
     #[test]
+    fn the_fast_path_and_the_general_path_agree(code in program(), initial in proptest::collection::vec(any::<u32>(), 0..4)) {
+        // Tracing every step keeps the machine on the general path throughout.
+        let fast = run(&code, &Config { initial_stack: initial.clone(), ..config(Profile::Stack) });
+        let general = run(&code, &Config { initial_stack: initial, trace_limit: usize::MAX, ..config(Profile::Stack) });
+        prop_assert_eq!((&fast.stack, fast.flags, fast.status, fast.error, fast.steps, fast.trap_pc),
+                        (&general.stack, general.flags, general.status, general.error, general.steps, general.trap_pc));
+    }
+
+    #[test]
     fn random_bytes_never_panic(code in proptest::collection::vec(any::<u8>(), 0..96), reg in any::<bool>()) {
         let profile = if reg { Profile::Reg } else { Profile::Stack };
         let _ = run(&code, &config(profile));

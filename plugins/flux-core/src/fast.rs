@@ -1,0 +1,139 @@
+//! The stack profile's fast path: the common opcodes with pc and the step count in
+//! locals. It runs only while nothing needs per-instruction attention (no deadline,
+//! fuel or trace) and hands any instruction it does not handle — or that would trap —
+//! back to the general interpreter, which executes it from unchanged state. A property
+//! test (`tests/robustness.rs`) checks both paths give identical results.
+
+use crate::machine::{Flags, Machine, Status, MEMORY_BYTES, STACK_CAPACITY};
+use crate::trap::Trap;
+
+impl Machine<'_> {
+    /// Run until an instruction needs the general path (`None`) or the run ends.
+    pub(crate) fn fast_stack(&mut self) -> Option<Result<Status, Trap>> {
+        let code = self.code;
+        let max = self.max_steps;
+        let mut pc = self.ctx.pc;
+        let mut steps = self.steps;
+        let out = loop {
+            if pc >= code.len() {
+                break Some(Ok(Status::End));
+            }
+            if steps >= max {
+                break Some(Err(Trap::StepLimit));
+            }
+            let st = &mut self.ctx.stack;
+            let n = st.len();
+            match code[pc] {
+                0x00 => {
+                    steps += 1;
+                    pc += 1;
+                    break Some(Ok(Status::Halted));
+                }
+                0x01 => pc += 1,
+                op @ (0x10 | 0x11) if n >= 2 => {
+                    let (a, b) = (st[n - 2], st[n - 1]);
+                    let (r, f) = if op == 0x10 {
+                        (a.wrapping_add(b), Flags::add(a, b))
+                    } else {
+                        (a.wrapping_sub(b), Flags::sub(a, b))
+                    };
+                    st[n - 2] = r;
+                    st.truncate(n - 1);
+                    self.ctx.flags = f;
+                    pc += 1;
+                }
+                op @ (0x16 | 0x17) if n >= 1 => {
+                    let a = st[n - 1];
+                    let (r, f) = if op == 0x16 {
+                        (a.wrapping_add(1), Flags::add(a, 1))
+                    } else {
+                        (a.wrapping_sub(1), Flags::sub(a, 1))
+                    };
+                    st[n - 1] = r;
+                    self.ctx.flags = f;
+                    pc += 1;
+                }
+                op @ (0x20 | 0x22 | 0x24) if n >= 2 => {
+                    let (a, b) = (st[n - 2], st[n - 1]);
+                    let (x, y) = (a as i32, b as i32);
+                    let r = match op {
+                        0x20 => x == y,
+                        0x22 => x < y,
+                        _ => x > y,
+                    };
+                    st[n - 2] = r as u32;
+                    st.truncate(n - 1);
+                    self.ctx.flags = Flags::sub(a, b);
+                    pc += 1;
+                }
+                0x40 if pc + 3 <= code.len() && n < STACK_CAPACITY => {
+                    let addr = u16::from_le_bytes([code[pc + 1], code[pc + 2]]) as usize;
+                    let w = self.load_word(addr);
+                    self.ctx.stack.push(w);
+                    pc += 3;
+                }
+                0x41 if pc + 3 <= code.len()
+                    && n >= 1
+                    && (u16::from_le_bytes([code[pc + 1], code[pc + 2]]) as usize)
+                        <= MEMORY_BYTES - 4 =>
+                {
+                    let addr = u16::from_le_bytes([code[pc + 1], code[pc + 2]]) as usize;
+                    let w = st[n - 1];
+                    st.truncate(n - 1);
+                    self.memory[addr..addr + 4].copy_from_slice(&w.to_le_bytes());
+                    pc += 3;
+                }
+                op @ (0x50 | 0x51 | 0x52) if pc + 3 <= code.len() && (op == 0x50 || n >= 1) => {
+                    let next = pc + 3;
+                    let target =
+                        next as i64 + i16::from_le_bytes([code[pc + 1], code[pc + 2]]) as i64;
+                    let taken = match op {
+                        0x50 => true,
+                        0x51 => self.ctx.flags.zero(),
+                        _ => !self.ctx.flags.zero(),
+                    };
+                    if taken && (target < 0 || target > code.len() as i64) {
+                        break None;
+                    }
+                    if op != 0x50 {
+                        st.truncate(n - 1);
+                    }
+                    pc = if taken { target as usize } else { next };
+                }
+                0x55 if pc + 5 <= code.len() && n < STACK_CAPACITY => {
+                    let w = u32::from_le_bytes([
+                        code[pc + 1],
+                        code[pc + 2],
+                        code[pc + 3],
+                        code[pc + 4],
+                    ]);
+                    st.push(w);
+                    pc += 5;
+                }
+                0x56 if n >= 1 => {
+                    st.truncate(n - 1);
+                    pc += 1;
+                }
+                0x60 if n >= 1 && n < STACK_CAPACITY => {
+                    let a = st[n - 1];
+                    st.push(a);
+                    pc += 1;
+                }
+                0x61 if n >= 2 => {
+                    st.swap(n - 1, n - 2);
+                    pc += 1;
+                }
+                0x62 if n >= 2 && n < STACK_CAPACITY => {
+                    let a = st[n - 2];
+                    st.push(a);
+                    pc += 1;
+                }
+                _ => break None,
+            }
+            steps += 1;
+        };
+        self.ctx.pc = pc;
+        self.steps = steps;
+        out
+    }
+}

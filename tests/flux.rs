@@ -1,0 +1,254 @@
+//! flux-vm through the real binary and both real builds: the CLI surface, and the
+//! property that the native build, the WASM build and flux-core itself agree on every
+//! program.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+
+use datum::loader::{self, Instance, LoadOptions};
+use datum::registry::Kind;
+use datum_e2e::{bundled_registry, s, Sandbox};
+use flux_core::{Config, Op, Profile};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn booted(sb: &Sandbox) -> PathBuf {
+    let ws = sb.path("flux");
+    sb.datum(&[
+        "boot",
+        "--workshop",
+        s(&ws),
+        "--registry",
+        s(&bundled_registry()),
+    ])
+    .success();
+    ws
+}
+
+#[test]
+fn run_asm_disasm_validate_from_the_command_line() {
+    let sb = Sandbox::new();
+    let ws = booted(&sb);
+    std::fs::write(
+        ws.join("square.flux"),
+        "push 7\ncall sq\nhalt\nsq: dup\nmul\nret\n",
+    )
+    .unwrap();
+    assert_eq!(
+        sb.datum_in(&ws, &["flux", "run", "square.flux"])
+            .success()
+            .stdout()
+            .trim(),
+        "[49]"
+    );
+    assert_eq!(
+        sb.datum_in(&ws, &["flux", "run", "fibonacci"])
+            .success()
+            .stdout()
+            .trim(),
+        "[55]"
+    );
+
+    let hex = sb
+        .datum_in(&ws, &["flux", "asm", "square.flux", "--header"])
+        .success()
+        .stdout();
+    std::fs::write(
+        ws.join("square.bin"),
+        flux_core::hex::decode(hex.trim()).unwrap(),
+    )
+    .unwrap();
+    let json = sb
+        .datum_in(&ws, &["flux", "run", "square.bin", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(
+        (json["stack"].clone(), json["profile"].clone()),
+        (json!([49]), json!("stack"))
+    );
+    let listing = sb
+        .datum_in(&ws, &["flux", "disasm", "square.bin"])
+        .success()
+        .stdout();
+    assert!(listing.contains("call L0009"), "{listing}");
+
+    std::fs::write(ws.join("broken.flux"), "push 1\nadd\n").unwrap();
+    let r = sb
+        .datum_in(&ws, &["flux", "validate", "broken.flux", "square.flux"])
+        .failure();
+    assert!(r.stderr().contains("stack-underflow"), "{}", r.stderr());
+    let report = sb
+        .datum_in(
+            &ws,
+            &["flux", "validate", "--all-examples", "--format", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(report["ok"], true);
+}
+
+#[test]
+fn conformance_runs_in_both_builds_and_they_agree() {
+    let sb = Sandbox::new();
+    let ws = booted(&sb);
+    let out = sb
+        .datum_in(&ws, &["flux", "conformance", "--runtime", "all"])
+        .success()
+        .stdout();
+    assert!(
+        out.contains("AGREE: 159 vectors agree, 0 disagree"),
+        "{out}"
+    );
+    let json = sb
+        .datum_in(
+            &ws,
+            &[
+                "flux",
+                "conformance",
+                "--runtime",
+                "native",
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(json["runtime"], "native");
+    // The upstream suites when the shared folder is there (CI always has it).
+    let upstream = datum_e2e::repo().join("../shared/vectors/upstream-v2.1.json");
+    if upstream.is_file() {
+        let out = sb
+            .datum_in(
+                &ws,
+                &[
+                    "flux",
+                    "conformance",
+                    "--vectors",
+                    s(&upstream),
+                    "--format",
+                    "json",
+                ],
+            )
+            .success()
+            .json();
+        assert_eq!(
+            (
+                out["suites"][0]["passed"].clone(),
+                out["suites"][0]["failed"].clone()
+            ),
+            (json!(143), json!(18))
+        );
+    }
+}
+
+/// One loaded build of flux-vm.
+struct Build(Box<dyn Instance>);
+
+impl Build {
+    fn load(kind: Kind) -> Build {
+        let reg = bundled_registry();
+        let ext = if kind == Kind::Wasm {
+            "wasm"
+        } else {
+            std::env::consts::DLL_EXTENSION
+        };
+        let dir = std::fs::read_dir(reg.join("artifacts/flux-vm"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let path = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == ext))
+            .unwrap();
+        let options = LoadOptions {
+            limits: datum_plugin_api::Limits::default(),
+            wasm_cache_config: None,
+        };
+        Build(loader::load(kind, &path, &options, loader::no_services()).unwrap())
+    }
+
+    fn run(&mut self, code: &[u8], profile: Profile) -> Value {
+        let request = datum_plugin_api::Request::new("flux run")
+            .with_arg("bytecode", flux_core::hex::encode(code))
+            .with_arg("profile", profile.to_string())
+            .with_arg("max-steps", 5000);
+        let reply: Value = serde_json::from_str(
+            &self
+                .0
+                .invoke(&serde_json::to_string(&request).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let d = &reply["data"];
+        json!([
+            d["stack"],
+            d["flags"],
+            d["status"],
+            d["error"],
+            d["steps"],
+            d["registers"]
+        ])
+    }
+}
+
+fn core(code: &[u8], profile: Profile) -> Value {
+    let r = flux_core::run(
+        code,
+        &Config {
+            profile,
+            max_steps: 5000,
+            ..Config::default()
+        },
+    );
+    json!([r.stack, r.flags, r.status, r.error, r.steps, r.registers])
+}
+
+fn program() -> impl Strategy<Value = Vec<u8>> {
+    let insn = prop_oneof![
+        4 => (0usize..Op::ALL.len(), any::<[u8; 4]>()).prop_map(|(i, operand)| {
+            let op = Op::ALL[i];
+            let mut bytes = vec![op as u8];
+            bytes.extend_from_slice(&operand[..op.encoded_len() - 1]);
+            bytes
+        }),
+        1 => proptest::collection::vec(any::<u8>(), 1..6),
+    ];
+    proptest::collection::vec(insn, 0..20).prop_map(|parts| parts.concat())
+}
+
+#[test]
+fn native_wasm_and_core_agree_on_generated_programs() {
+    let native = std::cell::RefCell::new(Build::load(Kind::Native));
+    let wasm = std::cell::RefCell::new(Build::load(Kind::Wasm));
+    let cases = std::env::var("DATUM_AGREEMENT_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..Default::default()
+    });
+    runner
+        .run(&(program(), any::<bool>()), |(code, reg)| {
+            let profile = if reg { Profile::Reg } else { Profile::Stack };
+            let expected = core(&code, profile);
+            prop_assert_eq!(
+                &native.borrow_mut().run(&code, profile),
+                &expected,
+                "native differs on {}",
+                flux_core::hex::encode(&code)
+            );
+            prop_assert_eq!(
+                &wasm.borrow_mut().run(&code, profile),
+                &expected,
+                "wasm differs on {}",
+                flux_core::hex::encode(&code)
+            );
+            Ok(())
+        })
+        .unwrap();
+}
