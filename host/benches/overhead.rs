@@ -207,62 +207,18 @@ fn main() {
         limits,
         wasm_cache_config: Some(cache_config(&cold_cache)),
     };
-    let t = Instant::now();
-    drop(
-        loader::load(
-            datum::registry::Kind::Wasm,
-            &wasm_artifact,
-            &opts,
-            loader::no_services(),
-        )
-        .unwrap(),
-    );
-    let wasm_first = t.elapsed();
-    let wasm_cached = median(
-        (0..10)
-            .map(|_| {
-                let t = Instant::now();
-                drop(
-                    loader::load(
-                        datum::registry::Kind::Wasm,
-                        &wasm_artifact,
-                        &opts,
-                        loader::no_services(),
-                    )
-                    .unwrap(),
-                );
-                t.elapsed()
-            })
-            .collect(),
-    );
-    let t = Instant::now();
-    drop(
-        loader::load(
-            datum::registry::Kind::Native,
-            &native_artifact,
-            &opts,
-            loader::no_services(),
-        )
-        .unwrap(),
-    );
-    let native_first = t.elapsed();
-    let native_cached = median(
-        (0..10)
-            .map(|_| {
-                let t = Instant::now();
-                drop(
-                    loader::load(
-                        datum::registry::Kind::Native,
-                        &native_artifact,
-                        &opts,
-                        loader::no_services(),
-                    )
-                    .unwrap(),
-                );
-                t.elapsed()
-            })
-            .collect(),
-    );
+    // The first load of each kind, then the median of ten more (cache warm).
+    let load_times = |kind: datum::registry::Kind, artifact: &Path| {
+        let load = || {
+            let t = Instant::now();
+            drop(loader::load(kind, artifact, &opts, loader::no_services()).unwrap());
+            t.elapsed()
+        };
+        let first = load();
+        (first, median((0..10).map(|_| load()).collect()))
+    };
+    let (wasm_first, wasm_cached) = load_times(datum::registry::Kind::Wasm, &wasm_artifact);
+    let (native_first, native_cached) = load_times(datum::registry::Kind::Native, &native_artifact);
     row("WASM plugin load, first (compile)", wasm_first, None);
     row(
         "WASM plugin load, cached",
@@ -361,6 +317,65 @@ fn main() {
         "native invoke via datum (session)",
         datum_native,
         Some(("bare abi_stable call", bare_native)),
+    );
+    println!();
+
+    // --- FLUX speed in each build -----------------------------------------------------
+    // The countdown loop (3 instructions a round) through each build's `flux run`.
+    let rounds = 10_000_000u64;
+    let countdown =
+        flux_core::asm::assemble(&format!("push {rounds}\ntick: dec\n dup\n jnz tick\n halt"))
+            .unwrap();
+    let flux_request = |rt: &Runtime| {
+        rt.request("flux run")
+            .with_arg("bytecode", flux_core::hex::encode(&countdown))
+            .with_arg("max-steps", (rounds * 3 + 10) as i64)
+    };
+    let instr = (rounds * 3 + 2) as f64;
+    let timed = |f: &mut dyn FnMut()| {
+        median(
+            (0..3)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed()
+                })
+                .collect(),
+        )
+    };
+    let core_flux = timed(&mut || {
+        let r = flux_core::run(
+            &countdown,
+            &flux_core::Config {
+                max_steps: u64::MAX,
+                ..flux_core::Config::default()
+            },
+        );
+        assert_eq!(r.stack, vec![0]);
+    });
+    let native_flux = timed(&mut || {
+        native_session.invoke(flux_request(&native_rt)).unwrap();
+    });
+    let wasm_flux = timed(&mut || {
+        wasm_session.invoke(flux_request(&wasm_rt)).unwrap();
+    });
+    let mips = |d: Duration| instr / d.as_secs_f64() / 1e6;
+    println!(
+        "{:<44} {:>7.1} M instr/s",
+        "FLUX countdown, flux-core directly",
+        mips(core_flux)
+    );
+    println!(
+        "{:<44} {:>7.1} M instr/s   native/core {:.2}x",
+        "FLUX countdown, native flux-vm",
+        mips(native_flux),
+        core_flux.as_secs_f64() / native_flux.as_secs_f64()
+    );
+    println!(
+        "{:<44} {:>7.1} M instr/s   wasm/native {:.2}x",
+        "FLUX countdown, WASM flux-vm",
+        mips(wasm_flux),
+        native_flux.as_secs_f64() / wasm_flux.as_secs_f64()
     );
 }
 

@@ -83,7 +83,7 @@ impl Machine<'_> {
                     self.memory[addr..addr + 4].copy_from_slice(&w.to_le_bytes());
                     pc += 3;
                 }
-                op @ (0x50 | 0x51 | 0x52) if pc + 3 <= code.len() && (op == 0x50 || n >= 1) => {
+                op @ 0x50..=0x52 if pc + 3 <= code.len() && (op == 0x50 || n >= 1) => {
                     let next = pc + 3;
                     let target =
                         next as i64 + i16::from_le_bytes([code[pc + 1], code[pc + 2]]) as i64;
@@ -114,7 +114,7 @@ impl Machine<'_> {
                     st.truncate(n - 1);
                     pc += 1;
                 }
-                0x60 if n >= 1 && n < STACK_CAPACITY => {
+                0x60 if (1..STACK_CAPACITY).contains(&n) => {
                     let a = st[n - 1];
                     st.push(a);
                     pc += 1;
@@ -123,7 +123,7 @@ impl Machine<'_> {
                     st.swap(n - 1, n - 2);
                     pc += 1;
                 }
-                0x62 if n >= 2 && n < STACK_CAPACITY => {
+                0x62 if (2..STACK_CAPACITY).contains(&n) => {
                     let a = st[n - 2];
                     st.push(a);
                     pc += 1;

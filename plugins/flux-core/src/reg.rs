@@ -63,6 +63,21 @@ impl Machine<'_> {
         Ok(())
     }
 
+    /// LOAD/STORE and LOADOFF/STOREOFF: the address is checked (range, then sandbox)
+    /// before the value register is read (§11.4).
+    fn reg_memory(&mut self, rd: u8, base: u32, store: bool) -> Result<(), Trap> {
+        let addr = self.mem_check(base as i32 as i64, store)?;
+        if store {
+            let v = self.r(rd)?;
+            self.store_word(addr, v);
+        } else {
+            self.r(rd)?;
+            let v = self.load_word(addr);
+            self.w(rd, v)?;
+        }
+        Ok(())
+    }
+
     /// Execute the instruction at pc in the register profile.
     pub(crate) fn step_reg(&mut self, depth: u32) -> Result<Next, Trap> {
         let pc = self.ctx.pc;
@@ -174,15 +189,7 @@ impl Machine<'_> {
             }
             0x38 | 0x39 => {
                 let base = self.r(x)?.wrapping_add(self.r(y)?);
-                let addr = self.mem_check(base as i32 as i64, op == 0x39)?;
-                if op == 0x38 {
-                    self.r(rd)?;
-                    let v = self.load_word(addr);
-                    self.w(rd, v)?;
-                } else {
-                    let v = self.r(rd)?;
-                    self.store_word(addr, v);
-                }
+                self.reg_memory(rd, base, op == 0x39)?;
             }
             0x3A => {
                 let v = self.r(x)?;
@@ -237,15 +244,7 @@ impl Machine<'_> {
             0x48 | 0x49 => {
                 let off = i16::from_le_bytes([y, b[4]]) as i32;
                 let base = self.r(x)?.wrapping_add(off as u32);
-                let addr = self.mem_check(base as i32 as i64, op == 0x49)?;
-                if op == 0x48 {
-                    self.r(rd)?;
-                    let v = self.load_word(addr);
-                    self.w(rd, v)?;
-                } else {
-                    let v = self.r(rd)?;
-                    self.store_word(addr, v);
-                }
+                self.reg_memory(rd, base, op == 0x49)?;
             }
             0x55 => {
                 let v = u32::from_le_bytes([b[1], b[2], b[3], b[4]]);
