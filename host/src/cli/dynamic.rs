@@ -80,6 +80,22 @@ fn dispatch(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
     let workshop = ctx.workshop()?;
     let runtime = Runtime::open(ctx.home()?, workshop)?;
     let Some(route) = runtime.route(&words) else {
+        // `datum flux` alone: list the commands under that prefix, like a command group.
+        let under: Vec<(String, String)> = runtime
+            .commands()
+            .filter(|(_, c)| {
+                !words.is_empty() && c.words().take(words.len()).eq(words.iter().copied())
+            })
+            .map(|(_, c)| (c.path.clone(), c.summary.clone()))
+            .collect();
+        if !under.is_empty() {
+            let mut text = format!("`datum {}` needs a command:\n", words.join(" "));
+            for (path, summary) in &under {
+                text.push_str(&format!("  datum {path:<22} {summary}\n"));
+            }
+            text.push_str("add --help to any of them for its arguments");
+            anyhow::bail!(text);
+        }
         let available: Vec<String> = runtime
             .commands()
             .map(|(_, c)| format!("`datum {}`", c.path))
