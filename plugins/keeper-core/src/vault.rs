@@ -429,7 +429,7 @@ impl LockedVault {
 }
 
 /// Atomic, owner-only write (0600 file in a 0700 folder on Unix).
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path
         .parent()

@@ -1,0 +1,13 @@
+//! The Keeper service: agents never hold secrets; they ask the Keeper, which
+//! authenticates them, decides by policy (fail closed), audits every request, and hands
+//! out values for a purpose.
+//!
+//! This crate holds the HTTP service ([`server`]) and the agent registry; the vault,
+//! policy and audit log are `keeper-core`. The `datum keeper …` plugin commands build
+//! on both.
+
+pub mod agents;
+pub mod server;
+
+pub use agents::{AgentRegistry, Token};
+pub use server::{bind, Keeper, ServeError, DEFAULT_ADDR};

@@ -1,0 +1,312 @@
+//! The Keeper's HTTP API (axum on tokio), loopback-only unless told otherwise.
+//!
+//! | method & path | who | what |
+//! |---|---|---|
+//! | `GET /v1/health` | anyone | `{ok, secrets, agents}` |
+//! | `POST /v1/agents` `{name}` | anyone (new name); its own token or admin (taken name) | `{name, token}` |
+//! | `POST /v1/secrets/request` `{key, purpose, destination}` | an agent token | `{key, value, encoding}` or a refusal |
+//! | `GET /v1/admin/secrets` | admin | secret names |
+//! | `PUT /v1/admin/secrets/{key}` `{value}` | admin | add or replace |
+//! | `DELETE /v1/admin/secrets/{key}` | admin | remove |
+//! | `GET /v1/admin/audit` | admin | the audit log |
+//! | `GET /v1/admin/agents` | admin | registered agents |
+//!
+//! Every secret request — granted, refused, or unauthenticated — is written to the audit
+//! log (and synced) before the answer leaves.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use keeper_core::{AuditLog, Decision, Policy, Request, Vault};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::agents::{constant_time_eq, hash_token, AgentRegistry, RegisterError};
+
+/// The default address: loopback only.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7742";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("refusing to listen on {0}: it is not a loopback address. The Keeper serves secrets; expose it beyond this machine only on purpose, with --allow-remote")]
+    NotLoopback(SocketAddr),
+    #[error("`{0}` is not an address like 127.0.0.1:7742")]
+    BadAddress(String),
+    #[error("cannot listen on {addr}: {source} (is another Keeper running? pick another port with --listen)")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Open the listening socket, refusing non-loopback addresses unless allowed.
+pub fn bind(addr: &str, allow_remote: bool) -> Result<std::net::TcpListener, ServeError> {
+    let addr: SocketAddr = addr.parse().map_err(|_| ServeError::BadAddress(addr.to_owned()))?;
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(ServeError::NotLoopback(addr));
+    }
+    let listener = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+    listener.set_nonblocking(true).map_err(|source| ServeError::Bind { addr, source })?;
+    Ok(listener)
+}
+
+/// The running service's state.
+pub struct Keeper {
+    vault: RwLock<Vault>,
+    policy: RwLock<Policy>,
+    agents: Mutex<AgentRegistry>,
+    audit: AuditLog,
+    admin_token_sha256: String,
+}
+
+impl std::fmt::Debug for Keeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keeper").finish_non_exhaustive()
+    }
+}
+
+/// Why a request was not answered with a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Unauthenticated,
+    Denied(String),
+    NotFound(String),
+    Internal(String),
+}
+
+impl Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Refusal::Denied(_) => StatusCode::FORBIDDEN,
+            Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+            Refusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Refusal::Unauthenticated => "missing or unknown token; register with POST /v1/agents and send `Authorization: Bearer TOKEN`".into(),
+            Refusal::Denied(r) => format!("refused: {r}"),
+            Refusal::NotFound(k) => format!("no secret named `{k}`"),
+            Refusal::Internal(e) => format!("the Keeper failed: {e}"),
+        }
+    }
+}
+
+fn error(status: StatusCode, kind: &str, message: String) -> Response {
+    (status, Json(json!({ "ok": false, "error": { "kind": kind, "message": message } }))).into_response()
+}
+
+fn refusal(r: &Refusal) -> Response {
+    let kind = match r {
+        Refusal::Unauthenticated => "unauthenticated",
+        Refusal::Denied(_) => "refused",
+        Refusal::NotFound(_) => "not-found",
+        Refusal::Internal(_) => "internal",
+    };
+    error(r.status(), kind, r.message())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SecretRequest {
+    pub key: String,
+    #[serde(default)]
+    pub purpose: String,
+    #[serde(default)]
+    pub destination: String,
+}
+
+impl Keeper {
+    pub fn new(vault: Vault, policy: Policy, agents: AgentRegistry, audit: AuditLog, admin_token_sha256: String) -> Arc<Keeper> {
+        Arc::new(Keeper {
+            vault: RwLock::new(vault),
+            policy: RwLock::new(policy),
+            agents: Mutex::new(agents),
+            audit,
+            admin_token_sha256,
+        })
+    }
+
+    fn is_admin(&self, token: Option<&str>) -> bool {
+        token.is_some_and(|t| constant_time_eq(&hash_token(t), &self.admin_token_sha256))
+    }
+
+    fn agent_of(&self, token: Option<&str>) -> Option<String> {
+        let token = token?;
+        self.agents.lock().ok()?.authenticate(token)
+    }
+
+    /// Decide, audit, and only then answer. The in-process path and the HTTP handler
+    /// both come through here, so neither can skip a step.
+    pub fn request_secret(&self, token: Option<&str>, ask: &SecretRequest) -> Result<Vec<u8>, Refusal> {
+        let agent = self.agent_of(token);
+        let request = Request {
+            agent: agent.clone().unwrap_or_else(|| "(unauthenticated)".into()),
+            key: ask.key.clone(),
+            purpose: ask.purpose.clone(),
+            destination: ask.destination.clone(),
+        };
+        let decision = match &agent {
+            None => Decision { allowed: false, reason: "missing or unknown token".into() },
+            Some(_) => match self.policy.read() {
+                Ok(policy) => policy.decide(&request, now_secs()),
+                Err(_) => Decision { allowed: false, reason: "policy unavailable".into() },
+            },
+        };
+        // Look the value up before auditing a grant, so a grant of a missing key is
+        // recorded as what it is.
+        let value = if decision.allowed {
+            match self.vault.read().map_err(|_| Refusal::Internal("vault lock poisoned".into()))?.get(&ask.key) {
+                Ok(Some(v)) => Ok(v),
+                Ok(None) => Err(Refusal::NotFound(ask.key.clone())),
+                Err(e) => Err(Refusal::Internal(e.to_string())),
+            }
+        } else if agent.is_none() {
+            Err(Refusal::Unauthenticated)
+        } else {
+            Err(Refusal::Denied(decision.reason.clone()))
+        };
+        let recorded = match &value {
+            Ok(_) => decision,
+            Err(Refusal::NotFound(k)) => Decision { allowed: false, reason: format!("no secret named `{k}`") },
+            Err(Refusal::Internal(e)) => Decision { allowed: false, reason: e.clone() },
+            Err(_) => decision,
+        };
+        self.audit.record(&request, &recorded).map_err(|e| Refusal::Internal(format!("cannot write the audit log: {e}")))?;
+        value
+    }
+
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/health", get(health))
+            .route("/v1/agents", post(register))
+            .route("/v1/secrets/request", post(request_secret))
+            .route("/v1/admin/secrets", get(list_secrets))
+            .route("/v1/admin/secrets/{key}", put(put_secret).delete(delete_secret))
+            .route("/v1/admin/audit", get(audit))
+            .route("/v1/admin/agents", get(list_agents))
+            .with_state(self)
+    }
+
+    /// Serve on an already bound listener until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: std::net::TcpListener) -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, self.router()).await
+    }
+}
+
+async fn health(State(k): State<Arc<Keeper>>) -> Response {
+    let secrets = k.vault.read().map(|v| v.names().len()).unwrap_or(0);
+    let agents = k.agents.lock().map(|a| a.names().len()).unwrap_or(0);
+    Json(json!({ "ok": true, "service": "datum-keeper", "secrets": secrets, "agents": agents })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct RegisterBody {
+    name: String,
+}
+
+async fn register(State(k): State<Arc<Keeper>>, headers: HeaderMap, Json(body): Json<RegisterBody>) -> Response {
+    let token = bearer(&headers);
+    let authorised = k.is_admin(token) || k.agent_of(token).as_deref() == Some(body.name.as_str());
+    let Ok(mut agents) = k.agents.lock() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "agent registry lock poisoned".into());
+    };
+    match agents.register(&body.name, authorised) {
+        Ok(token) => Json(json!({ "ok": true, "name": body.name, "token": token.0 })).into_response(),
+        Err(e @ RegisterError::BadName(_)) => error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+        Err(e @ RegisterError::Taken(_)) => error(StatusCode::CONFLICT, "taken", e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn request_secret(State(k): State<Arc<Keeper>>, headers: HeaderMap, Json(ask): Json<SecretRequest>) -> Response {
+    match k.request_secret(bearer(&headers), &ask) {
+        Ok(value) => {
+            let (encoding, value) = match String::from_utf8(value) {
+                Ok(text) => ("utf8", text),
+                Err(e) => ("hex", hex::encode(e.into_bytes())),
+            };
+            Json(json!({ "ok": true, "key": ask.key, "encoding": encoding, "value": value })).into_response()
+        }
+        Err(r) => refusal(&r),
+    }
+}
+
+fn admin_only(k: &Keeper, headers: &HeaderMap) -> Option<Response> {
+    (!k.is_admin(bearer(headers))).then(|| error(StatusCode::UNAUTHORIZED, "unauthenticated", "this endpoint needs the admin token".into()))
+}
+
+async fn list_secrets(State(k): State<Arc<Keeper>>, headers: HeaderMap) -> Response {
+    if let Some(denied) = admin_only(&k, &headers) {
+        return denied;
+    }
+    let names = k.vault.read().map(|v| v.names()).unwrap_or_default();
+    Json(json!({ "ok": true, "secrets": names })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct PutBody {
+    value: String,
+}
+
+async fn put_secret(State(k): State<Arc<Keeper>>, headers: HeaderMap, Path(key): Path<String>, Json(body): Json<PutBody>) -> Response {
+    if let Some(denied) = admin_only(&k, &headers) {
+        return denied;
+    }
+    let Ok(mut vault) = k.vault.write() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "vault lock poisoned".into());
+    };
+    match vault.put(&key, body.value.as_bytes()) {
+        Ok(()) => Json(json!({ "ok": true, "key": key })).into_response(),
+        Err(e @ keeper_core::VaultError::BadName(_)) => error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn delete_secret(State(k): State<Arc<Keeper>>, headers: HeaderMap, Path(key): Path<String>) -> Response {
+    if let Some(denied) = admin_only(&k, &headers) {
+        return denied;
+    }
+    let Ok(mut vault) = k.vault.write() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "vault lock poisoned".into());
+    };
+    match vault.remove(&key) {
+        Ok(true) => Json(json!({ "ok": true, "removed": key })).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, "not-found", format!("no secret named `{key}`")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn audit(State(k): State<Arc<Keeper>>, headers: HeaderMap) -> Response {
+    if let Some(denied) = admin_only(&k, &headers) {
+        return denied;
+    }
+    match k.audit.entries() {
+        Ok(entries) => Json(json!({ "ok": true, "entries": entries })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+async fn list_agents(State(k): State<Arc<Keeper>>, headers: HeaderMap) -> Response {
+    if let Some(denied) = admin_only(&k, &headers) {
+        return denied;
+    }
+    let names: Vec<Value> = k.agents.lock().map(|a| a.names()).unwrap_or_default().into_iter().map(Value::from).collect();
+    Json(json!({ "ok": true, "agents": names })).into_response()
+}
