@@ -94,6 +94,32 @@ impl Sandbox {
         }
     }
 
+    /// `datum ARGS` with `input` on stdin.
+    pub fn datum_stdin(&self, cwd: &Path, args: &[&str], input: &str) -> Run {
+        use std::io::Write;
+        let mut child = Command::new(datum_bin())
+            .args(args)
+            .current_dir(cwd)
+            .env("DATUM_HOME", self.home())
+            .env_remove("DATUM_WORKSHOP")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        Run {
+            args: args.join(" "),
+            output,
+        }
+    }
+
     pub fn datum(&self, args: &[&str]) -> Run {
         self.datum_in(self.dir.path(), args)
     }

@@ -21,4 +21,6 @@ mod vault;
 
 pub use audit::{AuditEntry, AuditLog};
 pub use policy::{Decision, Policy, PolicyError, Request};
-pub use vault::{canonical_json, write_private, Kdf, LockedVault, Vault, VaultError, MIN_ITERATIONS};
+pub use vault::{
+    canonical_json, write_private, Kdf, LockedVault, Vault, VaultError, MIN_ITERATIONS,
+};

@@ -426,6 +426,11 @@ impl LockedVault {
     pub fn iterations(&self) -> u32 {
         self.body.iterations
     }
+
+    /// Secret names (not secret themselves), readable before unlocking.
+    pub fn names(&self) -> Vec<String> {
+        self.body.records.keys().cloned().collect()
+    }
 }
 
 /// Atomic, owner-only write (0600 file in a 0700 folder on Unix).

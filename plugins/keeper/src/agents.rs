@@ -73,11 +73,18 @@ pub enum RegisterError {
 impl AgentRegistry {
     pub fn load(path: &Path) -> std::io::Result<AgentRegistry> {
         let agents = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice::<AgentsFile>(&bytes).map_err(std::io::Error::other)?.agents,
+            Ok(bytes) => {
+                serde_json::from_slice::<AgentsFile>(&bytes)
+                    .map_err(std::io::Error::other)?
+                    .agents
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e),
         };
-        Ok(AgentRegistry { path: path.to_owned(), agents })
+        Ok(AgentRegistry {
+            path: path.to_owned(),
+            agents,
+        })
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -101,7 +108,9 @@ impl AgentRegistry {
     pub fn register(&mut self, name: &str, authorised: bool) -> Result<Token, RegisterError> {
         let valid = !name.is_empty()
             && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !valid {
             return Err(RegisterError::BadName(name.to_owned()));
         }
@@ -126,7 +135,9 @@ impl AgentRegistry {
     }
 
     fn save(&self) -> std::io::Result<()> {
-        let file = AgentsFile { agents: self.agents.clone() };
+        let file = AgentsFile {
+            agents: self.agents.clone(),
+        };
         let mut text = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;
         text.push(b'\n');
         keeper_core::write_private(&self.path, &text)

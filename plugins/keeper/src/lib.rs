@@ -7,7 +7,10 @@
 //! on both.
 
 pub mod agents;
+mod plugin;
 pub mod server;
 
 pub use agents::{AgentRegistry, Token};
 pub use server::{bind, Keeper, ServeError, DEFAULT_ADDR};
+
+datum_plugin_api::export_plugin!(plugin::KeeperPlugin);

@@ -47,12 +47,17 @@ pub enum ServeError {
 
 /// Open the listening socket, refusing non-loopback addresses unless allowed.
 pub fn bind(addr: &str, allow_remote: bool) -> Result<std::net::TcpListener, ServeError> {
-    let addr: SocketAddr = addr.parse().map_err(|_| ServeError::BadAddress(addr.to_owned()))?;
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|_| ServeError::BadAddress(addr.to_owned()))?;
     if !addr.ip().is_loopback() && !allow_remote {
         return Err(ServeError::NotLoopback(addr));
     }
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
-    listener.set_nonblocking(true).map_err(|source| ServeError::Bind { addr, source })?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| ServeError::Bind { addr, source })?;
     Ok(listener)
 }
 
@@ -101,7 +106,11 @@ impl Refusal {
 }
 
 fn error(status: StatusCode, kind: &str, message: String) -> Response {
-    (status, Json(json!({ "ok": false, "error": { "kind": kind, "message": message } }))).into_response()
+    (
+        status,
+        Json(json!({ "ok": false, "error": { "kind": kind, "message": message } })),
+    )
+        .into_response()
 }
 
 fn refusal(r: &Refusal) -> Response {
@@ -115,11 +124,18 @@ fn refusal(r: &Refusal) -> Response {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")
+    headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,7 +148,13 @@ pub struct SecretRequest {
 }
 
 impl Keeper {
-    pub fn new(vault: Vault, policy: Policy, agents: AgentRegistry, audit: AuditLog, admin_token_sha256: String) -> Arc<Keeper> {
+    pub fn new(
+        vault: Vault,
+        policy: Policy,
+        agents: AgentRegistry,
+        audit: AuditLog,
+        admin_token_sha256: String,
+    ) -> Arc<Keeper> {
         Arc::new(Keeper {
             vault: RwLock::new(vault),
             policy: RwLock::new(policy),
@@ -153,7 +175,11 @@ impl Keeper {
 
     /// Decide, audit, and only then answer. The in-process path and the HTTP handler
     /// both come through here, so neither can skip a step.
-    pub fn request_secret(&self, token: Option<&str>, ask: &SecretRequest) -> Result<Vec<u8>, Refusal> {
+    pub fn request_secret(
+        &self,
+        token: Option<&str>,
+        ask: &SecretRequest,
+    ) -> Result<Vec<u8>, Refusal> {
         let agent = self.agent_of(token);
         let request = Request {
             agent: agent.clone().unwrap_or_else(|| "(unauthenticated)".into()),
@@ -162,16 +188,27 @@ impl Keeper {
             destination: ask.destination.clone(),
         };
         let decision = match &agent {
-            None => Decision { allowed: false, reason: "missing or unknown token".into() },
+            None => Decision {
+                allowed: false,
+                reason: "missing or unknown token".into(),
+            },
             Some(_) => match self.policy.read() {
                 Ok(policy) => policy.decide(&request, now_secs()),
-                Err(_) => Decision { allowed: false, reason: "policy unavailable".into() },
+                Err(_) => Decision {
+                    allowed: false,
+                    reason: "policy unavailable".into(),
+                },
             },
         };
         // Look the value up before auditing a grant, so a grant of a missing key is
         // recorded as what it is.
         let value = if decision.allowed {
-            match self.vault.read().map_err(|_| Refusal::Internal("vault lock poisoned".into()))?.get(&ask.key) {
+            match self
+                .vault
+                .read()
+                .map_err(|_| Refusal::Internal("vault lock poisoned".into()))?
+                .get(&ask.key)
+            {
                 Ok(Some(v)) => Ok(v),
                 Ok(None) => Err(Refusal::NotFound(ask.key.clone())),
                 Err(e) => Err(Refusal::Internal(e.to_string())),
@@ -183,11 +220,19 @@ impl Keeper {
         };
         let recorded = match &value {
             Ok(_) => decision,
-            Err(Refusal::NotFound(k)) => Decision { allowed: false, reason: format!("no secret named `{k}`") },
-            Err(Refusal::Internal(e)) => Decision { allowed: false, reason: e.clone() },
+            Err(Refusal::NotFound(k)) => Decision {
+                allowed: false,
+                reason: format!("no secret named `{k}`"),
+            },
+            Err(Refusal::Internal(e)) => Decision {
+                allowed: false,
+                reason: e.clone(),
+            },
             Err(_) => decision,
         };
-        self.audit.record(&request, &recorded).map_err(|e| Refusal::Internal(format!("cannot write the audit log: {e}")))?;
+        self.audit
+            .record(&request, &recorded)
+            .map_err(|e| Refusal::Internal(format!("cannot write the audit log: {e}")))?;
         value
     }
 
@@ -197,7 +242,10 @@ impl Keeper {
             .route("/v1/agents", post(register))
             .route("/v1/secrets/request", post(request_secret))
             .route("/v1/admin/secrets", get(list_secrets))
-            .route("/v1/admin/secrets/{key}", put(put_secret).delete(delete_secret))
+            .route(
+                "/v1/admin/secrets/{key}",
+                put(put_secret).delete(delete_secret),
+            )
             .route("/v1/admin/audit", get(audit))
             .route("/v1/admin/agents", get(list_agents))
             .with_state(self)
@@ -213,7 +261,8 @@ impl Keeper {
 async fn health(State(k): State<Arc<Keeper>>) -> Response {
     let secrets = k.vault.read().map(|v| v.names().len()).unwrap_or(0);
     let agents = k.agents.lock().map(|a| a.names().len()).unwrap_or(0);
-    Json(json!({ "ok": true, "service": "datum-keeper", "secrets": secrets, "agents": agents })).into_response()
+    Json(json!({ "ok": true, "service": "datum-keeper", "secrets": secrets, "agents": agents }))
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,35 +270,58 @@ struct RegisterBody {
     name: String,
 }
 
-async fn register(State(k): State<Arc<Keeper>>, headers: HeaderMap, Json(body): Json<RegisterBody>) -> Response {
+async fn register(
+    State(k): State<Arc<Keeper>>,
+    headers: HeaderMap,
+    Json(body): Json<RegisterBody>,
+) -> Response {
     let token = bearer(&headers);
     let authorised = k.is_admin(token) || k.agent_of(token).as_deref() == Some(body.name.as_str());
     let Ok(mut agents) = k.agents.lock() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "agent registry lock poisoned".into());
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "agent registry lock poisoned".into(),
+        );
     };
     match agents.register(&body.name, authorised) {
-        Ok(token) => Json(json!({ "ok": true, "name": body.name, "token": token.0 })).into_response(),
-        Err(e @ RegisterError::BadName(_)) => error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+        Ok(token) => {
+            Json(json!({ "ok": true, "name": body.name, "token": token.0 })).into_response()
+        }
+        Err(e @ RegisterError::BadName(_)) => {
+            error(StatusCode::BAD_REQUEST, "invalid", e.to_string())
+        }
         Err(e @ RegisterError::Taken(_)) => error(StatusCode::CONFLICT, "taken", e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
 
-async fn request_secret(State(k): State<Arc<Keeper>>, headers: HeaderMap, Json(ask): Json<SecretRequest>) -> Response {
+async fn request_secret(
+    State(k): State<Arc<Keeper>>,
+    headers: HeaderMap,
+    Json(ask): Json<SecretRequest>,
+) -> Response {
     match k.request_secret(bearer(&headers), &ask) {
         Ok(value) => {
             let (encoding, value) = match String::from_utf8(value) {
                 Ok(text) => ("utf8", text),
                 Err(e) => ("hex", hex::encode(e.into_bytes())),
             };
-            Json(json!({ "ok": true, "key": ask.key, "encoding": encoding, "value": value })).into_response()
+            Json(json!({ "ok": true, "key": ask.key, "encoding": encoding, "value": value }))
+                .into_response()
         }
         Err(r) => refusal(&r),
     }
 }
 
 fn admin_only(k: &Keeper, headers: &HeaderMap) -> Option<Response> {
-    (!k.is_admin(bearer(headers))).then(|| error(StatusCode::UNAUTHORIZED, "unauthenticated", "this endpoint needs the admin token".into()))
+    (!k.is_admin(bearer(headers))).then(|| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "this endpoint needs the admin token".into(),
+        )
+    })
 }
 
 async fn list_secrets(State(k): State<Arc<Keeper>>, headers: HeaderMap) -> Response {
@@ -265,30 +337,53 @@ struct PutBody {
     value: String,
 }
 
-async fn put_secret(State(k): State<Arc<Keeper>>, headers: HeaderMap, Path(key): Path<String>, Json(body): Json<PutBody>) -> Response {
+async fn put_secret(
+    State(k): State<Arc<Keeper>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    Json(body): Json<PutBody>,
+) -> Response {
     if let Some(denied) = admin_only(&k, &headers) {
         return denied;
     }
     let Ok(mut vault) = k.vault.write() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "vault lock poisoned".into());
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "vault lock poisoned".into(),
+        );
     };
     match vault.put(&key, body.value.as_bytes()) {
         Ok(()) => Json(json!({ "ok": true, "key": key })).into_response(),
-        Err(e @ keeper_core::VaultError::BadName(_)) => error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+        Err(e @ keeper_core::VaultError::BadName(_)) => {
+            error(StatusCode::BAD_REQUEST, "invalid", e.to_string())
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
 
-async fn delete_secret(State(k): State<Arc<Keeper>>, headers: HeaderMap, Path(key): Path<String>) -> Response {
+async fn delete_secret(
+    State(k): State<Arc<Keeper>>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Response {
     if let Some(denied) = admin_only(&k, &headers) {
         return denied;
     }
     let Ok(mut vault) = k.vault.write() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "vault lock poisoned".into());
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "vault lock poisoned".into(),
+        );
     };
     match vault.remove(&key) {
         Ok(true) => Json(json!({ "ok": true, "removed": key })).into_response(),
-        Ok(false) => error(StatusCode::NOT_FOUND, "not-found", format!("no secret named `{key}`")),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no secret named `{key}`"),
+        ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
@@ -307,6 +402,13 @@ async fn list_agents(State(k): State<Arc<Keeper>>, headers: HeaderMap) -> Respon
     if let Some(denied) = admin_only(&k, &headers) {
         return denied;
     }
-    let names: Vec<Value> = k.agents.lock().map(|a| a.names()).unwrap_or_default().into_iter().map(Value::from).collect();
+    let names: Vec<Value> = k
+        .agents
+        .lock()
+        .map(|a| a.names())
+        .unwrap_or_default()
+        .into_iter()
+        .map(Value::from)
+        .collect();
     Json(json!({ "ok": true, "agents": names })).into_response()
 }

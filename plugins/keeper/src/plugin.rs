@@ -1,0 +1,290 @@
+//! `datum keeper …`: the Keeper as a native plugin. Passwords and values come from a
+//! file, a prompt, or stdin — never from the command line, where other users and shell
+//! history could see them.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use datum_plugin_api::{ErrorKind, Host, Output, Plugin, PluginError, Request};
+use keeper_core::{AuditLog, Kdf, Policy, Vault};
+use serde_json::json;
+
+use crate::agents::{AgentRegistry, Token};
+use crate::server::{bind, Keeper, DEFAULT_ADDR};
+
+pub struct KeeperPlugin;
+
+impl Plugin for KeeperPlugin {
+    const MANIFEST: &'static str = include_str!("../datum-plugin.toml");
+
+    fn invoke(request: &Request, _host: &Host<'_>) -> Result<Output, PluginError> {
+        let home = Home::from(request)?;
+        match request.command.as_str() {
+            "keeper init" => init(&home, request),
+            "keeper add-secret" => add_secret(&home, request),
+            "keeper list" => list(&home),
+            "keeper remove" => remove(&home, request),
+            "keeper rotate-password" => rotate(&home, request),
+            "keeper audit" => audit(&home, request),
+            "keeper agents" => agents(&home),
+            "keeper serve" => serve(&home, request),
+            other => Err(PluginError::new(
+                ErrorKind::UnknownCommand,
+                format!("keeper has no command `{other}`"),
+            )),
+        }
+    }
+}
+
+/// The Keeper's folder and the files in it.
+struct Home(PathBuf);
+
+impl Home {
+    fn from(request: &Request) -> Result<Home, PluginError> {
+        if let Some(h) = request.arg_str("home") {
+            return Ok(Home(h.into()));
+        }
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        env("DATUM_KEEPER_HOME")
+            .or_else(|| env("DATUM_HOME").map(|h| h.join("keeper")))
+            .or_else(|| env("HOME").map(|h| h.join(".local/share/datum/keeper")))
+            .map(Home)
+            .ok_or_else(|| {
+                PluginError::invalid_args("cannot tell where the Keeper lives")
+                    .with_hint("pass --home DIR or set DATUM_KEEPER_HOME")
+            })
+    }
+
+    fn vault(&self) -> PathBuf {
+        self.0.join("vault.json")
+    }
+    fn policy(&self) -> PathBuf {
+        self.0.join("policy.json")
+    }
+    fn agents(&self) -> PathBuf {
+        self.0.join("agents.json")
+    }
+    fn audit(&self) -> PathBuf {
+        self.0.join("audit.jsonl")
+    }
+    fn config(&self) -> PathBuf {
+        self.0.join("keeper.json")
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> PluginError {
+    PluginError::failed(e.to_string())
+}
+
+/// Lines of stdin, read once, for when it is not a terminal (piped secrets arrive in
+/// the order the command asks for them).
+struct Input {
+    lines: Option<std::vec::IntoIter<String>>,
+}
+
+impl Input {
+    fn new() -> Input {
+        Input { lines: None }
+    }
+
+    fn secret(&mut self, file: Option<&str>, what: &str) -> Result<Vec<u8>, PluginError> {
+        if let Some(f) = file {
+            let mut bytes = std::fs::read(f).map_err(|e| {
+                PluginError::invalid_args(format!("cannot read {what} from {f}: {e}"))
+            })?;
+            while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                bytes.pop();
+            }
+            return Ok(bytes);
+        }
+        if std::io::stdin().is_terminal() {
+            return rpassword::prompt_password(format!("{what}: "))
+                .map(String::into_bytes)
+                .map_err(failed);
+        }
+        let lines = self.lines.get_or_insert_with(|| {
+            std::io::stdin()
+                .lock()
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+                .into_iter()
+        });
+        lines.next().map(String::into_bytes).ok_or_else(|| {
+            PluginError::invalid_args(format!("no {what} given"))
+                .with_hint("pipe it on stdin (one per line), use a --…-file option, or run in a terminal to be prompted")
+        })
+    }
+}
+
+fn unlock(home: &Home, request: &Request, input: &mut Input) -> Result<Vault, PluginError> {
+    let locked = Vault::open(&home.vault()).map_err(failed)?;
+    let password = input.secret(request.arg_str("password-file"), "master password")?;
+    locked
+        .unlock(&password, keeper_core::MIN_ITERATIONS)
+        .map_err(failed)
+}
+
+fn init(home: &Home, request: &Request) -> Result<Output, PluginError> {
+    let mut input = Input::new();
+    let password = input.secret(request.arg_str("password-file"), "new master password")?;
+    if password.len() < 8 {
+        return Err(PluginError::invalid_args(
+            "the master password must be at least 8 bytes",
+        ));
+    }
+    Vault::create(&home.vault(), &password, Kdf::default()).map_err(failed)?;
+    if !home.policy().exists() {
+        let policy = serde_json::to_vec_pretty(&Policy {
+            allowed_destinations: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            ..Policy::default()
+        })
+        .map_err(failed)?;
+        keeper_core::write_private(&home.policy(), &policy).map_err(failed)?;
+    }
+    let admin = Token::generate().map_err(failed)?;
+    let config = json!({ "admin_token_sha256": admin.hash() });
+    keeper_core::write_private(&home.config(), config.to_string().as_bytes()).map_err(failed)?;
+    let text = format!(
+        "created the Keeper in {}\nadmin token (shown once; keep it safe): {}\nthe policy refuses everything until you add grants to {}",
+        home.0.display(),
+        admin.0,
+        home.policy().display()
+    );
+    Ok(Output::new(json!({ "home": home.0, "admin_token": admin.0 })).with_text(text))
+}
+
+fn add_secret(home: &Home, request: &Request) -> Result<Output, PluginError> {
+    let name = request.require_str("name")?;
+    let mut input = Input::new();
+    let mut vault = unlock(home, request, &mut input)?;
+    let value = input.secret(request.arg_str("value-file"), &format!("value of {name}"))?;
+    vault.put(name, &value).map_err(failed)?;
+    Ok(Output::new(json!({ "added": name })).with_text(format!("stored {name}")))
+}
+
+fn list(home: &Home) -> Result<Output, PluginError> {
+    // Names are not secret and are readable without the password; the checksum still
+    // catches a tampered file.
+    let locked = Vault::open(&home.vault()).map_err(failed)?;
+    let names = locked.names();
+    let text = if names.is_empty() {
+        "the vault holds no secrets".to_owned()
+    } else {
+        names.join("\n")
+    };
+    Ok(Output::new(json!({ "secrets": names })).with_text(text))
+}
+
+fn remove(home: &Home, request: &Request) -> Result<Output, PluginError> {
+    let name = request.require_str("name")?;
+    let mut vault = unlock(home, request, &mut Input::new())?;
+    if !vault.remove(name).map_err(failed)? {
+        return Err(PluginError::failed(format!("no secret named `{name}`"))
+            .with_hint("see `datum keeper list`"));
+    }
+    Ok(Output::new(json!({ "removed": name })).with_text(format!("removed {name}")))
+}
+
+fn rotate(home: &Home, request: &Request) -> Result<Output, PluginError> {
+    let mut input = Input::new();
+    let mut vault = unlock(home, request, &mut input)?;
+    let new = input.secret(request.arg_str("new-password-file"), "new master password")?;
+    if new.len() < 8 {
+        return Err(PluginError::invalid_args(
+            "the master password must be at least 8 bytes",
+        ));
+    }
+    vault
+        .rotate_password(&new, Kdf::default())
+        .map_err(failed)?;
+    Ok(Output::new(json!({ "rotated": true }))
+        .with_text("the vault is now sealed under the new password"))
+}
+
+fn audit(home: &Home, request: &Request) -> Result<Output, PluginError> {
+    let log = AuditLog::open(&home.audit()).map_err(failed)?;
+    let mut entries = log.entries().map_err(failed)?;
+    if let Some(n) = request.arg_i64("limit") {
+        let keep = usize::try_from(n).unwrap_or(0);
+        let skip = entries.len().saturating_sub(keep);
+        entries.drain(..skip);
+    }
+    let text = entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {:<8} {:<12} {:<20} {:<16} {} ({})",
+                e.time, e.decision, e.agent, e.key, e.destination, e.purpose, e.reason
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(
+        Output::new(json!({ "entries": entries })).with_text(if text.is_empty() {
+            "no requests yet".into()
+        } else {
+            text
+        }),
+    )
+}
+
+fn agents(home: &Home) -> Result<Output, PluginError> {
+    let registry = AgentRegistry::load(&home.agents()).map_err(failed)?;
+    let names = registry.names();
+    let text = if names.is_empty() {
+        "no agents registered".to_owned()
+    } else {
+        names.join("\n")
+    };
+    Ok(Output::new(json!({ "agents": names })).with_text(text))
+}
+
+fn read_config(path: &Path) -> Result<String, PluginError> {
+    let text = std::fs::read_to_string(path).map_err(|_| {
+        PluginError::failed(format!("{} is missing", path.display()))
+            .with_hint("run `datum keeper init` first")
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(failed)?;
+    v["admin_token_sha256"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| failed("keeper.json has no admin token hash"))
+}
+
+fn serve(home: &Home, request: &Request) -> Result<Output, PluginError> {
+    let admin_hash = read_config(&home.config())?;
+    let policy_text = std::fs::read_to_string(home.policy())
+        .map_err(|e| failed(format!("cannot read {}: {e}", home.policy().display())))?;
+    let policy = Policy::parse(&policy_text).map_err(failed)?;
+    let addr = request.arg_str("listen").unwrap_or(DEFAULT_ADDR);
+    let allow_remote = request.arg_bool("allow-remote");
+    let listener = bind(addr, allow_remote).map_err(failed)?;
+    let vault = unlock(home, request, &mut Input::new())?;
+    let agents = AgentRegistry::load(&home.agents()).map_err(failed)?;
+    let audit = AuditLog::open(&home.audit()).map_err(failed)?;
+    let keeper = Keeper::new(vault, policy, agents, audit, admin_hash);
+    let local = listener.local_addr().map_err(failed)?;
+    if !local.ip().is_loopback() {
+        eprintln!("warning: the Keeper is listening on {local}, reachable from other machines");
+    }
+    eprintln!("Keeper listening on http://{local} (Ctrl-C stops it)");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(failed)?;
+    runtime.block_on(async move {
+        tokio::select! {
+            served = keeper.serve(listener) => served.map_err(failed),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })?;
+    Ok(
+        Output::new(json!({ "stopped": true, "address": local.to_string() }))
+            .with_text("Keeper stopped"),
+    )
+}

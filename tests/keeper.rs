@@ -1,0 +1,263 @@
+//! The Keeper through the real binary: install, init, secrets in and out without argv,
+//! and a served Keeper answering an agent over loopback.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::time::{Duration, Instant};
+
+use datum_e2e::{bundled_registry, datum_bin, s, Sandbox};
+use serde_json::{json, Value};
+
+fn keeper_workshop(sb: &Sandbox) -> std::path::PathBuf {
+    let ws = sb.empty_workshop("keep");
+    let r = sb
+        .datum_in(
+            &ws,
+            &[
+                "plugin",
+                "install",
+                "keeper",
+                "--registry",
+                s(&bundled_registry()),
+            ],
+        )
+        .failure();
+    assert!(
+        r.stderr().contains("--kind native"),
+        "the WASM tier has no keeper build: {}",
+        r.stderr()
+    );
+    sb.datum_in(
+        &ws,
+        &[
+            "plugin",
+            "install",
+            "keeper",
+            "--kind",
+            "native",
+            "--registry",
+            s(&bundled_registry()),
+        ],
+    )
+    .success();
+    ws
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn secrets_go_in_and_out_without_touching_argv() {
+    let sb = Sandbox::new();
+    let ws = keeper_workshop(&sb);
+    let home = sb.path("keeper-home");
+    let pw = sb.path("pw");
+    std::fs::write(&pw, "correct horse battery\n").unwrap();
+    let init = sb
+        .datum_in(
+            &ws,
+            &[
+                "keeper",
+                "init",
+                "--home",
+                s(&home),
+                "--password-file",
+                s(&pw),
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(init["admin_token"].as_str().unwrap().len(), 64);
+    // Piped stdin: the password line, then the value line.
+    sb.datum_stdin(
+        &ws,
+        &["keeper", "add-secret", "github-token", "--home", s(&home)],
+        "correct horse battery\nghp_piped\n",
+    )
+    .success();
+    let list = sb
+        .datum_in(
+            &ws,
+            &["keeper", "list", "--home", s(&home), "--format", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(list["secrets"], json!(["github-token"]));
+    let wrong = sb
+        .datum_stdin(
+            &ws,
+            &["keeper", "remove", "github-token", "--home", s(&home)],
+            "not the password\n",
+        )
+        .failure();
+    assert!(
+        wrong.stderr().contains("wrong master password"),
+        "{}",
+        wrong.stderr()
+    );
+    let vault = std::fs::read_to_string(home.join("vault.json")).unwrap();
+    assert!(!vault.contains("ghp_piped"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(home.join("vault.json"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        !home.starts_with(&ws),
+        "the vault lives outside the workshop"
+    );
+}
+
+#[test]
+fn a_served_keeper_answers_an_agent_and_audits() {
+    let sb = Sandbox::new();
+    let ws = keeper_workshop(&sb);
+    let home = sb.path("keeper-home");
+    let pw = sb.path("pw");
+    std::fs::write(&pw, "correct horse battery").unwrap();
+    let admin = sb
+        .datum_in(
+            &ws,
+            &[
+                "keeper",
+                "init",
+                "--home",
+                s(&home),
+                "--password-file",
+                s(&pw),
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json()["admin_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let value = sb.path("value");
+    std::fs::write(&value, "pg://secret").unwrap();
+    sb.datum_in(
+        &ws,
+        &[
+            "keeper",
+            "add-secret",
+            "db/main",
+            "--home",
+            s(&home),
+            "--password-file",
+            s(&pw),
+            "--value-file",
+            s(&value),
+        ],
+    )
+    .success();
+    std::fs::write(
+        home.join("policy.json"),
+        r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#,
+    )
+    .unwrap();
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = std::process::Command::new(datum_bin())
+        .args([
+            "--workshop",
+            s(&ws),
+            "keeper",
+            "serve",
+            "--home",
+            s(&home),
+            "--password-file",
+            s(&pw),
+            "--listen",
+            &addr,
+        ])
+        .env("DATUM_HOME", sb.home())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let base = format!("http://{addr}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(&format!("{base}/v1/health")).call().is_err() {
+        assert!(Instant::now() < deadline, "the Keeper did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut reg = http
+        .post(&format!("{base}/v1/agents"))
+        .send_json(json!({"name": "ada"}))
+        .unwrap();
+    let token = reg.body_mut().read_json::<Value>().unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ask = |key: &str| {
+        let mut r = http
+            .post(&format!("{base}/v1/secrets/request"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .send_json(json!({"key": key, "purpose": "migrate", "destination": "localhost"}))
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.body_mut().read_json::<Value>().unwrap(),
+        )
+    };
+    assert_eq!(
+        ask("db/main"),
+        (
+            200,
+            json!({"ok": true, "key": "db/main", "encoding": "utf8", "value": "pg://secret"})
+        )
+    );
+    assert_eq!(ask("other").0, 403);
+    let mut audit = http
+        .get(&format!("{base}/v1/admin/audit"))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        audit.body_mut().read_json::<Value>().unwrap()["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // The CLI reads the same audit log and agent registry.
+    let log = sb
+        .datum_in(
+            &ws,
+            &["keeper", "audit", "--home", s(&home), "--format", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(log["entries"][1]["decision"], "refused");
+    let agents = sb
+        .datum_in(
+            &ws,
+            &["keeper", "agents", "--home", s(&home), "--format", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(agents["agents"], json!(["ada"]));
+}
