@@ -2,9 +2,10 @@
 //! and a served Keeper answering an agent over loopback.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use datum_e2e::{bundled_registry, datum_bin, s, Sandbox};
+use datum_e2e::{bundled_registry, datum_bin, fixture_registry, git_clean, s, Sandbox};
 use serde_json::{json, Value};
 
 fn keeper_workshop(sb: &Sandbox) -> std::path::PathBuf {
@@ -260,4 +261,232 @@ fn a_served_keeper_answers_an_agent_and_audits() {
         .success()
         .json();
     assert_eq!(agents["agents"], json!(["ada"]));
+}
+
+/// A served Keeper with `db/main` in its vault and a policy granting `ada` the `db/*` keys.
+struct Served {
+    server: std::process::Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+fn serve_keeper(sb: &Sandbox) -> Served {
+    let ws = keeper_workshop(sb);
+    let home = sb.path("keeper-home");
+    let pw = sb.path("pw");
+    std::fs::write(&pw, "correct horse battery").unwrap();
+    sb.datum_in(
+        &ws,
+        &[
+            "keeper",
+            "init",
+            "--home",
+            s(&home),
+            "--password-file",
+            s(&pw),
+        ],
+    )
+    .success();
+    let value = sb.path("value");
+    std::fs::write(&value, "pg://secret").unwrap();
+    sb.datum_in(
+        &ws,
+        &[
+            "keeper",
+            "add-secret",
+            "db/main",
+            "--home",
+            s(&home),
+            "--password-file",
+            s(&pw),
+            "--value-file",
+            s(&value),
+        ],
+    )
+    .success();
+    std::fs::write(
+        home.join("policy.json"),
+        r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#,
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = std::process::Command::new(datum_bin())
+        .args([
+            "--workshop",
+            s(&ws),
+            "keeper",
+            "serve",
+            "--home",
+            s(&home),
+            "--password-file",
+            s(&pw),
+            "--listen",
+            &addr,
+        ])
+        .env("DATUM_HOME", sb.home())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://{addr}");
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(&format!("{url}/v1/health")).call().is_err() {
+        assert!(Instant::now() < deadline, "the Keeper did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Served { server, url }
+}
+
+#[test]
+fn plugins_get_secrets_through_the_host_only_when_both_grant_it() {
+    let sb = Sandbox::new();
+    let keeper = serve_keeper(&sb);
+    let ws = sb.path("ada");
+    let out = sb
+        .datum(&[
+            "boot",
+            "--workshop",
+            s(&ws),
+            "--name",
+            "ada",
+            "--no-plugins",
+            "--keeper",
+            &keeper.url,
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(out["keeper"]["agent"], "ada");
+    let config = ws.join(".superagent/keeper.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(git_clean(&ws), "the token file is ignored, not committed");
+    let repo = git2::Repository::open(&ws).unwrap();
+    assert!(repo
+        .status_should_ignore(Path::new(".superagent/keeper.json"))
+        .unwrap());
+
+    sb.datum_in(
+        &ws,
+        &[
+            "plugin",
+            "install",
+            "stress@=1.0.0",
+            "--registry",
+            s(&fixture_registry()),
+        ],
+    )
+    .success();
+    assert_eq!(
+        sb.datum_in(&ws, &["stress", "secret", "--key", "db/main"])
+            .success()
+            .stdout()
+            .trim(),
+        "pg://secret"
+    );
+
+    // The plugin's grant does not cover the key: the host refuses before asking.
+    let denied = sb
+        .datum_in(
+            &ws,
+            &[
+                "stress",
+                "secret",
+                "--key",
+                "github-token",
+                "--format",
+                "json",
+            ],
+        )
+        .failure()
+        .json();
+    assert_eq!(
+        denied["error"]["hint"],
+        "datum plugin grant stress secrets:github-token"
+    );
+    // Granted by the host, refused by the Keeper's policy: still an error, no value.
+    sb.datum_in(&ws, &["plugin", "grant", "stress", "secrets:github-token"])
+        .success();
+    let refused = sb
+        .datum_in(
+            &ws,
+            &[
+                "stress",
+                "secret",
+                "--key",
+                "github-token",
+                "--format",
+                "json",
+            ],
+        )
+        .failure()
+        .json();
+    assert_eq!(refused["error"]["kind"], "permission-denied");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the Keeper refused"),
+        "{refused}"
+    );
+
+    // Booting again re-registers with the stored token.
+    sb.datum(&[
+        "boot",
+        "--workshop",
+        s(&ws),
+        "--no-plugins",
+        "--keeper",
+        &keeper.url,
+    ])
+    .success();
+    assert_eq!(
+        sb.datum_in(&ws, &["stress", "secret", "--key", "db/main"])
+            .success()
+            .stdout()
+            .trim(),
+        "pg://secret"
+    );
+}
+
+#[test]
+fn an_unreachable_keeper_fails_boot_quickly_and_creates_nothing() {
+    let sb = Sandbox::new();
+    let ws = sb.path("nobody");
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let r = sb
+        .datum(&[
+            "boot",
+            "--workshop",
+            s(&ws),
+            "--no-plugins",
+            "--keeper",
+            &url,
+        ])
+        .failure();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        r.stderr().contains("unreachable") && r.stderr().contains("3 s"),
+        "{}",
+        r.stderr()
+    );
+    assert!(!ws.exists());
 }

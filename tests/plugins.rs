@@ -132,7 +132,7 @@ fn install_records_the_lock_and_commits_learned() {
     assert_eq!(i["version"], "1.0.0");
     assert_eq!(
         i["grants"],
-        serde_json::json!(["fs-read:notes", "fs-write:notes", "kv"])
+        serde_json::json!(["fs-read:notes", "fs-write:notes", "kv", "secrets:db/*"])
     );
     assert_eq!(commit_count(&ws), before + 1);
     assert!(git_clean(&ws));
@@ -191,7 +191,7 @@ fn install_records_the_lock_and_commits_learned() {
         .json();
     assert_eq!(
         out["installed"][0]["grants"],
-        serde_json::json!(["fs-read:notes", "fs-write:notes"])
+        serde_json::json!(["fs-read:notes", "fs-write:notes", "secrets:db/*"])
     );
 }
 

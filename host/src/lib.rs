@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod fsutil;
 pub mod install;
+pub mod keeper;
 pub mod loader;
 pub mod paths;
 pub mod registry;

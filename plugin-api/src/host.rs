@@ -97,6 +97,27 @@ impl<'a> Host<'a> {
             .map(drop)
     }
 
+    /// Ask the Keeper for a secret (`secrets:PATTERN` grant). The purpose and
+    /// destination are recorded in the Keeper's audit log; a refusal is an error, never
+    /// a fallback. Since API 1.2.
+    pub fn secret(
+        &self,
+        key: &str,
+        purpose: &str,
+        destination: &str,
+    ) -> Result<String, PluginError> {
+        let v = self.call_service(
+            "secret.get",
+            json!({ "key": key, "purpose": purpose, "destination": destination }),
+        )?;
+        v.as_str().map(str::to_owned).ok_or_else(|| {
+            PluginError::new(
+                ErrorKind::HostService,
+                "the Keeper returned a non-text secret",
+            )
+        })
+    }
+
     /// Run a command in another build (`"native"` or `"wasm"`) of an installed plugin,
     /// e.g. a plugin comparing its own builds (`call:PLUGIN` grant). Since API 1.1.
     pub fn call_plugin_kind(

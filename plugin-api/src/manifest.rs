@@ -132,14 +132,17 @@ pub enum PermissionKind {
     FsWrite,
     /// Call another installed plugin's commands.
     Call,
+    /// Ask the Keeper for secrets whose names match the scope (`db/*`). Since API 1.2.
+    Secrets,
 }
 
 impl PermissionKind {
-    pub const ALL: [PermissionKind; 4] = [
+    pub const ALL: [PermissionKind; 5] = [
         PermissionKind::Kv,
         PermissionKind::FsRead,
         PermissionKind::FsWrite,
         PermissionKind::Call,
+        PermissionKind::Secrets,
     ];
 }
 
@@ -150,6 +153,7 @@ impl fmt::Display for PermissionKind {
             PermissionKind::FsRead => "fs-read",
             PermissionKind::FsWrite => "fs-write",
             PermissionKind::Call => "call",
+            PermissionKind::Secrets => "secrets",
         })
     }
 }
@@ -162,7 +166,7 @@ impl std::str::FromStr for PermissionKind {
             .find(|k| k.to_string() == s)
             .ok_or_else(|| {
                 ManifestError::Invalid(format!(
-                    "unknown permission kind `{s}`; expected one of kv, fs-read, fs-write, call"
+                    "unknown permission kind `{s}`; expected one of kv, fs-read, fs-write, call, secrets"
                 ))
             })
     }
@@ -261,10 +265,7 @@ impl Manifest {
                     p.grant()
                 )));
             }
-            let needs_scope = matches!(
-                p.kind,
-                PermissionKind::FsRead | PermissionKind::FsWrite | PermissionKind::Call
-            );
+            let needs_scope = p.kind != PermissionKind::Kv;
             if needs_scope && p.scope.as_deref().is_none_or(str::is_empty) {
                 return Err(ManifestError::Invalid(format!(
                     "permission `{}` needs a `scope` (a workshop path or a plugin name)",

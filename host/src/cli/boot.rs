@@ -25,6 +25,10 @@ pub struct BootArgs {
     /// Create the workshop without installing any plugin.
     #[arg(long)]
     pub no_plugins: bool,
+    /// Register this agent with the Keeper at URL (e.g. http://127.0.0.1:7742); its
+    /// token is stored owner-only in .superagent/keeper.json, never committed.
+    #[arg(long, value_name = "URL")]
+    pub keeper: Option<String>,
 }
 
 pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
@@ -37,12 +41,16 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
         },
     };
     let home = ctx.home()?;
-    // Open the registry before touching the folder, so a missing registry creates nothing.
+    // Check everything outside the folder first, so a missing registry or an
+    // unreachable Keeper creates nothing.
     let registry = if args.no_plugins {
         None
     } else {
         Some(ctx.open_registry(&home)?)
     };
+    if let Some(url) = &args.keeper {
+        crate::keeper::health(url)?;
+    }
     let name = match &args.name {
         Some(n) => n.clone(),
         None => default_name(&dir),
@@ -93,6 +101,26 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
         }
         bar.finish_and_clear();
     }
+    let mut keeper = None;
+    if let Some(url) = &args.keeper {
+        let previous = crate::keeper::load(workshop.root())
+            .ok()
+            .filter(|c| &c.url == url && c.agent == agent.agent.name);
+        let token = crate::keeper::register(
+            url,
+            &agent.agent.name,
+            previous.as_ref().map(|c| c.token.as_str()),
+        )
+        .with_context(|| format!("registering {} with the Keeper at {url}", agent.agent.name))?;
+        let config = crate::keeper::KeeperConfig {
+            url: url.clone(),
+            agent: agent.agent.name.clone(),
+            token,
+        };
+        crate::keeper::save(workshop.root(), &config)?;
+        workshop.journal(&format!("registered with the Keeper at {url}"))?;
+        keeper = Some(json!({ "url": url, "agent": agent.agent.name }));
+    }
     let verb = if existed { "re-booted" } else { "booted" };
     workshop.journal(&format!(
         "{verb} {} ({}) with datum {}",
@@ -113,6 +141,7 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
         "kept": created.kept.len(),
         "plugins": installed,
         "commit": commit,
+        "keeper": keeper,
         "elapsed_ms": elapsed_ms,
     });
     ctx.reporter.emit(&data, || {

@@ -122,6 +122,24 @@ impl Caller {
                     .map(|out| out.data)
                     .map_err(|e| PluginError::new(ErrorKind::HostService, e.to_string()))
             }
+            "secret.get" => {
+                let key = str_arg(args, "key")?;
+                self.require(PermissionKind::Secrets, Some(key))?;
+                let purpose = args["purpose"].as_str().unwrap_or_default();
+                let destination = args["destination"].as_str().unwrap_or_default();
+                let config = crate::keeper::load(&self.workshop)
+                    .map_err(|e| PluginError::new(ErrorKind::HostService, e.to_string()))?;
+                crate::keeper::request_secret(&config, key, purpose, destination)
+                    .map(Value::String)
+                    .map_err(|e| match e {
+                        crate::keeper::KeeperError::Refused(reason) => PluginError::new(
+                            ErrorKind::PermissionDenied,
+                            format!("the Keeper refused `{key}` to {}: {reason}", self.plugin),
+                        )
+                        .with_hint("the Keeper's policy decides; ask its operator for a grant"),
+                        other => PluginError::new(ErrorKind::HostService, other.to_string()),
+                    })
+            }
             other => Err(PluginError::new(
                 ErrorKind::HostService,
                 format!("unknown host service `{other}`"),
@@ -181,6 +199,10 @@ pub fn grant_allows(grant: &str, kind: PermissionKind, target: Option<&str>) -> 
     }
     match (kind, g_scope, target) {
         (PermissionKind::Kv, _, _) => true,
+        (PermissionKind::Secrets, Some(scope), Some(key)) => match scope.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => scope == key,
+        },
         (PermissionKind::Call, Some(scope), Some(t)) => scope == "*" || scope == t,
         (PermissionKind::FsRead | PermissionKind::FsWrite, Some(scope), Some(path)) => {
             let scope = scope.trim_end_matches('/');
