@@ -1,0 +1,105 @@
+//! `cargo bench -p datum-plugin-keeper`: secret requests per second after unlock, over
+//! HTTP with several concurrent clients and in process, each decided by policy and
+//! audited (synced) before answering. Baseline in the same run: a bare vault read.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datum_plugin_keeper::agents::hash_token;
+use datum_plugin_keeper::server::SecretRequest;
+use datum_plugin_keeper::{bind, AgentRegistry, Keeper};
+use keeper_core::{AuditLog, Kdf, Policy, Vault};
+use serde_json::json;
+
+const CLIENTS: usize = 8;
+const EACH: usize = 500;
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut vault = Vault::create(
+        &dir.path().join("vault.json"),
+        b"pw",
+        Kdf { iterations: 1_000 },
+    )
+    .unwrap();
+    vault.put("db/main", b"pg://internal").unwrap();
+    let bare_vault = Vault::open(&dir.path().join("vault.json"))
+        .unwrap()
+        .unlock(b"pw", 1_000)
+        .unwrap();
+    let policy = Policy::parse(r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#).unwrap();
+    let mut agents = AgentRegistry::load(&dir.path().join("agents.json")).unwrap();
+    let token = agents.register("ada", false).unwrap().0;
+    let keeper = Keeper::new(
+        vault,
+        policy,
+        agents,
+        AuditLog::open(&dir.path().join("audit.jsonl")).unwrap(),
+        hash_token("admin"),
+    );
+
+    let listener = bind("127.0.0.1:0", false).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = keeper.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(server.serve(listener)).unwrap();
+    });
+    let http: ureq::Agent = ureq::Agent::config_builder().build().into();
+    while http.get(&format!("{base}/v1/health")).call().is_err() {}
+
+    let run = |f: Arc<dyn Fn() + Send + Sync>| {
+        let t = Instant::now();
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|_| {
+                let f = f.clone();
+                std::thread::spawn(move || (0..EACH).for_each(|_| f()))
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        (CLIENTS * EACH) as f64 / t.elapsed().as_secs_f64()
+    };
+    let url = format!("{base}/v1/secrets/request");
+    let bearer = format!("Bearer {token}");
+    let over_http = run(Arc::new(move || {
+        let mut r = http
+            .post(&url)
+            .header("Authorization", &bearer)
+            .send_json(json!({"key": "db/main", "purpose": "bench", "destination": "localhost"}))
+            .unwrap();
+        assert_eq!(
+            r.body_mut().read_json::<serde_json::Value>().unwrap()["value"],
+            "pg://internal"
+        );
+    }));
+    let k = keeper.clone();
+    let t2 = token.clone();
+    let in_process = run(Arc::new(move || {
+        let ask = SecretRequest {
+            key: "db/main".into(),
+            purpose: "bench".into(),
+            destination: "localhost".into(),
+        };
+        assert_eq!(k.request_secret(Some(&t2), &ask).unwrap(), b"pg://internal");
+    }));
+    let bare = Arc::new(bare_vault);
+    let b = bare.clone();
+    let bare_reads = run(Arc::new(move || {
+        assert!(b.get("db/main").unwrap().is_some());
+    }));
+    println!("secret requests, {CLIENTS} concurrent clients x {EACH}:");
+    println!("  over HTTP (policy + synced audit)   {over_http:>10.0}/s");
+    println!(
+        "  in process (policy + synced audit)  {in_process:>10.0}/s   HTTP/in-process {:.2}x",
+        over_http / in_process
+    );
+    println!(
+        "  baseline: bare vault reads          {bare_reads:>10.0}/s   in-process/bare {:.4}x",
+        in_process / bare_reads
+    );
+}
