@@ -125,83 +125,13 @@ fn secrets_go_in_and_out_without_touching_argv() {
 #[test]
 fn a_served_keeper_answers_an_agent_and_audits() {
     let sb = Sandbox::new();
-    let ws = keeper_workshop(&sb);
-    let home = sb.path("keeper-home");
-    let pw = sb.path("pw");
-    std::fs::write(&pw, "correct horse battery").unwrap();
-    let admin = sb
-        .datum_in(
-            &ws,
-            &[
-                "keeper",
-                "init",
-                "--home",
-                s(&home),
-                "--password-file",
-                s(&pw),
-                "--format",
-                "json",
-            ],
-        )
-        .success()
-        .json()["admin_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let value = sb.path("value");
-    std::fs::write(&value, "pg://secret").unwrap();
-    sb.datum_in(
-        &ws,
-        &[
-            "keeper",
-            "add-secret",
-            "db/main",
-            "--home",
-            s(&home),
-            "--password-file",
-            s(&pw),
-            "--value-file",
-            s(&value),
-        ],
-    )
-    .success();
-    std::fs::write(
-        home.join("policy.json"),
-        r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#,
-    )
-    .unwrap();
-
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut server = std::process::Command::new(datum_bin())
-        .args([
-            "--workshop",
-            s(&ws),
-            "keeper",
-            "serve",
-            "--home",
-            s(&home),
-            "--password-file",
-            s(&pw),
-            "--listen",
-            &addr,
-        ])
-        .env("DATUM_HOME", sb.home())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let keeper = serve_keeper(&sb);
     let http: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(5)))
         .build()
         .into();
-    let base = format!("http://{addr}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(&format!("{base}/v1/health")).call().is_err() {
-        assert!(Instant::now() < deadline, "the Keeper did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let base = &keeper.url;
     let mut reg = http
         .post(&format!("{base}/v1/agents"))
         .send_json(json!({"name": "ada"}))
@@ -231,7 +161,7 @@ fn a_served_keeper_answers_an_agent_and_audits() {
     assert_eq!(ask("other").0, 403);
     let mut audit = http
         .get(&format!("{base}/v1/admin/audit"))
-        .header("Authorization", &format!("Bearer {admin}"))
+        .header("Authorization", &format!("Bearer {}", keeper.admin))
         .call()
         .unwrap();
     assert_eq!(
@@ -241,22 +171,21 @@ fn a_served_keeper_answers_an_agent_and_audits() {
             .len(),
         2
     );
-    server.kill().unwrap();
-    server.wait().unwrap();
 
     // The CLI reads the same audit log and agent registry.
+    let home = s(&keeper.home);
     let log = sb
         .datum_in(
-            &ws,
-            &["keeper", "audit", "--home", s(&home), "--format", "json"],
+            &keeper.workshop,
+            &["keeper", "audit", "--home", home, "--format", "json"],
         )
         .success()
         .json();
     assert_eq!(log["entries"][1]["decision"], "refused");
     let agents = sb
         .datum_in(
-            &ws,
-            &["keeper", "agents", "--home", s(&home), "--format", "json"],
+            &keeper.workshop,
+            &["keeper", "agents", "--home", home, "--format", "json"],
         )
         .success()
         .json();
@@ -267,6 +196,9 @@ fn a_served_keeper_answers_an_agent_and_audits() {
 struct Served {
     server: std::process::Child,
     url: String,
+    admin: String,
+    home: std::path::PathBuf,
+    workshop: std::path::PathBuf,
 }
 
 impl Drop for Served {
@@ -281,18 +213,20 @@ fn serve_keeper(sb: &Sandbox) -> Served {
     let home = sb.path("keeper-home");
     let pw = sb.path("pw");
     std::fs::write(&pw, "correct horse battery").unwrap();
-    sb.datum_in(
-        &ws,
-        &[
-            "keeper",
-            "init",
-            "--home",
-            s(&home),
-            "--password-file",
-            s(&pw),
-        ],
-    )
-    .success();
+    let init = [
+        "keeper",
+        "init",
+        "--home",
+        s(&home),
+        "--password-file",
+        s(&pw),
+        "--format",
+        "json",
+    ];
+    let admin = sb.datum_in(&ws, &init).success().json()["admin_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let value = sb.path("value");
     std::fs::write(&value, "pg://secret").unwrap();
     sb.datum_in(
@@ -344,7 +278,13 @@ fn serve_keeper(sb: &Sandbox) -> Served {
         assert!(Instant::now() < deadline, "the Keeper did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Served { server, url }
+    Served {
+        server,
+        url,
+        admin,
+        home,
+        workshop: ws,
+    }
 }
 
 #[test]

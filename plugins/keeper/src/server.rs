@@ -251,6 +251,20 @@ impl Keeper {
             .with_state(self)
     }
 
+    /// Serve on its own thread and runtime (tests, benchmarks, embedding hosts).
+    pub fn serve_in_background(
+        self: Arc<Self>,
+        listener: std::net::TcpListener,
+    ) -> std::thread::JoinHandle<std::io::Result<()>> {
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            runtime.block_on(self.serve(listener))
+        })
+    }
+
     /// Serve on an already bound listener until the task is dropped.
     pub async fn serve(self: Arc<Self>, listener: std::net::TcpListener) -> std::io::Result<()> {
         let listener = tokio::net::TcpListener::from_std(listener)?;
