@@ -430,3 +430,130 @@ fn an_unreachable_keeper_fails_boot_quickly_and_creates_nothing() {
     );
     assert!(!ws.exists());
 }
+
+#[test]
+fn a_standalone_vault_serves_plugins_without_a_server() {
+    let sb = Sandbox::new();
+    let kw = keeper_workshop(&sb);
+    let home = sb.path("solo-keeper");
+    let pw = sb.path("pw");
+    std::fs::write(&pw, "correct horse battery\n").unwrap();
+    sb.datum_in(
+        &kw,
+        &[
+            "keeper",
+            "init",
+            "--home",
+            s(&home),
+            "--password-file",
+            s(&pw),
+        ],
+    )
+    .success();
+    sb.datum_stdin(
+        &kw,
+        &["keeper", "add-secret", "db/main", "--home", s(&home)],
+        "correct horse battery\npg://solo\n",
+    )
+    .success();
+    std::fs::write(
+        home.join("policy.json"),
+        r#"{"grants": [{"agent": "solo", "keys": ["db/*"]}]}"#,
+    )
+    .unwrap();
+
+    let ws = sb.path("solo");
+    let out = sb
+        .datum(&[
+            "boot",
+            "--workshop",
+            s(&ws),
+            "--name",
+            "solo",
+            "--no-plugins",
+            "--keeper-home",
+            s(&home),
+            "--format",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(out["keeper"]["mode"], "standalone");
+    sb.datum_in(
+        &ws,
+        &[
+            "plugin",
+            "install",
+            "stress@=1.0.0",
+            "--registry",
+            s(&fixture_registry()),
+        ],
+    )
+    .success();
+
+    let ask = ["stress", "secret", "--key", "db/main"];
+    let got = sb
+        .datum_env(&ws, &ask, &[("DATUM_KEEPER_PASSWORD_FILE", &pw)])
+        .success();
+    assert_eq!(got.stdout().trim(), "pg://solo");
+    // No password source: an error that names the fix, never a value from elsewhere.
+    let none = sb.datum_in(&ws, &ask).failure();
+    assert!(
+        none.stderr().contains("DATUM_KEEPER_PASSWORD_FILE"),
+        "{}",
+        none.stderr()
+    );
+    let bad = sb.path("bad-pw");
+    std::fs::write(&bad, "nope").unwrap();
+    let wrong = sb
+        .datum_env(&ws, &ask, &[("DATUM_KEEPER_PASSWORD_FILE", &bad)])
+        .failure();
+    assert!(
+        wrong.stderr().contains("wrong master password"),
+        "{}",
+        wrong.stderr()
+    );
+    sb.datum_in(&ws, &["plugin", "grant", "stress", "secrets:github-token"])
+        .success();
+    let refused = sb
+        .datum_env(
+            &ws,
+            &["stress", "secret", "--key", "github-token"],
+            &[("DATUM_KEEPER_PASSWORD_FILE", &pw)],
+        )
+        .failure();
+    assert!(
+        refused.stderr().contains("the Keeper refused"),
+        "{}",
+        refused.stderr()
+    );
+
+    let log = sb
+        .datum_in(
+            &kw,
+            &["keeper", "audit", "--home", s(&home), "--format", "json"],
+        )
+        .success()
+        .json();
+    let decisions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["granted", "refused"]);
+
+    let nowhere = sb.path("nowhere-ws");
+    let r = sb
+        .datum(&[
+            "boot",
+            "--workshop",
+            s(&nowhere),
+            "--no-plugins",
+            "--keeper-home",
+            s(&sb.path("no-such-keeper")),
+        ])
+        .failure();
+    assert!(r.stderr().contains("datum keeper init"), "{}", r.stderr());
+    assert!(!nowhere.exists());
+}

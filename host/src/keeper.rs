@@ -1,7 +1,8 @@
 //! The host's side of the Keeper: the workshop's registration (`.superagent/keeper.json`,
-//! owner-only and never committed) and the HTTP calls behind the `secret.get` host
-//! service. A Keeper that refuses or cannot be reached is an error — there is no
-//! fallback to environment variables or anything else.
+//! owner-only and never committed) and what stands behind the `secret.get` host
+//! service — a served Keeper over HTTP, or a standalone vault opened in process. A
+//! Keeper that refuses or cannot be reached is an error: there is no fallback to
+//! environment variables or anything else.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,12 +14,24 @@ use serde_json::{json, Value};
 pub const TIMEOUT: Duration = Duration::from_secs(3);
 pub const CONFIG_FILE: &str = ".superagent/keeper.json";
 
+/// How a workshop reaches its Keeper.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct KeeperConfig {
-    pub url: String,
-    pub agent: String,
-    pub token: String,
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum KeeperConfig {
+    /// A Keeper served over HTTP (`datum keeper serve`); the agent holds a token.
+    Served {
+        url: String,
+        agent: String,
+        token: String,
+    },
+    /// A vault on this machine, opened in process for each request (`datum boot
+    /// --keeper-home DIR`). The master password comes from the file named by
+    /// `DATUM_KEEPER_PASSWORD_FILE`, or a prompt on the terminal.
+    Standalone { home: PathBuf, agent: String },
 }
+
+/// Names the file holding the standalone vault's master password.
+pub const PASSWORD_FILE_ENV: &str = "DATUM_KEEPER_PASSWORD_FILE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeeperError {
@@ -28,10 +41,10 @@ pub enum KeeperError {
     Refused(String),
     #[error("the Keeper at {url} answered unexpectedly: {message}")]
     Protocol { url: String, message: String },
-    #[error(
-        "this workshop is not registered with a Keeper; boot it with `datum boot --keeper URL`"
-    )]
+    #[error("this workshop is not registered with a Keeper; boot it with `datum boot --keeper URL` (served) or `--keeper-home DIR` (standalone)")]
     NotConfigured,
+    #[error("the standalone Keeper at {home}: {message}")]
+    Standalone { home: String, message: String },
     #[error("cannot save the Keeper registration: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -122,10 +135,15 @@ pub fn request_secret(
     purpose: &str,
     destination: &str,
 ) -> Result<String, KeeperError> {
-    let url = &config.url;
+    let (url, token) = match config {
+        KeeperConfig::Served { url, token, .. } => (url, token),
+        KeeperConfig::Standalone { home, agent } => {
+            return standalone_secret(home, agent, key, purpose, destination)
+        }
+    };
     let response = agent()
         .post(format!("{}/v1/secrets/request", base(url)))
-        .header("Authorization", &format!("Bearer {}", config.token))
+        .header("Authorization", &format!("Bearer {token}"))
         .send_json(json!({ "key": key, "purpose": purpose, "destination": destination }))
         .map_err(|e| unreachable(url, e))?;
     match read(url, response)? {
@@ -138,6 +156,74 @@ pub fn request_secret(
         },
         (_, body) => Err(KeeperError::Refused(message(&body))),
     }
+}
+
+/// Check a standalone Keeper folder holds a readable, intact vault.
+pub fn check_standalone(home: &Path) -> Result<(), KeeperError> {
+    keeper_core::Vault::open(&home.join("vault.json"))
+        .map(drop)
+        .map_err(|e| KeeperError::Standalone {
+            home: home.display().to_string(),
+            message: e.to_string(),
+        })
+}
+
+fn standalone_secret(
+    home: &Path,
+    agent: &str,
+    key: &str,
+    purpose: &str,
+    destination: &str,
+) -> Result<String, KeeperError> {
+    let fail = |message: String| KeeperError::Standalone {
+        home: home.display().to_string(),
+        message,
+    };
+    let password = master_password().map_err(fail)?;
+    let vault = keeper_core::Vault::open(&home.join("vault.json"))
+        .and_then(|v| v.unlock(&password, keeper_core::MIN_ITERATIONS))
+        .map_err(|e| fail(e.to_string()))?;
+    let policy_path = home.join("policy.json");
+    let policy_text = std::fs::read_to_string(&policy_path)
+        .map_err(|e| fail(format!("cannot read {}: {e}", policy_path.display())))?;
+    let policy = keeper_core::Policy::parse(&policy_text).map_err(|e| fail(e.to_string()))?;
+    let audit = keeper_core::AuditLog::open(&home.join("audit.jsonl"))
+        .map_err(|e| fail(format!("cannot open the audit log: {e}")))?;
+    match keeper_core::request_secret(
+        &vault,
+        &policy,
+        &audit,
+        Some(agent),
+        key,
+        purpose,
+        destination,
+    ) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| fail("the secret is not text".into())),
+        Err(keeper_core::Refusal::Internal(e)) => Err(fail(e)),
+        Err(refusal) => Err(KeeperError::Refused(refusal.to_string())),
+    }
+}
+
+fn master_password() -> Result<Vec<u8>, String> {
+    use std::io::IsTerminal;
+    if let Some(path) = std::env::var_os(PASSWORD_FILE_ENV).filter(|p| !p.is_empty()) {
+        let mut bytes = std::fs::read(&path).map_err(|e| {
+            format!(
+                "cannot read {PASSWORD_FILE_ENV}={}: {e}",
+                Path::new(&path).display()
+            )
+        })?;
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        return Ok(bytes);
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Keeper master password: ")
+            .map(String::into_bytes)
+            .map_err(|e| e.to_string());
+    }
+    Err(format!("the master password is needed: set {PASSWORD_FILE_ENV} to an owner-only file holding it, or run in a terminal"))
 }
 
 pub fn config_path(workshop: &Path) -> PathBuf {

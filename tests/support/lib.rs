@@ -94,6 +94,23 @@ impl Sandbox {
         }
     }
 
+    /// `datum ARGS` with extra environment variables.
+    pub fn datum_env(&self, cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Run {
+        let mut command = Command::new(datum_bin());
+        command
+            .args(args)
+            .current_dir(cwd)
+            .env("DATUM_HOME", self.home())
+            .env_remove("DATUM_WORKSHOP");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Run {
+            args: args.join(" "),
+            output: command.output().unwrap(),
+        }
+    }
+
     /// `datum ARGS` with `input` on stdin.
     pub fn datum_stdin(&self, cwd: &Path, args: &[&str], input: &str) -> Run {
         use std::io::Write;

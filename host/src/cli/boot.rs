@@ -27,8 +27,12 @@ pub struct BootArgs {
     pub no_plugins: bool,
     /// Register this agent with the Keeper at URL (e.g. http://127.0.0.1:7742); its
     /// token is stored owner-only in .superagent/keeper.json, never committed.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "keeper_home")]
     pub keeper: Option<String>,
+    /// Use the standalone Keeper vault in DIR (no server): secrets are read in process,
+    /// with the master password from DATUM_KEEPER_PASSWORD_FILE or a prompt.
+    #[arg(long, value_name = "DIR")]
+    pub keeper_home: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
@@ -51,6 +55,14 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.keeper {
         crate::keeper::health(url)?;
     }
+    let keeper_home = match &args.keeper_home {
+        Some(h) => {
+            let h = std::fs::canonicalize(h).with_context(|| format!("--keeper-home {}: no such folder; create it with `datum keeper init --home {}`", h.display(), h.display()))?;
+            crate::keeper::check_standalone(&h)?;
+            Some(h)
+        }
+        None => None,
+    };
     let name = match &args.name {
         Some(n) => n.clone(),
         None => default_name(&dir),
@@ -103,23 +115,38 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
     }
     let mut keeper = None;
     if let Some(url) = &args.keeper {
-        let previous = crate::keeper::load(workshop.root())
-            .ok()
-            .filter(|c| &c.url == url && c.agent == agent.agent.name);
-        let token = crate::keeper::register(
-            url,
-            &agent.agent.name,
-            previous.as_ref().map(|c| c.token.as_str()),
-        )
-        .with_context(|| format!("registering {} with the Keeper at {url}", agent.agent.name))?;
-        let config = crate::keeper::KeeperConfig {
+        let previous = match crate::keeper::load(workshop.root()) {
+            Ok(crate::keeper::KeeperConfig::Served {
+                url: u,
+                agent: a,
+                token,
+            }) if &u == url && a == agent.agent.name => Some(token),
+            _ => None,
+        };
+        let token = crate::keeper::register(url, &agent.agent.name, previous.as_deref())
+            .with_context(|| {
+                format!("registering {} with the Keeper at {url}", agent.agent.name)
+            })?;
+        let config = crate::keeper::KeeperConfig::Served {
             url: url.clone(),
             agent: agent.agent.name.clone(),
             token,
         };
         crate::keeper::save(workshop.root(), &config)?;
         workshop.journal(&format!("registered with the Keeper at {url}"))?;
-        keeper = Some(json!({ "url": url, "agent": agent.agent.name }));
+        keeper = Some(json!({ "mode": "served", "url": url, "agent": agent.agent.name }));
+    }
+    if let Some(home) = keeper_home {
+        let config = crate::keeper::KeeperConfig::Standalone {
+            home: home.clone(),
+            agent: agent.agent.name.clone(),
+        };
+        crate::keeper::save(workshop.root(), &config)?;
+        workshop.journal(&format!(
+            "uses the standalone Keeper vault in {}",
+            home.display()
+        ))?;
+        keeper = Some(json!({ "mode": "standalone", "home": home, "agent": agent.agent.name }));
     }
     let verb = if existed { "re-booted" } else { "booted" };
     workshop.journal(&format!(

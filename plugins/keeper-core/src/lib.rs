@@ -16,10 +16,12 @@
 //! ```
 
 mod audit;
+mod gate;
 mod policy;
 mod vault;
 
 pub use audit::{AuditEntry, AuditLog};
+pub use gate::{request_secret, Refusal};
 pub use policy::{Decision, Policy, PolicyError, Request};
 pub use vault::{
     canonical_json, write_private, Kdf, LockedVault, Vault, VaultError, MIN_ITERATIONS,

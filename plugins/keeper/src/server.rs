@@ -22,7 +22,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use keeper_core::{AuditLog, Decision, Policy, Request, Vault};
+use keeper_core::{AuditLog, Policy, Refusal, Vault};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -76,32 +76,21 @@ impl std::fmt::Debug for Keeper {
     }
 }
 
-/// Why a request was not answered with a value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    Unauthenticated,
-    Denied(String),
-    NotFound(String),
-    Internal(String),
+fn status_of(r: &Refusal) -> StatusCode {
+    match r {
+        Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Refusal::Denied(_) => StatusCode::FORBIDDEN,
+        Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+        Refusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
-impl Refusal {
-    fn status(&self) -> StatusCode {
-        match self {
-            Refusal::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Refusal::Denied(_) => StatusCode::FORBIDDEN,
-            Refusal::NotFound(_) => StatusCode::NOT_FOUND,
-            Refusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+fn message_of(r: &Refusal) -> String {
+    match r {
+        Refusal::Unauthenticated => {
+            "missing or unknown token; register with POST /v1/agents and send `Authorization: Bearer TOKEN`".into()
         }
-    }
-
-    fn message(&self) -> String {
-        match self {
-            Refusal::Unauthenticated => "missing or unknown token; register with POST /v1/agents and send `Authorization: Bearer TOKEN`".into(),
-            Refusal::Denied(r) => format!("refused: {r}"),
-            Refusal::NotFound(k) => format!("no secret named `{k}`"),
-            Refusal::Internal(e) => format!("the Keeper failed: {e}"),
-        }
+        other => other.to_string(),
     }
 }
 
@@ -120,7 +109,7 @@ fn refusal(r: &Refusal) -> Response {
         Refusal::NotFound(_) => "not-found",
         Refusal::Internal(_) => "internal",
     };
-    error(r.status(), kind, r.message())
+    error(status_of(r), kind, message_of(r))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -129,13 +118,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .to_str()
         .ok()?
         .strip_prefix("Bearer ")
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,59 +163,23 @@ impl Keeper {
         ask: &SecretRequest,
     ) -> Result<Vec<u8>, Refusal> {
         let agent = self.agent_of(token);
-        let request = Request {
-            agent: agent.clone().unwrap_or_else(|| "(unauthenticated)".into()),
-            key: ask.key.clone(),
-            purpose: ask.purpose.clone(),
-            destination: ask.destination.clone(),
-        };
-        let decision = match &agent {
-            None => Decision {
-                allowed: false,
-                reason: "missing or unknown token".into(),
-            },
-            Some(_) => match self.policy.read() {
-                Ok(policy) => policy.decide(&request, now_secs()),
-                Err(_) => Decision {
-                    allowed: false,
-                    reason: "policy unavailable".into(),
-                },
-            },
-        };
-        // Look the value up before auditing a grant, so a grant of a missing key is
-        // recorded as what it is.
-        let value = if decision.allowed {
-            match self
-                .vault
-                .read()
-                .map_err(|_| Refusal::Internal("vault lock poisoned".into()))?
-                .get(&ask.key)
-            {
-                Ok(Some(v)) => Ok(v),
-                Ok(None) => Err(Refusal::NotFound(ask.key.clone())),
-                Err(e) => Err(Refusal::Internal(e.to_string())),
-            }
-        } else if agent.is_none() {
-            Err(Refusal::Unauthenticated)
-        } else {
-            Err(Refusal::Denied(decision.reason.clone()))
-        };
-        let recorded = match &value {
-            Ok(_) => decision,
-            Err(Refusal::NotFound(k)) => Decision {
-                allowed: false,
-                reason: format!("no secret named `{k}`"),
-            },
-            Err(Refusal::Internal(e)) => Decision {
-                allowed: false,
-                reason: e.clone(),
-            },
-            Err(_) => decision,
-        };
-        self.audit
-            .record(&request, &recorded)
-            .map_err(|e| Refusal::Internal(format!("cannot write the audit log: {e}")))?;
-        value
+        let vault = self
+            .vault
+            .read()
+            .map_err(|_| Refusal::Internal("vault lock poisoned".into()))?;
+        let policy = self
+            .policy
+            .read()
+            .map_err(|_| Refusal::Internal("policy lock poisoned".into()))?;
+        keeper_core::request_secret(
+            &vault,
+            &policy,
+            &self.audit,
+            agent.as_deref(),
+            &ask.key,
+            &ask.purpose,
+            &ask.destination,
+        )
     }
 
     pub fn router(self: Arc<Self>) -> Router {
