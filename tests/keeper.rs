@@ -342,9 +342,8 @@ fn plugins_get_secrets_through_the_host_only_when_both_grant_it() {
         "pg://secret"
     );
 
-    // The plugin's grant does not cover the key: the host refuses before asking.
-    let denied = sb
-        .datum_in(
+    let ask_github = || {
+        sb.datum_in(
             &ws,
             &[
                 "stress",
@@ -356,7 +355,10 @@ fn plugins_get_secrets_through_the_host_only_when_both_grant_it() {
             ],
         )
         .failure()
-        .json();
+        .json()
+    };
+    // The plugin's grant does not cover the key: the host refuses before asking.
+    let denied = ask_github();
     assert_eq!(
         denied["error"]["hint"],
         "datum plugin grant stress secrets:github-token"
@@ -364,20 +366,7 @@ fn plugins_get_secrets_through_the_host_only_when_both_grant_it() {
     // Granted by the host, refused by the Keeper's policy: still an error, no value.
     sb.datum_in(&ws, &["plugin", "grant", "stress", "secrets:github-token"])
         .success();
-    let refused = sb
-        .datum_in(
-            &ws,
-            &[
-                "stress",
-                "secret",
-                "--key",
-                "github-token",
-                "--format",
-                "json",
-            ],
-        )
-        .failure()
-        .json();
+    let refused = ask_github();
     assert_eq!(refused["error"]["kind"], "permission-denied");
     assert!(
         refused["error"]["message"]

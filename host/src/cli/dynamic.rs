@@ -12,13 +12,15 @@ use super::Context;
 use crate::runtime::Runtime;
 
 /// Host flags accepted after a plugin command too (clap hands them over unparsed).
-struct HostFlags {
-    workshop: Option<std::path::PathBuf>,
-    format: Option<Format>,
-    rest: Vec<String>,
+pub struct HostFlags {
+    pub workshop: Option<std::path::PathBuf>,
+    pub format: Option<Format>,
+    pub rest: Vec<String>,
 }
 
-fn split_host_flags(args: Vec<String>) -> anyhow::Result<HostFlags> {
+/// Take `--workshop`/`--format` out of a plugin command's arguments; `main` applies
+/// them before anything runs, so errors come out in the format asked for.
+pub fn split_host_flags(args: Vec<String>) -> anyhow::Result<HostFlags> {
     let mut flags = HostFlags {
         workshop: None,
         format: None,
@@ -52,26 +54,8 @@ fn split_host_flags(args: Vec<String>) -> anyhow::Result<HostFlags> {
     Ok(flags)
 }
 
+/// Run a plugin command (host flags already split off by `main`).
 pub fn run(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
-    let flags = split_host_flags(args)?;
-    let local = Context {
-        workshop: flags.workshop.or_else(|| ctx.workshop.clone()),
-        registry: ctx.registry.clone(),
-        reporter: super::Reporter::new(flags.format.unwrap_or(ctx.reporter.format)),
-    };
-    let result = dispatch(&local, flags.rest);
-    // Errors are rendered in the format the caller asked for, even when it came late.
-    if let Err(e) = result {
-        if local.reporter.format != ctx.reporter.format {
-            local.reporter.error(&e);
-            std::process::exit(1);
-        }
-        return Err(e);
-    }
-    Ok(())
-}
-
-fn dispatch(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
     let words: Vec<&str> = args
         .iter()
         .map(String::as_str)

@@ -120,12 +120,28 @@ pub fn bundled_registry() -> PathBuf {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let ctx = Context {
+    let mut ctx = Context {
         workshop: cli.workshop,
         registry: cli.registry,
         reporter: Reporter::new(cli.format),
     };
-    let result = match cli.command {
+    // clap hands a plugin command's arguments over unparsed: pick out the host flags
+    // first, so every error below is rendered in the format asked for.
+    let command = match cli.command {
+        Command::External(args) => match dynamic::split_host_flags(args) {
+            Ok(flags) => {
+                ctx.workshop = flags.workshop.or(ctx.workshop);
+                ctx.reporter = Reporter::new(flags.format.unwrap_or(cli.format));
+                Command::External(flags.rest)
+            }
+            Err(e) => {
+                ctx.reporter.error(&e);
+                return ExitCode::FAILURE;
+            }
+        },
+        other => other,
+    };
+    let result = match command {
         Command::Boot(args) => boot::run(&ctx, args),
         Command::Status => status::run(&ctx),
         Command::Plugin(cmd) => plugin::run(&ctx, cmd),

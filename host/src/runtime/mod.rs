@@ -62,7 +62,9 @@ pub struct Runtime {
     installed: Vec<Installed>,
     /// Plugins in the lock that cannot run here, with the reason (shown by status).
     pub skipped: Vec<(LockedPlugin, String)>,
-    wasm_cache: Option<PathBuf>,
+    /// wasmtime's cache config, written the first time a WASM plugin is loaded (not on
+    /// every command: `status` and native calls never need it).
+    wasm_cache: std::sync::OnceLock<PathBuf>,
     me: Weak<Runtime>,
 }
 
@@ -98,7 +100,6 @@ impl Runtime {
                 Err(e) => skipped.push((locked, e.to_string())),
             }
         }
-        let wasm_cache = Some(wasm_cache_config(&home)?);
         Ok(Arc::new_cyclic(|me| Runtime {
             home,
             workshop,
@@ -109,7 +110,7 @@ impl Runtime {
             },
             installed,
             skipped,
-            wasm_cache,
+            wasm_cache: std::sync::OnceLock::new(),
             me: me.clone(),
         }))
     }
@@ -176,6 +177,19 @@ impl Runtime {
         self.session_at_depth(plugin, None, 0)
     }
 
+    fn wasm_cache_path(&self) -> Result<PathBuf, RuntimeError> {
+        if let Some(p) = self.wasm_cache.get() {
+            return Ok(p.clone());
+        }
+        let p = wasm_cache_config(&self.home).map_err(|e| {
+            RuntimeError::Other(format!(
+                "cannot prepare the WASM cache in {}: {e:#}",
+                self.home.root().display()
+            ))
+        })?;
+        Ok(self.wasm_cache.get_or_init(|| p).clone())
+    }
+
     /// The same version of an installed plugin in its other build, fetched into the
     /// store from the registry it was installed from (verified like an install).
     fn twin(&self, locked: &LockedPlugin, kind: Kind) -> Result<(String, Manifest), RuntimeError> {
@@ -237,7 +251,10 @@ impl Runtime {
         let services: Services = Arc::new(move |req: &str| caller.handle(req));
         let options = LoadOptions {
             limits: installed.manifest.limits,
-            wasm_cache_config: self.wasm_cache.clone(),
+            wasm_cache_config: match locked.kind {
+                Kind::Wasm => Some(self.wasm_cache_path()?),
+                Kind::Native => None,
+            },
         };
         let path = self.store.artifact(&locked.sha256, locked.kind);
         let instance = loader::load(locked.kind, &path, &options, services)

@@ -284,6 +284,23 @@ fn admin_only(k: &Keeper, headers: &HeaderMap) -> Option<Response> {
     })
 }
 
+/// The admin check and the vault's write lock, which every admin write needs.
+fn admin_vault<'a>(
+    k: &'a Keeper,
+    headers: &HeaderMap,
+) -> Result<std::sync::RwLockWriteGuard<'a, Vault>, Box<Response>> {
+    if let Some(denied) = admin_only(k, headers) {
+        return Err(Box::new(denied));
+    }
+    k.vault.write().map_err(|_| {
+        Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "vault lock poisoned".into(),
+        ))
+    })
+}
+
 async fn list_secrets(State(k): State<Arc<Keeper>>, headers: HeaderMap) -> Response {
     if let Some(denied) = admin_only(&k, &headers) {
         return denied;
@@ -303,15 +320,9 @@ async fn put_secret(
     Path(key): Path<String>,
     Json(body): Json<PutBody>,
 ) -> Response {
-    if let Some(denied) = admin_only(&k, &headers) {
-        return denied;
-    }
-    let Ok(mut vault) = k.vault.write() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "vault lock poisoned".into(),
-        );
+    let mut vault = match admin_vault(&k, &headers) {
+        Ok(v) => v,
+        Err(response) => return *response,
     };
     match vault.put(&key, body.value.as_bytes()) {
         Ok(()) => Json(json!({ "ok": true, "key": key })).into_response(),
@@ -327,15 +338,9 @@ async fn delete_secret(
     headers: HeaderMap,
     Path(key): Path<String>,
 ) -> Response {
-    if let Some(denied) = admin_only(&k, &headers) {
-        return denied;
-    }
-    let Ok(mut vault) = k.vault.write() else {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "vault lock poisoned".into(),
-        );
+    let mut vault = match admin_vault(&k, &headers) {
+        Ok(v) => v,
+        Err(response) => return *response,
     };
     match vault.remove(&key) {
         Ok(true) => Json(json!({ "ok": true, "removed": key })).into_response(),
