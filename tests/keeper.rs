@@ -5,50 +5,24 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use datum_e2e::{bundled_registry, datum_bin, fixture_registry, git_clean, s, Sandbox};
+use datum_e2e::{bundled_registry, datum_bin, fixture_registry, free_port, git_clean, s, Sandbox};
 use serde_json::{json, Value};
 
 fn keeper_workshop(sb: &Sandbox) -> std::path::PathBuf {
     let ws = sb.empty_workshop("keep");
-    let r = sb
-        .datum_in(
-            &ws,
-            &[
-                "plugin",
-                "install",
-                "keeper",
-                "--registry",
-                s(&bundled_registry()),
-            ],
-        )
-        .failure();
-    assert!(
-        r.stderr().contains("--kind native"),
-        "the WASM tier has no keeper build: {}",
-        r.stderr()
-    );
-    sb.datum_in(
-        &ws,
-        &[
-            "plugin",
-            "install",
-            "keeper",
-            "--kind",
-            "native",
-            "--registry",
-            s(&bundled_registry()),
-        ],
-    )
-    .success();
+    let install = |extra: &[&str]| {
+        let registry = bundled_registry();
+        let mut args = vec!["plugin", "install", "keeper", "--registry", s(&registry)];
+        args.extend_from_slice(extra);
+        sb.datum_in(&ws, &args)
+    };
+    // The WASM tier has no keeper build: asking for it names the fix...
+    let r = install(&["--kind", "wasm"]).failure();
+    assert!(r.stderr().contains("--kind native"), "{}", r.stderr());
+    // ...and naming no kind installs the only build there is (the bundled registry is trusted).
+    let r = install(&["--format", "json"]).success();
+    assert_eq!(r.json()["installed"][0]["kind"], "native", "{}", r.stdout());
     ws
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

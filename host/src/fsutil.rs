@@ -6,6 +6,17 @@ use std::path::{Component, Path, PathBuf};
 /// Write `contents` to `path` atomically: temp file in the same folder, fsync, rename,
 /// fsync the folder. A reader sees the old file or the new one, never a torn mix.
 pub fn atomic_write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let (dir, tmp) = synced_temp(path, contents)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// A temp file beside `path` (its folder created if needed) holding `contents`, synced.
+fn synced_temp<'p>(
+    path: &'p Path,
+    contents: &[u8],
+) -> std::io::Result<(&'p Path, tempfile::NamedTempFile)> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -14,12 +25,28 @@ pub fn atomic_write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    // The rename is only durable once the directory entry is.
+    Ok((dir, tmp))
+}
+
+/// A rename or link is only durable once the directory entry is.
+fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(())
+}
+
+/// Create `path` with `contents` atomically and only if nothing exists there: the
+/// file appears complete or not at all, and an existing file is never replaced.
+/// Returns `false` when the name was taken (by anyone, even concurrently).
+pub fn atomic_create(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
+    let (dir, tmp) = synced_temp(path, contents)?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => {}
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e.error),
+    }
+    sync_dir(dir);
+    Ok(true)
 }
 
 /// Append a line durably (journal, trail): open, append, fsync.
@@ -66,6 +93,16 @@ mod tests {
             1,
             "no temp files left"
         );
+    }
+
+    #[test]
+    fn atomic_create_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("inbox/one.md");
+        assert!(atomic_create(&p, b"first").unwrap());
+        assert!(!atomic_create(&p, b"second").unwrap());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "first");
+        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::loader::{self, LoadOptions};
 use crate::paths::Home;
-use crate::registry::{Kind, Registry, Resolved};
+use crate::registry::{Kind, Registry, RegistryError, Resolved};
 use crate::runtime::{api_version, wasm_cache_config};
 use crate::store::{Lock, LockedPlugin, Store};
 use crate::workshop::Workshop;
@@ -47,6 +47,9 @@ impl std::str::FromStr for PluginSpec {
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
     pub kind: Kind,
+    /// The user named no kind: a plugin that ships only a native build installs that
+    /// (under the same consent rules as `--kind native`).
+    pub native_fallback: bool,
     /// Consent to run native code in-process from an untrusted registry.
     pub trust_native: bool,
     /// Permissions (grant strings) not to grant.
@@ -63,6 +66,7 @@ impl Default for InstallOptions {
     fn default() -> Self {
         InstallOptions {
             kind: Kind::Wasm,
+            native_fallback: true,
             trust_native: false,
             deny: Vec::new(),
             locked: false,
@@ -169,8 +173,18 @@ impl Installer<'_> {
                         spec.name
                     );
                 }
-                self.registry
-                    .resolve(&spec.name, &spec.req, options.kind, &api)?
+                match self
+                    .registry
+                    .resolve(&spec.name, &spec.req, options.kind, &api)
+                {
+                    Err(RegistryError::NoArtifact { .. })
+                        if options.native_fallback && options.kind == Kind::Wasm =>
+                    {
+                        self.registry
+                            .resolve(&spec.name, &spec.req, Kind::Native, &api)?
+                    }
+                    other => other?,
+                }
             }
         };
         let kind = resolved.kind;

@@ -97,6 +97,63 @@ impl<'a> Host<'a> {
             .map(drop)
     }
 
+    /// Create a new UTF-8 file at a workshop-relative path, atomically and only if
+    /// nothing is there yet (`fs-write:PREFIX` grant). Returns `false` when the name is
+    /// taken, so callers can pick another instead of overwriting. Since API 1.3.
+    pub fn create_file(&self, path: &str, contents: &str) -> Result<bool, PluginError> {
+        let v = self.call_service("fs.create", json!({ "path": path, "contents": contents }))?;
+        Ok(v.as_bool().unwrap_or(false))
+    }
+
+    /// The entries of a workshop folder (`fs-read:PREFIX` grant), sorted; folders end
+    /// in `/`. A missing folder is an empty list. Since API 1.3.
+    pub fn list_dir(&self, path: &str) -> Result<Vec<String>, PluginError> {
+        let v = self.call_service("fs.list", json!({ "path": path }))?;
+        serde_json::from_value(v).map_err(|e| {
+            PluginError::new(
+                ErrorKind::HostService,
+                format!("host sent a bad listing: {e}"),
+            )
+        })
+    }
+
+    /// Milliseconds since the Unix epoch (WASM plugins have no clock of their own).
+    /// Since API 1.3.
+    pub fn now_ms(&self) -> Result<u64, PluginError> {
+        let v = self.call_service("clock.now", Value::Null)?;
+        v.as_u64().ok_or_else(|| {
+            PluginError::new(ErrorKind::HostService, "host sent a non-numeric clock")
+        })
+    }
+
+    /// Pause this call for up to `ms` milliseconds (the host caps one pause at a
+    /// minute). Counts against the command's time limit. Since API 1.3.
+    pub fn sleep_ms(&self, ms: u64) -> Result<(), PluginError> {
+        self.call_service("clock.sleep", json!({ "ms": ms }))
+            .map(drop)
+    }
+
+    /// Print one line to the user now, before the call returns (for `watch`-style
+    /// commands). Since API 1.3.
+    pub fn emit(&self, line: &str) -> Result<(), PluginError> {
+        self.call_service("emit", json!({ "line": line })).map(drop)
+    }
+
+    /// Commit a workshop folder's changes, then pull from and push to a git remote
+    /// (`git:PATH` grant). `remote` is a remote name or URL; `None` uses `origin`.
+    /// Returns the host's report (`committed`, `fetched`, `merged`, `pushed`). Since API 1.3.
+    pub fn git_sync(
+        &self,
+        path: &str,
+        remote: Option<&str>,
+        message: &str,
+    ) -> Result<Value, PluginError> {
+        self.call_service(
+            "git.sync",
+            json!({ "path": path, "remote": remote, "message": message }),
+        )
+    }
+
     /// Ask the Keeper for a secret (`secrets:PATTERN` grant). The purpose and
     /// destination are recorded in the Keeper's audit log; a refusal is an error, never
     /// a fallback. Since API 1.2.

@@ -47,6 +47,10 @@ pub struct CommandSpec {
     pub args: Vec<ArgSpec>,
     #[serde(default)]
     pub examples: Vec<Example>,
+    /// This command's own time limit, replacing `limits.timeout_ms` for calls to it
+    /// (e.g. a `watch` that runs until stopped). Since API 1.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 impl CommandSpec {
@@ -88,6 +92,9 @@ pub enum ArgType {
     /// consent) and passes its contents, so sandboxed plugins need no file grant.
     /// Read it with [`crate::Request::arg_file`]. Since API 1.1.
     File,
+    /// Text given on the command line, or `-` for the host to read standard input
+    /// (a message body, say). Arrives as a string. Since API 1.3.
+    Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,15 +141,19 @@ pub enum PermissionKind {
     Call,
     /// Ask the Keeper for secrets whose names match the scope (`db/*`). Since API 1.2.
     Secrets,
+    /// Commit, pull and push a workshop path through git (`git:message-in-a-bottle`).
+    /// Since API 1.3.
+    Git,
 }
 
 impl PermissionKind {
-    pub const ALL: [PermissionKind; 5] = [
+    pub const ALL: [PermissionKind; 6] = [
         PermissionKind::Kv,
         PermissionKind::FsRead,
         PermissionKind::FsWrite,
         PermissionKind::Call,
         PermissionKind::Secrets,
+        PermissionKind::Git,
     ];
 }
 
@@ -154,6 +165,7 @@ impl fmt::Display for PermissionKind {
             PermissionKind::FsWrite => "fs-write",
             PermissionKind::Call => "call",
             PermissionKind::Secrets => "secrets",
+            PermissionKind::Git => "git",
         })
     }
 }
@@ -166,7 +178,7 @@ impl std::str::FromStr for PermissionKind {
             .find(|k| k.to_string() == s)
             .ok_or_else(|| {
                 ManifestError::Invalid(format!(
-                    "unknown permission kind `{s}`; expected one of kv, fs-read, fs-write, call, secrets"
+                    "unknown permission kind `{s}`; expected one of kv, fs-read, fs-write, call, secrets, git"
                 ))
             })
     }

@@ -244,3 +244,142 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A `datum` process running in the background (a server, a node, a watcher), its
+/// output going to a file; killed when dropped.
+pub struct Background {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Background {
+    /// The output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait (bounded) until the output contains `text`; panics with the output if not.
+    pub fn wait_for(&self, text: &str, timeout: std::time::Duration) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let out = self.output();
+            if out.contains(text) {
+                return out;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no `{text}` within {timeout:?}; output so far:\n{out}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Wait (bounded) for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "still running after {timeout:?}; output:\n{}",
+                self.output()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Sandbox {
+    /// Start `datum ARGS` in `cwd` in the background; stdout and stderr go to a log file.
+    pub fn spawn_in(&self, cwd: &Path, args: &[&str]) -> Background {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.path(&format!("background-{n}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new(datum_bin())
+            .args(args)
+            .current_dir(cwd)
+            .env("DATUM_HOME", self.home())
+            .env_remove("DATUM_WORKSHOP")
+            .env_remove("DATUM_BUS")
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Background { child, log }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private `nats-server` with JetStream on 127.0.0.1, stopped when dropped.
+/// The tests need it: a machine without `nats-server` fails them with the fix
+/// (`scripts/test` installs the Debian package) rather than skipping.
+pub struct NatsServer {
+    child: std::process::Child,
+    pub url: String,
+    _store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub fn start() -> NatsServer {
+        let binary = ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok())
+            .unwrap_or_else(|| {
+                panic!("nats-server is not installed; run scripts/test (it installs the Debian package nats-server) or `apt-get install nats-server`")
+            });
+        let store = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "nats-server did not listen on 127.0.0.1:{port} within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        NatsServer {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -180,7 +180,7 @@ fn clap_arg(spec: &ArgSpec) -> Arg {
     match spec.ty {
         ArgType::Int => arg = arg.value_parser(clap::value_parser!(i64)).value_name("N"),
         ArgType::Path | ArgType::File => arg = arg.value_name("FILE"),
-        ArgType::String => arg = arg.value_name(spec.name.to_uppercase()),
+        ArgType::String | ArgType::Text => arg = arg.value_name(spec.name.to_uppercase()),
         ArgType::Bool => {}
     }
     if spec.required && spec.ty != ArgType::Bool {
@@ -210,12 +210,13 @@ fn collect_args(spec: &CommandSpec, m: &clap::ArgMatches) -> anyhow::Result<Map<
                     vals.pop()
                 }
             }
-            ArgType::String | ArgType::Path | ArgType::File => {
+            ArgType::String | ArgType::Text | ArgType::Path | ArgType::File => {
                 let mut vals = Vec::new();
                 for v in m.get_many::<String>(&a.name).into_iter().flatten() {
                     vals.push(match a.ty {
                         ArgType::Path => Value::String(absolute(v)?),
                         ArgType::File => read_file_arg(&a.name, v)?,
+                        ArgType::Text if v == "-" => Value::String(read_stdin_arg(&a.name)?),
                         _ => Value::String(v.clone()),
                     });
                 }
@@ -231,6 +232,24 @@ fn collect_args(spec: &CommandSpec, m: &clap::ArgMatches) -> anyhow::Result<Map<
         }
     }
     Ok(out)
+}
+
+/// Read standard input for a `type = "text"` argument given as `-`.
+fn read_stdin_arg(name: &str) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::io::stdin()
+        .take(MAX_FILE_ARG + 1)
+        .read_to_string(&mut text)
+        .with_context(|| {
+            format!("cannot read `{name}` from standard input (it must be UTF-8 text)")
+        })?;
+    if text.len() as u64 > MAX_FILE_ARG {
+        anyhow::bail!(
+            "`{name}` on standard input is over {MAX_FILE_ARG} bytes; send a smaller text"
+        );
+    }
+    Ok(text)
 }
 
 /// Files larger than this are refused rather than copied into a plugin call.

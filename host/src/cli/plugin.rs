@@ -25,9 +25,10 @@ pub enum PluginCommand {
     Install {
         /// NAME or NAME@VERSION-REQ; none with --locked installs everything the lock pins.
         specs: Vec<PluginSpec>,
-        /// Which build to install: sandboxed WASM (default) or trusted native.
-        #[arg(long, value_enum, default_value_t = Kind::Wasm)]
-        kind: Kind,
+        /// Which build to install: sandboxed WASM (default; native when a plugin ships
+        /// only a native build) or trusted native.
+        #[arg(long, value_enum)]
+        kind: Option<Kind>,
         /// Refuse to change datum.lock; fetch exactly what it pins.
         #[arg(long)]
         locked: bool,
@@ -76,7 +77,8 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<()> {
             force,
         } => {
             let options = InstallOptions {
-                kind,
+                kind: kind.unwrap_or(Kind::Wasm),
+                native_fallback: kind.is_none(),
                 trust_native,
                 deny,
                 locked,

@@ -168,13 +168,13 @@ impl Runtime {
         request: Request,
         depth: usize,
     ) -> Result<Output, RuntimeError> {
-        let mut session = self.session_at_depth(plugin, kind, depth)?;
+        let mut session = self.session_at_depth(plugin, kind, depth, Some(&request.command))?;
         session.invoke(request)
     }
 
     /// Load a plugin once and keep it for many calls (the batch form for hot loops).
     pub fn session(&self, plugin: &str) -> Result<Session, RuntimeError> {
-        self.session_at_depth(plugin, None, 0)
+        self.session_at_depth(plugin, None, 0, None)
     }
 
     fn wasm_cache_path(&self) -> Result<PathBuf, RuntimeError> {
@@ -230,6 +230,7 @@ impl Runtime {
         plugin: &str,
         kind: Option<Kind>,
         depth: usize,
+        command: Option<&str>,
     ) -> Result<Session, RuntimeError> {
         let mut installed = self.find(plugin)?.clone();
         if let Some(kind) = kind.filter(|k| *k != installed.locked.kind) {
@@ -249,8 +250,22 @@ impl Runtime {
             depth,
         };
         let services: Services = Arc::new(move |req: &str| caller.handle(req));
+        let mut limits = installed.manifest.limits;
+        // A single-command load takes that command's own time limit, if it sets one.
+        if let Some(ms) = command
+            .and_then(|c| {
+                installed
+                    .manifest
+                    .commands
+                    .iter()
+                    .find(|spec| spec.path == c)
+            })
+            .and_then(|spec| spec.timeout_ms)
+        {
+            limits.timeout_ms = ms;
+        }
         let options = LoadOptions {
-            limits: installed.manifest.limits,
+            limits,
             wasm_cache_config: match locked.kind {
                 Kind::Wasm => Some(self.wasm_cache_path()?),
                 Kind::Native => None,

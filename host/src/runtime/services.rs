@@ -7,7 +7,7 @@ use datum_plugin_api::{ErrorKind, Output, PermissionKind, PluginError, Request, 
 use serde_json::{Map, Value};
 
 use super::Runtime;
-use crate::fsutil::{atomic_write, confined_relative};
+use crate::fsutil::{atomic_create, atomic_write, confined_relative};
 
 /// Who is calling, and what it may do.
 pub struct Caller {
@@ -86,6 +86,53 @@ impl Caller {
                 atomic_write(&self.workshop.join(&rel), contents.as_bytes())
                     .map_err(|e| host_err(format!("cannot write {rel}: {e}")))?;
                 Ok(Value::Null)
+            }
+            "fs.create" => {
+                let rel = self.path_arg(args)?;
+                self.require(PermissionKind::FsWrite, Some(&rel))?;
+                let contents = str_arg(args, "contents")?;
+                atomic_create(&self.workshop.join(&rel), contents.as_bytes())
+                    .map(Value::Bool)
+                    .map_err(|e| host_err(format!("cannot create {rel}: {e}")))
+            }
+            "fs.list" => {
+                let rel = self.path_arg(args)?;
+                self.require(PermissionKind::FsRead, Some(&rel))?;
+                list_dir(&self.workshop.join(&rel))
+                    .map_err(|e| host_err(format!("cannot list {rel}: {e}")))
+            }
+            "clock.now" => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(host_err)?;
+                Ok(Value::from(now.as_millis() as u64))
+            }
+            "clock.sleep" => {
+                let ms = args["ms"].as_u64().unwrap_or(0).min(MAX_SLEEP_MS);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(Value::Null)
+            }
+            "emit" => {
+                use std::io::Write;
+                let line = str_arg(args, "line")?;
+                let mut out = std::io::stdout().lock();
+                // A closed stdout (`| head`) ends a watch cleanly instead of failing it.
+                writeln!(out, "{line}")
+                    .and_then(|_| out.flush())
+                    .map_err(|e| host_err(format!("cannot print: {e}")))?;
+                Ok(Value::Null)
+            }
+            "git.sync" => {
+                let rel = self.path_arg(args)?;
+                self.require(PermissionKind::Git, Some(&rel))?;
+                let remote = args["remote"].as_str();
+                let message = args["message"].as_str().unwrap_or("sync");
+                crate::workshop::sync::sync_folder(&self.workshop, &rel, remote, message)
+                    .map(|report| serde_json::to_value(report).unwrap_or(Value::Null))
+                    .map_err(|e| {
+                        PluginError::new(ErrorKind::HostService, format!("{e:#}"))
+                            .with_hint("check the remote with `git -C WORKSHOP remote -v`, or pass --remote PATH_OR_URL")
+                    })
             }
             "plugin.call" => {
                 let target = str_arg(args, "plugin")?;
@@ -204,7 +251,11 @@ pub fn grant_allows(grant: &str, kind: PermissionKind, target: Option<&str>) -> 
             None => scope == key,
         },
         (PermissionKind::Call, Some(scope), Some(t)) => scope == "*" || scope == t,
-        (PermissionKind::FsRead | PermissionKind::FsWrite, Some(scope), Some(path)) => {
+        (
+            PermissionKind::FsRead | PermissionKind::FsWrite | PermissionKind::Git,
+            Some(scope),
+            Some(path),
+        ) => {
             let scope = scope.trim_end_matches('/');
             scope.is_empty()
                 || scope == "."
@@ -213,6 +264,32 @@ pub fn grant_allows(grant: &str, kind: PermissionKind, target: Option<&str>) -> 
         }
         _ => false,
     }
+}
+
+/// One pause may not hold a call longer than this; watchers loop instead.
+const MAX_SLEEP_MS: u64 = 60_000;
+
+/// A folder's entries, sorted, folders marked with a trailing `/`. Missing is empty.
+fn list_dir(dir: &std::path::Path) -> std::io::Result<Value> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Value::Array(vec![])),
+        Err(e) => return Err(e),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue; // not UTF-8: no plugin could name it back anyway
+        };
+        if entry.file_type()?.is_dir() {
+            names.push(format!("{name}/"));
+        } else {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names.into_iter().map(Value::String).collect())
 }
 
 fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, PluginError> {

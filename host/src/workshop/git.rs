@@ -15,7 +15,7 @@ pub fn ensure_repository(root: &Path) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn signature(repo: &Repository) -> anyhow::Result<Signature<'static>> {
+pub(super) fn signature(repo: &Repository) -> anyhow::Result<Signature<'static>> {
     // Use the user's identity when git has one; datum's own otherwise, so booting
     // never fails on a fresh machine without git config.
     match repo.signature() {
@@ -27,21 +27,29 @@ fn signature(repo: &Repository) -> anyhow::Result<Signature<'static>> {
 /// Stage everything (respecting .gitignore) and commit if anything changed.
 /// Returns the new commit id, or `None` when the tree was already committed.
 pub fn commit_all(root: &Path, message: &str) -> anyhow::Result<Option<String>> {
+    commit_paths(root, "*", message)
+}
+
+/// Commit the changes under one workshop folder only (other edits stay uncommitted).
+/// Returns the new commit id, or `None` when the folder was already committed.
+pub fn commit_path(root: &Path, folder: &str, message: &str) -> anyhow::Result<Option<String>> {
+    commit_paths(root, folder, message)
+}
+
+fn commit_paths(root: &Path, pathspec: &str, message: &str) -> anyhow::Result<Option<String>> {
     let repo = Repository::open(root)
         .with_context(|| format!("{} is not a git repository", root.display()))?;
     let mut index = repo.index()?;
-    index.add_all(["*"], IndexAddOption::DEFAULT, None)?;
-    index.update_all(["*"], None)?;
+    index.add_all([pathspec], IndexAddOption::DEFAULT, None)?;
+    index.update_all([pathspec], None)?;
     index.write()?;
     let tree_id = index.write_tree()?;
     let parent = match repo.head() {
         Ok(head) => Some(head.peel_to_commit()?),
         Err(_) => None,
     };
-    if let Some(p) = &parent {
-        if p.tree_id() == tree_id {
-            return Ok(None);
-        }
+    if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
+        return Ok(None);
     }
     let tree = repo.find_tree(tree_id)?;
     let sig = signature(&repo)?;

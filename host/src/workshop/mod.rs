@@ -2,6 +2,7 @@
 //! config and the lock file of its plugins).
 
 mod git;
+pub mod sync;
 mod template;
 
 use std::path::{Path, PathBuf};

@@ -7,6 +7,16 @@ use serde_json::Value;
 use crate::machine::{Config, Continuation, RunResult, Status};
 use crate::profile::Profile;
 
+/// The project's own vectors (`vectors/` at the repository root), by file name.
+pub static PROJECT_VECTORS: &[(&str, &str)] = &[
+    ("stack.json", include_str!("../../../vectors/stack.json")),
+    ("reg.json", include_str!("../../../vectors/reg.json")),
+    (
+        "examples.json",
+        include_str!("../../../vectors/examples.json"),
+    ),
+];
+
 /// A vector file: `{version, vectors: [...]}` plus any metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VectorFile {

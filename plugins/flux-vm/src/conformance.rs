@@ -11,15 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::this_runtime;
 
-/// The project's own vectors (`vectors/` at the repository root).
-static OWN: &[(&str, &str)] = &[
-    ("stack.json", include_str!("../../../vectors/stack.json")),
-    ("reg.json", include_str!("../../../vectors/reg.json")),
-    (
-        "examples.json",
-        include_str!("../../../vectors/examples.json"),
-    ),
-];
+use flux_core::conformance::PROJECT_VECTORS as OWN;
 
 /// Failures FLUX.md §17.2 forces on the upstream suites, by suite file name.
 static EXPECTED_FAILURES: &str = include_str!("../../../vectors/upstream-expected-failures.json");

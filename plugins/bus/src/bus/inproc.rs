@@ -1,0 +1,296 @@
+//! The in-process bus: a bounded, append-only history in `.superagent/bus.json`.
+//!
+//! Each message is one JSON line appended under an exclusive file lock (so concurrent
+//! `datum` processes never interleave or reuse a sequence number). Only when the file
+//! grows past [`COMPACT_BYTES`] is it rewritten — atomically, keeping the newest
+//! [`KEEP`] messages — so publishing never rewrites the whole history. Subscribers
+//! follow the file by sequence number, which survives compaction.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{subject_matches, BusError, Envelope};
+
+/// Most messages kept by compaction.
+pub const KEEP: usize = 1000;
+/// File size that triggers compaction.
+pub const COMPACT_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest message the in-process log accepts (keeps the tail read bounded).
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// How often a follower looks for new lines.
+const POLL: Duration = Duration::from_millis(20);
+
+pub struct InProc {
+    log: PathBuf,
+    lock: PathBuf,
+    agent: String,
+}
+
+impl InProc {
+    pub fn open(workshop: &Path, agent: &str) -> Result<InProc, BusError> {
+        let dir = workshop.join(".superagent");
+        std::fs::create_dir_all(&dir)
+            .map_err(BusError::io(format!("cannot create {}", dir.display())))?;
+        Ok(InProc {
+            log: dir.join("bus.json"),
+            lock: dir.join("bus.lock"),
+            agent: agent.to_owned(),
+        })
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// Hold the bus's lock for the duration of `f`.
+    fn locked<T>(&self, f: impl FnOnce() -> Result<T, BusError>) -> Result<T, BusError> {
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock)
+            .map_err(BusError::io(format!("cannot open {}", self.lock.display())))?;
+        lock.lock()
+            .map_err(BusError::io(format!("cannot lock {}", self.lock.display())))?;
+        let out = f();
+        // Closing the file releases the lock; unlocking first just makes it prompt.
+        let _ = lock.unlock();
+        out
+    }
+
+    pub fn publish(&mut self, subject: &str, payload: Value) -> Result<Envelope, BusError> {
+        let mut env = Envelope::new(subject, &self.agent, payload);
+        self.locked(|| {
+            env.seq = last_seq(&self.log)? + 1;
+            let mut line = serde_json::to_string(&env)
+                .map_err(|e| BusError::Invalid(format!("cannot encode the message: {e}")))?;
+            if line.len() > MAX_MESSAGE {
+                return Err(BusError::Invalid(format!(
+                    "the message is {} bytes; the in-process bus takes at most {MAX_MESSAGE}",
+                    line.len()
+                )));
+            }
+            line.push('\n');
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.log)
+                .map_err(BusError::io(format!("cannot open {}", self.log.display())))?;
+            f.write_all(line.as_bytes())
+                .and_then(|_| f.sync_data())
+                .map_err(BusError::io(format!(
+                    "cannot append to {}",
+                    self.log.display()
+                )))?;
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if size > COMPACT_BYTES {
+                compact(&self.log)?;
+            }
+            Ok(())
+        })?;
+        Ok(env)
+    }
+
+    /// The newest `limit` messages matching `pattern`, oldest first.
+    pub fn history(&self, pattern: &str, limit: usize) -> Result<Vec<Envelope>, BusError> {
+        let all = read_all(&self.log)?;
+        let matching: Vec<Envelope> = all
+            .into_iter()
+            .filter(|e| subject_matches(pattern, &e.subject))
+            .collect();
+        let skip = matching.len().saturating_sub(limit);
+        Ok(matching.into_iter().skip(skip).collect())
+    }
+
+    /// Follow new messages matching `pattern` from now on.
+    pub fn follow(&self, pattern: &str) -> Result<Follower, BusError> {
+        let after = self.locked(|| last_seq(&self.log))?;
+        Ok(Follower {
+            log: self.log.clone(),
+            pattern: pattern.to_owned(),
+            after,
+            offset: 0,
+            pending: std::collections::VecDeque::new(),
+        })
+    }
+}
+
+/// Messages published after the follower was made, in order.
+pub struct Follower {
+    log: PathBuf,
+    pattern: String,
+    /// Highest sequence number already delivered (or skipped).
+    after: u64,
+    /// Where the last read stopped; reset when the file is compacted (shrinks).
+    offset: u64,
+    pending: std::collections::VecDeque<Envelope>,
+}
+
+impl Follower {
+    pub async fn next(&mut self) -> Result<Option<Envelope>, BusError> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Ok(Some(e));
+            }
+            self.poll()?;
+            if self.pending.is_empty() {
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+
+    fn poll(&mut self) -> Result<(), BusError> {
+        let mut f = match File::open(&self.log) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(BusError::io(format!("cannot read {}", self.log.display()))(
+                    e,
+                ))
+            }
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < self.offset {
+            self.offset = 0; // compacted: read again from the start, skipping by seq
+        }
+        if len == self.offset {
+            return Ok(());
+        }
+        f.seek(SeekFrom::Start(self.offset))
+            .map_err(BusError::io("cannot seek the bus log"))?;
+        let mut reader = BufReader::new(f);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .map_err(BusError::io("cannot read the bus log"))?;
+            if n == 0 || !line.ends_with('\n') {
+                break; // a line still being written: read it next time
+            }
+            self.offset += n as u64;
+            if let Ok(env) = serde_json::from_str::<Envelope>(&line) {
+                if env.seq > self.after {
+                    self.after = env.seq;
+                    if subject_matches(&self.pattern, &env.subject) {
+                        self.pending.push_back(env);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sequence number of the last complete line (0 for an empty or missing log).
+fn last_seq(log: &Path) -> Result<u64, BusError> {
+    let mut f = match File::open(log) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(BusError::io(format!("cannot read {}", log.display()))(e)),
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    // A line is at most MAX_MESSAGE bytes, so the last one lies in this tail.
+    let start = len.saturating_sub(2 * MAX_MESSAGE as u64 + 2);
+    f.seek(SeekFrom::Start(start))
+        .map_err(BusError::io("cannot seek the bus log"))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)
+        .map_err(BusError::io("cannot read the bus log"))?;
+    let text = String::from_utf8_lossy(&tail);
+    Ok(text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Envelope>(l).ok())
+        .map_or(0, |e| e.seq))
+}
+
+fn read_all(log: &Path) -> Result<Vec<Envelope>, BusError> {
+    let f = match File::open(log) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(BusError::io(format!("cannot read {}", log.display()))(e)),
+    };
+    let mut out = Vec::new();
+    for line in BufReader::new(f).lines() {
+        let line = line.map_err(BusError::io("cannot read the bus log"))?;
+        // A torn last line (a crash mid-append) is skipped, never fatal.
+        if let Ok(env) = serde_json::from_str::<Envelope>(&line) {
+            out.push(env);
+        }
+    }
+    Ok(out)
+}
+
+/// Rewrite the log with its newest messages — at most [`KEEP`] and at most half of
+/// [`COMPACT_BYTES`], so the next compaction is many appends away (called under the lock).
+fn compact(log: &Path) -> Result<(), BusError> {
+    let all = read_all(log)?;
+    let mut kept = Vec::new();
+    let mut bytes = 0u64;
+    for env in all.iter().rev().take(KEEP) {
+        let Ok(line) = serde_json::to_string(env) else {
+            continue;
+        };
+        bytes += line.len() as u64 + 1;
+        if bytes > COMPACT_BYTES / 2 && !kept.is_empty() {
+            break;
+        }
+        kept.push(line);
+    }
+    let mut text = String::new();
+    for line in kept.iter().rev() {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let dir = log.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(".bus.json.compact");
+    let mut f = File::create(&tmp).map_err(BusError::io("cannot write the compacted bus log"))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(BusError::io("cannot write the compacted bus log"))?;
+    std::fs::rename(&tmp, log).map_err(BusError::io("cannot replace the bus log"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_survives_reopening_and_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bus = InProc::open(dir.path(), "alice").unwrap();
+        let big = "x".repeat(5000);
+        let n = (COMPACT_BYTES / 5000) as usize + 200;
+        for i in 0..n {
+            bus.publish("agent.bob", serde_json::json!({"i": i, "pad": big}))
+                .unwrap();
+        }
+        let size = std::fs::metadata(bus.log_path()).unwrap().len();
+        assert!(size <= COMPACT_BYTES + 6000, "log is {size} bytes");
+        let reopened = InProc::open(dir.path(), "alice").unwrap();
+        let all = reopened.history(">", usize::MAX).unwrap();
+        assert!(!all.is_empty() && all.len() <= KEEP, "{} kept", all.len());
+        let last = all.last().unwrap();
+        assert_eq!(last.payload["i"], n - 1);
+        assert_eq!(last.seq, n as u64, "sequence numbers survive compaction");
+    }
+
+    #[tokio::test]
+    async fn a_follower_sees_only_new_matching_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bus = InProc::open(dir.path(), "alice").unwrap();
+        bus.publish("agent.bob", serde_json::json!("old")).unwrap();
+        let mut follower = bus.follow("agent.*").unwrap();
+        bus.publish("fleet.x", serde_json::json!("other")).unwrap();
+        bus.publish("agent.bob", serde_json::json!("new")).unwrap();
+        let got = follower.next().await.unwrap().unwrap();
+        assert_eq!(got.payload, "new");
+        assert_eq!(got.from, "alice");
+    }
+}

@@ -1,0 +1,231 @@
+//! `datum distribute --problem conformance`: split FLUX conformance vectors across the
+//! running nodes, gather the verdicts, and compare each with a local run.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::bus::nats::{connect, nats_err};
+use crate::bus::BusError;
+use crate::node;
+use crate::work::{
+    node_subject, results_subject, run_item, task_queue, Item, Task, TaskResult, TASKS,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Tasks go into a JetStream work queue; whichever node is free takes the next.
+    Queue,
+    /// Task i goes to node i mod N directly; a node that fails passes it to the next.
+    RoundRobin,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Queue => "queue",
+            Strategy::RoundRobin => "round-robin",
+        }
+    }
+}
+
+pub struct Options {
+    pub url: String,
+    pub strategy: Strategy,
+    pub chunk: usize,
+    pub max_steps: u64,
+    pub timeout: Duration,
+    pub ack_wait: Duration,
+    pub discover: Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub strategy: Strategy,
+    pub nodes: Vec<String>,
+    pub total: usize,
+    pub tasks: usize,
+    /// Vectors whose distributed verdict equals the local one.
+    pub agree: usize,
+    pub passed: usize,
+    pub passed_locally: usize,
+    /// Vectors per node that answered.
+    pub by_node: BTreeMap<String, usize>,
+    /// Results that arrived more than once (redelivered tasks); ignored after the first.
+    pub duplicates: usize,
+    /// Tasks handed to another node after a failure (round-robin).
+    pub reassigned: usize,
+    pub disagreements: Vec<Value>,
+    pub wall_ms: u128,
+    pub local_ms: u128,
+}
+
+pub async fn run(items: Vec<Item>, opts: &Options, job: &str) -> Result<Report, BusError> {
+    let client = connect(&opts.url, "datum-distribute").await?;
+    let err = nats_err(&opts.url);
+    let nodes = node::list(&client, &opts.url, opts.discover).await?;
+    if nodes.is_empty() {
+        return Err(BusError::Refused {
+            url: opts.url.clone(),
+            reason: "no nodes answered; start some with `datum node start --nats URL`".into(),
+        });
+    }
+    let tasks: Vec<Task> = items
+        .chunks(opts.chunk.max(1))
+        .enumerate()
+        .map(|(i, chunk)| Task {
+            job: job.to_owned(),
+            task: i,
+            max_steps: opts.max_steps,
+            items: chunk.to_vec(),
+        })
+        .collect();
+    let started = Instant::now();
+    let mut gathered: BTreeMap<usize, Value> = BTreeMap::new();
+    let mut by_node: BTreeMap<String, usize> = BTreeMap::new();
+    let mut duplicates = 0;
+    let mut reassigned = 0;
+    let mut take = |result: TaskResult, gathered: &mut BTreeMap<usize, Value>| {
+        for r in result.results {
+            match gathered.entry(r.index) {
+                std::collections::btree_map::Entry::Occupied(_) => duplicates += 1,
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(r.verdict);
+                    *by_node.entry(result.node.clone()).or_default() += 1;
+                }
+            }
+        }
+    };
+    match opts.strategy {
+        Strategy::Queue => {
+            let js = jetstream::new(client.clone());
+            task_queue(&js, &opts.url, Some(opts.ack_wait)).await?;
+            let mut results = client
+                .subscribe(results_subject(job))
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            client.flush().await.map_err(|e| err(e.to_string()))?;
+            for task in &tasks {
+                let body =
+                    serde_json::to_vec(task).map_err(|e| BusError::Invalid(e.to_string()))?;
+                js.publish(format!("{TASKS}.{job}"), body.into())
+                    .await
+                    .map_err(|e| err(e.to_string()))?
+                    .await
+                    .map_err(|e| {
+                        err(format!(
+                            "the task queue did not take task {}: {e}",
+                            task.task
+                        ))
+                    })?;
+            }
+            let deadline = tokio::time::Instant::now() + opts.timeout;
+            while gathered.len() < items.len() {
+                match tokio::time::timeout_at(deadline, results.next()).await {
+                    Ok(Some(msg)) => {
+                        if let Ok(result) = serde_json::from_slice::<TaskResult>(&msg.payload) {
+                            take(result, &mut gathered);
+                        }
+                    }
+                    Ok(None) => return Err(err("the results subscription closed".into())),
+                    Err(_) => break,
+                }
+            }
+        }
+        Strategy::RoundRobin => {
+            let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+            let mut pending = futures_util::stream::FuturesUnordered::new();
+            for task in &tasks {
+                pending.push(send_direct(&client, &ids, task, opts.timeout));
+            }
+            while let Some(outcome) = pending.next().await {
+                let (result, retries) = outcome?;
+                reassigned += retries;
+                take(result, &mut gathered);
+            }
+        }
+    }
+    let wall_ms = started.elapsed().as_millis();
+    if gathered.len() < items.len() {
+        return Err(BusError::Refused {
+            url: opts.url.clone(),
+            reason: format!(
+                "only {} of {} vectors came back within {} s; are the nodes still running? (`datum node list`)",
+                gathered.len(),
+                items.len(),
+                opts.timeout.as_secs()
+            ),
+        });
+    }
+    // The same vectors here, to check the fleet's answers.
+    let local_start = Instant::now();
+    let local: Vec<Value> = items
+        .iter()
+        .map(|item| run_item(item, opts.max_steps))
+        .collect();
+    let local_ms = local_start.elapsed().as_millis();
+    let mut agree = 0;
+    let mut disagreements = Vec::new();
+    for (item, mine) in items.iter().zip(&local) {
+        let theirs = &gathered[&item.index];
+        if theirs == mine {
+            agree += 1;
+        } else {
+            disagreements.push(serde_json::json!({
+                "index": item.index, "name": item.vector.name, "local": mine, "distributed": theirs,
+            }));
+        }
+    }
+    let passed = |v: &Value| v["pass"].as_bool().unwrap_or(false);
+    Ok(Report {
+        strategy: opts.strategy,
+        nodes: nodes.iter().map(|n| n.id.clone()).collect(),
+        total: items.len(),
+        tasks: tasks.len(),
+        agree,
+        passed: gathered.values().filter(|v| passed(v)).count(),
+        passed_locally: local.iter().filter(|v| passed(v)).count(),
+        by_node,
+        duplicates,
+        reassigned,
+        disagreements,
+        wall_ms,
+        local_ms,
+    })
+}
+
+/// Send a task to node `task % N`; on no answer, to the next node, up to every node once.
+async fn send_direct(
+    client: &async_nats::Client,
+    ids: &[String],
+    task: &Task,
+    timeout: Duration,
+) -> Result<(TaskResult, usize), BusError> {
+    let body = serde_json::to_vec(task).map_err(|e| BusError::Invalid(e.to_string()))?;
+    let mut failures = Vec::new();
+    for attempt in 0..ids.len() {
+        let id = &ids[(task.task + attempt) % ids.len()];
+        let request = client.request(node_subject(id), body.clone().into());
+        match tokio::time::timeout(timeout, request).await {
+            Ok(Ok(reply)) => match serde_json::from_slice::<TaskResult>(&reply.payload) {
+                Ok(result) => return Ok((result, attempt)),
+                Err(e) => failures.push(format!("{id}: bad reply ({e})")),
+            },
+            Ok(Err(e)) => failures.push(format!("{id}: {e}")),
+            Err(_) => failures.push(format!("{id}: no answer in {} s", timeout.as_secs())),
+        }
+    }
+    Err(BusError::Refused {
+        url: String::new(),
+        reason: format!(
+            "task {} failed on every node: {}",
+            task.task,
+            failures.join("; ")
+        ),
+    })
+}

@@ -1,0 +1,158 @@
+//! Distributed work on NATS: the task and result messages, the subjects and the
+//! JetStream work queue shared by `node start` and `distribute`.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use flux_core::conformance::{Vector, VectorFile};
+use flux_core::Profile;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::bus::nats::nats_err;
+use crate::bus::BusError;
+
+/// Nodes answer presence requests here.
+pub const PING: &str = "datum.node.ping";
+/// JetStream stream holding queued tasks (work-queue retention: gone once acked).
+pub const TASKS_STREAM: &str = "DATUM_TASKS";
+pub const TASKS: &str = "datum.tasks";
+/// The one shared consumer every node pulls from: each task goes to one node.
+pub const WORKERS: &str = "workers";
+
+/// How long a node may hold a task without a progress ack before it is redelivered.
+pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(10);
+
+/// Direct tasks for one node (the round-robin strategy).
+pub fn node_subject(id: &str) -> String {
+    format!("datum.node.{id}.task")
+}
+
+/// Where nodes publish the results of a queued job.
+pub fn results_subject(job: &str) -> String {
+    format!("datum.results.{job}")
+}
+
+/// A node's answer to a presence request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: String,
+    pub agent: String,
+    pub role: String,
+    pub started: u64,
+    /// Vectors this node has run since it started.
+    pub processed: u64,
+}
+
+/// One vector to run, with its place in the job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Item {
+    pub index: usize,
+    pub profile: String,
+    pub vector: Vector,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Task {
+    pub job: String,
+    pub task: usize,
+    pub max_steps: u64,
+    pub items: Vec<Item>,
+}
+
+/// A vector's verdict, as JSON (compared field for field with a local run).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemResult {
+    pub index: usize,
+    pub verdict: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub job: String,
+    pub task: usize,
+    pub node: String,
+    pub results: Vec<ItemResult>,
+}
+
+pub fn parse_profile(p: &str) -> Result<Profile, String> {
+    match p {
+        "stack" => Ok(Profile::Stack),
+        "reg" => Ok(Profile::Reg),
+        other => Err(format!("unknown profile `{other}`")),
+    }
+}
+
+pub fn profile_name(p: Profile) -> &'static str {
+    match p {
+        Profile::Stack => "stack",
+        Profile::Reg => "reg",
+    }
+}
+
+/// Run one vector exactly as `datum flux conformance` does, as JSON.
+pub fn run_item(item: &Item, max_steps: u64) -> Value {
+    let verdict = match parse_profile(&item.profile) {
+        Ok(profile) => serde_json::to_value(item.vector.check(profile, max_steps)),
+        Err(e) => serde_json::to_value(flux_core::conformance::Verdict {
+            name: item.vector.name.clone(),
+            pass: false,
+            reason: e,
+            result: None,
+        }),
+    };
+    verdict.unwrap_or(Value::Null)
+}
+
+/// Flatten vector files into numbered items.
+pub fn items_of(files: &[VectorFile]) -> Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    for file in files {
+        let profile = profile_name(file.profile()?);
+        for v in &file.vectors {
+            items.push(Item {
+                index: items.len(),
+                profile: profile.to_owned(),
+                vector: v.clone(),
+            });
+        }
+    }
+    Ok(items)
+}
+
+/// The task queue and its shared consumer, created on first use by either side.
+/// `ack_wait: Some(..)` (the distributor) also updates an existing consumer: the job's
+/// submitter decides how soon a silent node's task goes to another node.
+pub async fn task_queue(
+    js: &jetstream::Context,
+    url: &str,
+    ack_wait: Option<Duration>,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, BusError> {
+    let err = nats_err(url);
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: TASKS_STREAM.into(),
+            subjects: vec![format!("{TASKS}.>")],
+            retention: stream::RetentionPolicy::WorkQueue,
+            max_age: Duration::from_secs(3600),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| {
+            err(format!(
+                "cannot open the task queue {TASKS_STREAM} ({e}); is the server started with -js?"
+            ))
+        })?;
+    let config = pull::Config {
+        durable_name: Some(WORKERS.into()),
+        ack_wait: ack_wait.unwrap_or(DEFAULT_ACK_WAIT),
+        // A task that keeps killing nodes stops being retried eventually.
+        max_deliver: 20,
+        ..Default::default()
+    };
+    let consumer = match ack_wait {
+        Some(_) => stream.create_consumer(config).await,
+        None => stream.get_or_create_consumer(WORKERS, config).await,
+    };
+    consumer.map_err(|e| err(format!("cannot open the shared consumer `{WORKERS}`: {e}")))
+}

@@ -1,0 +1,536 @@
+//! The commands, over the host's file, key-value, clock and git services.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use datum_plugin_api::{Format, Host, Output, PluginError, Request};
+use serde_json::{json, Value};
+
+use crate::bottle::{
+    check_agent, check_id, neutralise, Bottle, BottleError, BottleType, Priority, ALL, ROOT,
+};
+use crate::i2i::{I2iType, Message};
+
+/// Attempts at a fresh name before giving up (each one is a no-clobber create).
+const MAX_NAME_ATTEMPTS: u32 = 64;
+/// Key in the plugin's key-value store holding the ids this agent has read.
+const READ_KEY: &str = "read";
+
+pub struct Mailbox<'r, 'h> {
+    req: &'r Request,
+    host: &'r Host<'h>,
+    me: String,
+}
+
+/// A bottle found in a folder, or why it could not be read.
+struct Found {
+    bottles: Vec<Bottle>,
+    malformed: Vec<Value>,
+}
+
+fn invalid(e: BottleError) -> PluginError {
+    PluginError::invalid_args(e.to_string())
+}
+
+impl<'r, 'h> Mailbox<'r, 'h> {
+    pub fn new(req: &'r Request, host: &'r Host<'h>) -> Result<Self, PluginError> {
+        let me = req.agent.name.clone();
+        check_agent(&me).map_err(|e| {
+            PluginError::failed(format!(
+                "this workshop's agent name cannot have an inbox: {e}"
+            ))
+            .with_hint("set a valid `name` in agent.toml")
+        })?;
+        Ok(Mailbox { req, host, me })
+    }
+
+    fn json(&self) -> bool {
+        self.req.format == Format::Json
+    }
+
+    // ---- writing ------------------------------------------------------------------
+
+    /// Create the bottle's file under a name nobody has taken: never overwrites.
+    fn deliver(&self, mut bottle: Bottle) -> Result<Bottle, PluginError> {
+        for attempt in 0..MAX_NAME_ATTEMPTS {
+            if attempt > 0 {
+                bottle.id = bottle.fresh_id(attempt);
+            }
+            if self.host.create_file(&bottle.path(), &bottle.render())? {
+                return Ok(bottle);
+            }
+        }
+        Err(PluginError::failed(format!(
+            "could not find a free name for the bottle in {} after {MAX_NAME_ATTEMPTS} tries",
+            Bottle::inbox(&bottle.to)
+        )))
+    }
+
+    fn compose(&self, to: &str) -> Result<Bottle, PluginError> {
+        let subject = self.req.require_str("subject")?;
+        let body = self.req.arg_str("body").unwrap_or_default().to_owned();
+        let kind =
+            BottleType::parse(self.req.arg_str("type").unwrap_or("message")).map_err(invalid)?;
+        let priority =
+            Priority::parse(self.req.arg_str("priority").unwrap_or("normal")).map_err(invalid)?;
+        let reply_to = self.req.arg_str("reply-to").map(str::to_owned);
+        let now = self.host.now_ms()?;
+        Bottle::new(&self.me, to, subject, kind, priority, now, reply_to, body).map_err(invalid)
+    }
+
+    fn dropped(&self, bottle: &Bottle) -> Output {
+        let to = if bottle.to == ALL {
+            "everyone".to_owned()
+        } else {
+            bottle.to.clone()
+        };
+        Output::new(json!({
+            "id": bottle.id, "path": bottle.path(), "to": bottle.to, "from": bottle.from,
+            "type": bottle.kind, "priority": bottle.priority, "sent": crate::bottle::rfc3339(bottle.sent_ms),
+        }))
+        .with_text(format!("dropped {} for {to}", bottle.id))
+    }
+
+    pub fn drop_bottle(&self) -> Result<Output, PluginError> {
+        let to = self.req.require_str("agent")?;
+        check_agent(to).map_err(invalid)?;
+        let bottle = self.deliver(self.compose(to)?)?;
+        Ok(self.dropped(&bottle))
+    }
+
+    pub fn broadcast(&self) -> Result<Output, PluginError> {
+        let bottle = self.deliver(self.compose(ALL)?)?;
+        Ok(self.dropped(&bottle))
+    }
+
+    // ---- reading ------------------------------------------------------------------
+
+    /// Every bottle in one folder (`for-NAME/`); unreadable ones are reported, not fatal.
+    fn folder(&self, folder: &str, found: &mut Found) -> Result<(), PluginError> {
+        let dir = format!("{ROOT}/{folder}");
+        for name in self.host.list_dir(&dir)? {
+            if name.starts_with('.') || !name.ends_with(".md") {
+                continue; // writes in flight and anything that is not a bottle
+            }
+            let path = format!("{dir}/{name}");
+            let parsed = self
+                .host
+                .read_file(&path)
+                .map_err(|e| e.message)
+                .and_then(|text| Bottle::parse(&text).map_err(|e| e.to_string()))
+                .and_then(|b| {
+                    // A bottle's name and folder must agree with its header: anything
+                    // else is a copy or a forgery, and reading it could mislead.
+                    if format!("{}.md", b.id) != name || format!("for-{}", b.to) != folder {
+                        Err(format!(
+                            "its header (id {}, to {}) does not match where it lies",
+                            b.id, b.to
+                        ))
+                    } else {
+                        Ok(b)
+                    }
+                });
+            match parsed {
+                Ok(b) => found.bottles.push(b),
+                Err(e) => found
+                    .malformed
+                    .push(json!({ "path": path, "error": neutralise(&e) })),
+            }
+        }
+        Ok(())
+    }
+
+    /// My inbox: `for-me/` and broadcasts from others, oldest first.
+    fn inbox(&self) -> Result<Found, PluginError> {
+        let mut found = Found {
+            bottles: vec![],
+            malformed: vec![],
+        };
+        self.folder(&format!("for-{}", self.me), &mut found)?;
+        let mine = found.bottles.len();
+        self.folder(&format!("for-{ALL}"), &mut found)?;
+        let me = self.me.clone();
+        let mut index = 0;
+        found.bottles.retain(|b| {
+            index += 1;
+            index <= mine || b.from != me
+        });
+        found
+            .bottles
+            .sort_by(|a, b| (a.sent_ms, &a.id).cmp(&(b.sent_ms, &b.id)));
+        Ok(found)
+    }
+
+    fn read_ids(&self) -> Result<BTreeSet<String>, PluginError> {
+        Ok(match self.host.kv_get(READ_KEY)? {
+            Some(v) => serde_json::from_value(v).unwrap_or_default(),
+            None => BTreeSet::new(),
+        })
+    }
+
+    fn mark_read<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> Result<(), PluginError> {
+        let mut read = self.read_ids()?;
+        let before = read.len();
+        read.extend(ids.into_iter().map(str::to_owned));
+        if read.len() != before {
+            self.host.kv_set(READ_KEY, json!(read))?;
+        }
+        Ok(())
+    }
+
+    fn summary(b: &Bottle, read: bool) -> Value {
+        json!({
+            "id": b.id, "from": b.from, "to": b.to, "subject": b.subject, "type": b.kind,
+            "priority": b.priority, "sent": crate::bottle::rfc3339(b.sent_ms), "read": read,
+            "reply_to": b.reply_to,
+        })
+    }
+
+    fn line(b: &Bottle) -> String {
+        let mark = match b.priority {
+            Priority::High => "!",
+            _ => " ",
+        };
+        format!(
+            "{mark} {}  {:<12} {:<11} {}",
+            b.id,
+            b.from,
+            b.kind.as_str(),
+            neutralise(&b.subject)
+        )
+    }
+
+    pub fn check(&self) -> Result<Output, PluginError> {
+        let all = self.req.arg_bool("all");
+        let found = self.inbox()?;
+        let read = self.read_ids()?;
+        let shown: Vec<&Bottle> = found
+            .bottles
+            .iter()
+            .filter(|b| all || !read.contains(&b.id))
+            .collect();
+        let unread = found
+            .bottles
+            .iter()
+            .filter(|b| !read.contains(&b.id))
+            .count();
+        let mut text = match (shown.len(), all) {
+            (0, _) => format!("no new bottles for {}", self.me),
+            (n, false) => format!(
+                "{n} new bottle{} for {}:",
+                if n == 1 { "" } else { "s" },
+                self.me
+            ),
+            (n, true) => format!("{n} bottles for {} ({unread} unread):", self.me),
+        };
+        for b in &shown {
+            text.push('\n');
+            text.push_str(&Self::line(b));
+        }
+        for m in &found.malformed {
+            text.push_str(&format!(
+                "\nwarning: skipped {}: {}",
+                m["path"].as_str().unwrap_or_default(),
+                m["error"].as_str().unwrap_or_default()
+            ));
+        }
+        let list: Vec<Value> = shown
+            .iter()
+            .map(|b| Self::summary(b, read.contains(&b.id)))
+            .collect();
+        Ok(Output::new(json!({
+            "agent": self.me, "unread": unread, "bottles": list, "malformed": found.malformed,
+        }))
+        .with_text(text))
+    }
+
+    fn find(&self, id: &str) -> Result<Bottle, PluginError> {
+        check_id(id).map_err(invalid)?;
+        for folder in [format!("for-{}", self.me), format!("for-{ALL}")] {
+            let path = format!("{ROOT}/{folder}/{id}.md");
+            if let Ok(text) = self.host.read_file(&path) {
+                return Bottle::parse(&text).map_err(|e| {
+                    PluginError::failed(format!("{path} is not a readable bottle: {e}"))
+                });
+            }
+        }
+        Err(
+            PluginError::invalid_args(format!("no bottle `{id}` for {}", self.me))
+                .with_hint("list your bottles with `datum bottle check --all`"),
+        )
+    }
+
+    pub fn read(&self) -> Result<Output, PluginError> {
+        let b = self.find(self.req.require_str("id")?)?;
+        self.mark_read([b.id.as_str()])?;
+        let mut text = format!(
+            "From:     {}\nTo:       {}\nSubject:  {}\nType:     {}\nPriority: {}\nSent:     {}\n",
+            b.from,
+            b.to,
+            neutralise(&b.subject),
+            b.kind.as_str(),
+            b.priority.as_str(),
+            crate::bottle::rfc3339(b.sent_ms)
+        );
+        if let Some(r) = &b.reply_to {
+            text.push_str(&format!("Reply-To: {r}\n"));
+        }
+        text.push('\n');
+        text.push_str(&neutralise(&b.body));
+        let mut data = Self::summary(&b, true);
+        data["body"] = json!(b.body);
+        data["extra"] = json!(b.extra);
+        Ok(Output::new(data).with_text(text))
+    }
+
+    pub fn watch(&self) -> Result<Output, PluginError> {
+        let interval = self.req.arg_i64("interval").unwrap_or(5);
+        if interval < 1 {
+            return Err(PluginError::invalid_args(
+                "--interval is in seconds and at least 1",
+            ));
+        }
+        let stop_after = self.req.arg_i64("count").map(|n| n.max(1) as usize);
+        let mut announced: BTreeSet<String> = self.read_ids()?;
+        let mut seen = 0usize;
+        if !self.json() {
+            self.host.emit(&format!(
+                "watching bottles for {} every {interval} s (Ctrl-C stops)",
+                self.me
+            ))?;
+        }
+        loop {
+            for b in self.inbox()?.bottles {
+                if announced.insert(b.id.clone()) {
+                    let line = if self.json() {
+                        Self::summary(&b, false).to_string()
+                    } else {
+                        Self::line(&b)
+                    };
+                    self.host.emit(&line)?;
+                    seen += 1;
+                    if stop_after.is_some_and(|n| seen >= n) {
+                        return Ok(Output::new(json!({ "seen": seen })).with_text(String::new()));
+                    }
+                }
+            }
+            self.host.sleep_ms(interval as u64 * 1000)?;
+        }
+    }
+
+    // ---- history ------------------------------------------------------------------
+
+    /// Every bottle in every folder (sent and received alike).
+    fn everything(&self) -> Result<Found, PluginError> {
+        let mut found = Found {
+            bottles: vec![],
+            malformed: vec![],
+        };
+        for entry in self.host.list_dir(ROOT)? {
+            if let Some(folder) = entry.strip_suffix('/').filter(|f| f.starts_with("for-")) {
+                self.folder(folder, &mut found)?;
+            }
+        }
+        Ok(found)
+    }
+
+    pub fn history(&self) -> Result<Output, PluginError> {
+        let peer = self.req.arg_str("agent");
+        if let Some(p) = peer {
+            check_agent(p).map_err(invalid)?;
+        }
+        let since = match self.req.arg_str("last") {
+            Some(span) => {
+                let d = humantime::parse_duration(span).map_err(|e| {
+                    PluginError::invalid_args(format!(
+                        "--last `{}`: {e}; try 7d or 12h",
+                        neutralise(span)
+                    ))
+                })?;
+                self.host.now_ms()?.saturating_sub(d.as_millis() as u64)
+            }
+            None => 0,
+        };
+        let found = self.everything()?;
+        let by_id: BTreeMap<&str, &Bottle> =
+            found.bottles.iter().map(|b| (b.id.as_str(), b)).collect();
+        let me = self.me.as_str();
+        let in_window = |b: &&Bottle| b.sent_ms >= since;
+        let sent: Vec<&Bottle> = found
+            .bottles
+            .iter()
+            .filter(in_window)
+            .filter(|b| b.from == me && peer.is_none_or(|p| b.to == p || b.to == ALL))
+            .collect();
+        let received: Vec<&Bottle> = found
+            .bottles
+            .iter()
+            .filter(in_window)
+            .filter(|b| {
+                b.from != me && (b.to == me || b.to == ALL) && peer.is_none_or(|p| b.from == p)
+            })
+            .collect();
+        // Response time: a reply's send time minus the time of the bottle it answers.
+        let delays = |replies: &[&Bottle]| -> Vec<u64> {
+            replies
+                .iter()
+                .filter_map(|r| {
+                    let original = by_id.get(r.reply_to.as_deref()?)?;
+                    (original.from != r.from).then(|| r.sent_ms.saturating_sub(original.sent_ms))
+                })
+                .collect()
+        };
+        let mine = delays(&sent);
+        let theirs = delays(&received);
+        let avg = |d: &[u64]| {
+            (!d.is_empty()).then(|| d.iter().sum::<u64>() as f64 / d.len() as f64 / 1000.0)
+        };
+        let mut by_type: BTreeMap<&str, [usize; 2]> = BTreeMap::new();
+        for b in &sent {
+            by_type.entry(b.kind.as_str()).or_default()[0] += 1;
+        }
+        for b in &received {
+            by_type.entry(b.kind.as_str()).or_default()[1] += 1;
+        }
+        let fmt_avg = |a: Option<f64>| a.map_or("–".to_owned(), |s| format!("{s:.1} s"));
+        let mut text = format!(
+            "{}{}: sent {}, received {}\nyour average response time: {} ({} replies)\ntheir average response time: {} ({} replies)",
+            me,
+            peer.map(|p| format!(" with {p}")).unwrap_or_default(),
+            sent.len(),
+            received.len(),
+            fmt_avg(avg(&mine)),
+            mine.len(),
+            fmt_avg(avg(&theirs)),
+            theirs.len(),
+        );
+        for (kind, [s, r]) in &by_type {
+            text.push_str(&format!("\n  {kind:<12} sent {s:>4}  received {r:>4}"));
+        }
+        Ok(Output::new(json!({
+            "agent": me, "peer": peer, "since": (since > 0).then(|| crate::bottle::rfc3339(since)),
+            "sent": sent.len(), "received": received.len(),
+            "avg_response_s": avg(&mine), "replies_sent": mine.len(),
+            "avg_their_response_s": avg(&theirs), "replies_received": theirs.len(),
+            "by_type": by_type.iter().map(|(k, [s, r])| (k.to_string(), json!({"sent": s, "received": r}))).collect::<serde_json::Map<_, _>>(),
+            "malformed": found.malformed,
+        }))
+        .with_text(text))
+    }
+
+    // ---- sync ---------------------------------------------------------------------
+
+    pub fn sync(&self) -> Result<Output, PluginError> {
+        let remote = self.req.arg_str("remote");
+        let report = self
+            .host
+            .git_sync(ROOT, remote, &format!("bottles: sync ({})", self.me))?;
+        let count = |k: &str| report[k].as_array().map_or(0, Vec::len);
+        let inbox = [format!("for-{}/", self.me), format!("for-{ALL}/")];
+        let for_me = report["received"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|p| inbox.iter().any(|i| p.starts_with(i.as_str())))
+            .count();
+        let mut text = format!(
+            "synced with {}: sent {}, received {} ({for_me} for {})",
+            report["remote"].as_str().unwrap_or("the remote"),
+            count("sent"),
+            count("received"),
+            self.me
+        );
+        if count("conflicts") > 0 {
+            text.push_str(&format!(
+                "\nwarning: {} bottles differ between here and the remote; kept the local copies: {}",
+                count("conflicts"),
+                report["conflicts"]
+            ));
+        }
+        let mut data = report;
+        data["for_me"] = json!(for_me);
+        Ok(Output::new(data).with_text(text))
+    }
+
+    // ---- I2I bridge ---------------------------------------------------------------
+
+    pub fn fleet_send(&self) -> Result<Output, PluginError> {
+        let to = self.req.require_str("to")?;
+        if to != ALL {
+            check_agent(to).map_err(invalid)?;
+        }
+        let kind = I2iType::parse(self.req.require_str("type")?).map_err(invalid)?;
+        let body = match self.req.arg_str("body") {
+            Some(text) => serde_json::from_str(text).map_err(|e| {
+                PluginError::invalid_args(format!("--body is not JSON ({e})"))
+                    .with_hint("quote it for the shell: --body '{\"task\": \"deploy\"}' or --body '\"plain text\"'")
+            })?,
+            None => Value::Null,
+        };
+        let priority =
+            Priority::parse(self.req.arg_str("priority").unwrap_or("normal")).map_err(invalid)?;
+        let now = self.host.now_ms()?;
+        let mut message = Message {
+            v: Some(kind.version()),
+            kind,
+            id: String::new(),
+            from: self.me.clone(),
+            to: to.to_owned(),
+            timestamp: now,
+            subject: self.req.arg_str("subject").map(str::to_owned),
+            priority,
+            reply_to: self.req.arg_str("reply-to").map(str::to_owned),
+            body,
+        };
+        // The message id is the bottle's id, so replies can name either.
+        let draft = message.to_bottle().map_err(invalid)?;
+        message.id = draft.id.clone();
+        let bottle = self.deliver(message.to_bottle().map_err(invalid)?)?;
+        message.id = bottle.id.clone();
+        let mut out = self.dropped(&bottle);
+        out.data = json!({ "message": message, "bottle": bottle.path() });
+        out.text = Some(format!("sent {} {} to {to}", kind.name(), bottle.id));
+        Ok(out)
+    }
+
+    pub fn fleet_receive(&self) -> Result<Output, PluginError> {
+        let all = self.req.arg_bool("all");
+        let peek = self.req.arg_bool("peek");
+        let found = self.inbox()?;
+        let read = self.read_ids()?;
+        let mut messages = Vec::new();
+        let mut malformed = found.malformed;
+        let mut taken = Vec::new();
+        for b in found
+            .bottles
+            .iter()
+            .filter(|b| all || !read.contains(&b.id))
+        {
+            match Message::from_bottle(b) {
+                Ok(m) => {
+                    messages.push(m);
+                    taken.push(b.id.as_str());
+                }
+                Err(e) => malformed.push(json!({ "path": b.path(), "error": e.to_string() })),
+            }
+        }
+        if !peek {
+            self.mark_read(taken)?;
+        }
+        let mut text = format!(
+            "{} message{}",
+            messages.len(),
+            if messages.len() == 1 { "" } else { "s" }
+        );
+        for m in &messages {
+            text.push_str(&format!(
+                "\n{} {} from {}: {}",
+                m.kind.name(),
+                m.id,
+                m.from,
+                neutralise(&m.body.to_string())
+            ));
+        }
+        Ok(Output::new(json!({ "messages": messages, "malformed": malformed })).with_text(text))
+    }
+}

@@ -1,0 +1,386 @@
+//! The bus plugin through the real binary: the three transports, the TCP server and
+//! client talking to each other, NATS durability, nodes and distributed conformance.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use datum_e2e::{bundled_registry, free_port, s, NatsServer, Sandbox};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A workshop for `name` with the bus plugin (native: it ships no WASM build).
+fn workshop(sb: &Sandbox, name: &str) -> PathBuf {
+    let ws = sb.empty_workshop(name);
+    let r = sb
+        .datum_in(
+            &ws,
+            &[
+                "plugin",
+                "install",
+                "bus",
+                "--registry",
+                s(&bundled_registry()),
+                "--format",
+                "json",
+            ],
+        )
+        .success();
+    assert_eq!(r.json()["installed"][0]["kind"], "native");
+    ws
+}
+
+/// A private NATS server and a workshop with the bus plugin.
+fn on_nats() -> (NatsServer, Sandbox, PathBuf) {
+    let nats = NatsServer::start();
+    let sb = Sandbox::new();
+    let ws = workshop(&sb, "alice");
+    (nats, sb, ws)
+}
+
+/// `datum node list` as JSON.
+fn node_list(sb: &Sandbox, ws: &std::path::Path, nats: &NatsServer) -> Value {
+    sb.datum_in(
+        ws,
+        &["node", "list", "--nats", &nats.url, "--format", "json"],
+    )
+    .success()
+    .json()
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn in_process_bus_keeps_a_history_that_other_processes_follow() {
+    let sb = Sandbox::new();
+    let ws = workshop(&sb, "alice");
+    let mut sub = sb.spawn_in(&ws, &["bus", "subscribe", "agent.*", "--count", "2"]);
+    sub.wait_for("listening on agent.* (inproc)", WAIT);
+    sb.datum_in(&ws, &["bus", "publish", "agent.bob", r#"{"n": 1}"#])
+        .success();
+    sb.datum_in(&ws, &["bus", "publish", "fleet.alerts", "disk full"])
+        .success();
+    sb.datum_in(&ws, &["bus", "publish", "agent.carol", "plain text"])
+        .success();
+    assert!(sub.wait_exit(WAIT).success());
+    let out = sub.output();
+    assert!(
+        out.contains(r#"[agent.bob] alice"#) && out.contains(r#"{"n":1}"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""plain text""#) && !out.contains("disk full"),
+        "{out}"
+    );
+
+    let history = sb
+        .datum_in(&ws, &["bus", "history", "--format", "json"])
+        .success()
+        .json();
+    let seqs: Vec<u64> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    let alerts = sb
+        .datum_in(
+            &ws,
+            &["bus", "history", "--subject", "fleet.>", "--format", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(alerts["messages"][0]["payload"], "disk full");
+    // One line per message, appended: the file is JSON lines, not a rewritten document.
+    let log = std::fs::read_to_string(ws.join(".superagent/bus.json")).unwrap();
+    assert_eq!(log.lines().count(), 3);
+
+    let bad = sb
+        .datum_in(&ws, &["bus", "publish", "agent.*", "x"])
+        .failure();
+    assert!(bad.stderr().contains("wildcard"), "{}", bad.stderr());
+}
+
+#[test]
+fn tcp_client_and_server_interoperate() {
+    let sb = Sandbox::new();
+    let ws = workshop(&sb, "alice");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("tcp://{addr}");
+    let refused = sb
+        .datum_in(&ws, &["bus", "publish", "agent.bob", "x", "--bus", &url])
+        .failure();
+    assert!(
+        refused.stderr().contains("datum bus serve"),
+        "unreachable bus names the fix: {}",
+        refused.stderr()
+    );
+
+    let server = sb.spawn_in(
+        &ws,
+        &["bus", "serve", "--addr", &addr, "--max-frame", "4096"],
+    );
+    server.wait_for("TCP bus on", WAIT);
+    let mut sub = sb.spawn_in(
+        &ws,
+        &["bus", "subscribe", "agent.>", "--count", "2", "--bus", &url],
+    );
+    sub.wait_for("listening on agent.>", WAIT);
+    sb.datum_in(
+        &ws,
+        &[
+            "bus",
+            "publish",
+            "agent.bob.inbox",
+            r#"{"hello": "bob"}"#,
+            "--bus",
+            &url,
+        ],
+    )
+    .success();
+    sb.datum_in(
+        &ws,
+        &["bus", "publish", "fleet.noise", "not for us", "--bus", &url],
+    )
+    .success();
+    sb.datum_in(
+        &ws,
+        &["bus", "publish", "agent.carol", "hi carol", "--bus", &url],
+    )
+    .success();
+    assert!(sub.wait_exit(WAIT).success(), "{}", sub.output());
+    let out = sub.output();
+    let got: Vec<&str> = out.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(got.len(), 2, "{out}");
+    assert!(
+        got[0].starts_with("[agent.bob.inbox] alice <") && got[0].ends_with(r#"{"hello":"bob"}"#),
+        "{out}"
+    );
+    assert!(
+        got[1].starts_with("[agent.carol] alice <") && got[1].ends_with(r#""hi carol""#),
+        "{out}"
+    );
+
+    // The frame cap holds from the CLI too.
+    let big = "x".repeat(8000);
+    let r = sb
+        .datum_in(&ws, &["bus", "publish", "agent.bob", &big, "--bus", &url])
+        .failure();
+    assert!(r.stderr().contains("over 4096 bytes"), "{}", r.stderr());
+
+    let r = sb
+        .datum_in(&ws, &["bus", "serve", "--addr", "0.0.0.0:0"])
+        .failure();
+    assert!(r.stderr().contains("--allow-remote"), "{}", r.stderr());
+    drop(server);
+}
+
+#[test]
+fn nats_delivers_live_and_durably() {
+    let (nats, sb, ws) = on_nats();
+    sb.datum_in(&ws, &["bus", "use", &nats.url]).success();
+
+    let mut live = sb.spawn_in(&ws, &["bus", "subscribe", "agent.*", "--count", "1"]);
+    live.wait_for(&format!("listening on agent.* ({})", nats.url), WAIT);
+    sb.datum_in(&ws, &["bus", "publish", "agent.bob", "live one"])
+        .success();
+    assert!(live.wait_exit(WAIT).success());
+    assert!(live.output().contains("live one"));
+
+    // Sent while dora is away: a durable subscription gets them later, once each.
+    sb.datum_in(&ws, &["bus", "publish", "agent.dora", "first"])
+        .success();
+    sb.datum_in(&ws, &["bus", "publish", "agent.dora", "second"])
+        .success();
+    // A durable subscription's payloads, `count` of them.
+    let durable = |count: &str| -> Vec<Value> {
+        let got = sb
+            .datum_in(
+                &ws,
+                &[
+                    "bus",
+                    "subscribe",
+                    "agent.dora",
+                    "--durable",
+                    "dora",
+                    "--count",
+                    count,
+                    "--timeout",
+                    "30",
+                    "--format",
+                    "json",
+                ],
+            )
+            .success();
+        json_lines(&got.stdout())
+            .into_iter()
+            .map(|m| m["payload"].clone())
+            .collect()
+    };
+    let payloads = durable("2");
+    assert_eq!(payloads, vec![Value::from("first"), Value::from("second")]);
+    sb.datum_in(&ws, &["bus", "publish", "agent.dora", "third"])
+        .success();
+    let payloads = durable("1");
+    assert_eq!(
+        payloads,
+        vec![Value::from("third")],
+        "nothing delivered twice"
+    );
+
+    let r = sb
+        .datum_in(
+            &ws,
+            &[
+                "bus",
+                "publish",
+                "agent.x",
+                "y",
+                "--bus",
+                &format!("nats://127.0.0.1:{}", free_port()),
+            ],
+        )
+        .failure();
+    assert!(
+        r.stderr().contains("nats-server"),
+        "an unreachable NATS names the fix: {}",
+        r.stderr()
+    );
+}
+
+#[test]
+fn distribute_splits_conformance_across_nodes_and_agrees_with_a_local_run() {
+    let (nats, sb, ws) = on_nats();
+    let none = sb
+        .datum_in(&ws, &["distribute", "--nats", &nats.url])
+        .failure();
+    assert!(none.stderr().contains("no nodes"), "{}", none.stderr());
+
+    let nodes: Vec<_> = (1..=3)
+        .map(|i| {
+            let name = format!("n{i}");
+            let node = sb.spawn_in(
+                &ws,
+                &[
+                    "node", "start", "--nats", &nats.url, "--name", &name, "--role", "tester",
+                ],
+            );
+            node.wait_for("joined", WAIT);
+            node
+        })
+        .collect();
+    let list = node_list(&sb, &ws, &nats);
+    let ids: Vec<&str> = list["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["n1", "n2", "n3"]);
+    assert_eq!(list["nodes"][0]["role"], "tester");
+
+    let local = sb
+        .datum_in(
+            &ws,
+            &["distribute", "--nats", &nats.url, "--format", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(local["total"], 159);
+    assert_eq!(local["agree"], 159);
+    assert_eq!(local["passed"], local["passed_locally"]);
+
+    let rr = sb
+        .datum_in(
+            &ws,
+            &[
+                "distribute",
+                "--nats",
+                &nats.url,
+                "--strategy",
+                "round-robin",
+                "--chunk",
+                "8",
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(rr["agree"], 159);
+    assert_eq!(
+        rr["by_node"].as_object().unwrap().len(),
+        3,
+        "round-robin used every node: {rr}"
+    );
+    let text = sb
+        .datum_in(&ws, &["distribute", "--nats", &nats.url])
+        .success()
+        .stdout();
+    assert!(text.starts_with("AGREE 159/159"), "{text}");
+    drop(nodes);
+}
+
+#[test]
+fn a_killed_nodes_work_is_redelivered_and_the_result_is_complete() {
+    let (nats, sb, ws) = on_nats();
+    // The slow node takes a task first and dies holding it.
+    let mut slow = sb.spawn_in(
+        &ws,
+        &[
+            "node",
+            "start",
+            "--nats",
+            &nats.url,
+            "--name",
+            "slow",
+            "--delay-ms",
+            "300",
+        ],
+    );
+    slow.wait_for("joined", WAIT);
+    let mut job = sb.spawn_in(
+        &ws,
+        &[
+            "distribute",
+            "--nats",
+            &nats.url,
+            "--chunk",
+            "4",
+            "--ack-wait",
+            "2",
+            "--timeout",
+            "60",
+            "--format",
+            "json",
+        ],
+    );
+    slow.wait_for("task ", WAIT);
+    slow.kill();
+    let fast = sb.spawn_in(
+        &ws,
+        &["node", "start", "--nats", &nats.url, "--name", "fast"],
+    );
+    assert!(job.wait_exit(WAIT).success(), "{}", job.output());
+    let report: Value = serde_json::from_str(&job.output()).unwrap();
+    assert_eq!(report["total"], 159);
+    assert_eq!(report["agree"], 159, "{report}");
+    assert_eq!(
+        report["by_node"]["fast"], 159,
+        "the dead node's results never arrived: {report}"
+    );
+    assert!(fast.output().contains("(redelivered)"), "{}", fast.output());
+    let list = node_list(&sb, &ws, &nats);
+    assert_eq!(
+        list["nodes"].as_array().unwrap().len(),
+        1,
+        "the killed node no longer answers"
+    );
+}

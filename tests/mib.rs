@@ -1,0 +1,437 @@
+//! Message-in-a-Bottle through the real binary and the WASM plugin: drops, inboxes,
+//! hostile input, sync between workshops through a bare git remote, the I2I bridge.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use datum_e2e::{bundled_registry, s, Sandbox};
+use serde_json::Value;
+
+/// A workshop for `name` with the default plugins (flux-vm and mib) from the bundled registry.
+fn agent(sb: &Sandbox, name: &str) -> PathBuf {
+    let ws = sb.path(name);
+    sb.datum(&[
+        "boot",
+        "--workshop",
+        s(&ws),
+        "--name",
+        name,
+        "--registry",
+        s(&bundled_registry()),
+    ])
+    .success();
+    ws
+}
+
+fn inbox_ids(sb: &Sandbox, ws: &Path, all: bool) -> Vec<String> {
+    let mut args = vec!["bottle", "check", "--format", "json"];
+    if all {
+        args.push("--all");
+    }
+    let out = sb.datum_in(ws, &args).success().json();
+    out["bottles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// No uncommitted change under message-in-a-bottle/.
+fn bottles_committed(ws: &Path) -> bool {
+    let repo = git2::Repository::open(ws).unwrap();
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .pathspec("message-in-a-bottle");
+    let clean = repo.statuses(Some(&mut opts)).unwrap().is_empty();
+    clean
+}
+
+#[test]
+fn a_bottle_goes_in_one_inbox_and_is_read_once() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    let dropped = sb
+        .datum_in(
+            &ws,
+            &[
+                "bottle",
+                "drop",
+                "alice",
+                "Note to self",
+                "remember the **milk**",
+                "--type",
+                "question",
+                "--priority",
+                "high",
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    let id = dropped["id"].as_str().unwrap();
+    let path = ws.join(dropped["path"].as_str().unwrap());
+    let file = std::fs::read_to_string(&path).unwrap();
+    assert!(file.starts_with("---\nid: "), "{file}");
+    assert!(file.contains("\ntype: question\n") && file.ends_with("remember the **milk**"));
+
+    let check = sb.datum_in(&ws, &["bottle", "check"]).success().stdout();
+    assert!(
+        check.contains("1 new bottle for alice") && check.contains(id),
+        "{check}"
+    );
+    let read = sb.datum_in(&ws, &["bottle", "read", id]).success().stdout();
+    assert!(read.contains("Subject:  Note to self") && read.contains("remember the **milk**"));
+    assert!(
+        inbox_ids(&sb, &ws, false).is_empty(),
+        "read bottles are not new"
+    );
+    assert_eq!(inbox_ids(&sb, &ws, true), vec![id.to_owned()]);
+
+    // The body can come from standard input.
+    let r = sb
+        .datum_stdin(
+            &ws,
+            &["bottle", "drop", "bob", "Long report", "-"],
+            "line one\nline two\n",
+        )
+        .success();
+    let bottle = std::fs::read_dir(ws.join("message-in-a-bottle/for-bob"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        std::fs::read_to_string(bottle)
+            .unwrap()
+            .ends_with("\n\nline one\nline two\n"),
+        "{}",
+        r.stdout()
+    );
+}
+
+#[test]
+fn concurrent_drops_to_one_inbox_lose_nothing() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    // 12 processes × 5 bottles, all with the same subject in the same millisecond range.
+    let handles: Vec<_> = (0..12)
+        .map(|t| {
+            let datum = datum_e2e::datum_bin();
+            let (ws, home) = (ws.clone(), sb.home());
+            std::thread::spawn(move || {
+                for i in 0..5 {
+                    let out = std::process::Command::new(&datum)
+                        .args([
+                            "bottle",
+                            "drop",
+                            "bob",
+                            "status",
+                            &format!("from task {t} bottle {i}"),
+                        ])
+                        .current_dir(&ws)
+                        .env("DATUM_HOME", &home)
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let dir = ws.join("message-in-a-bottle/for-bob");
+    let mut bodies = BTreeSet::new();
+    let mut names = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(
+            !name.starts_with('.'),
+            "a temp file was left behind: {name}"
+        );
+        names += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        bodies.insert(text.rsplit("\n\n").next().unwrap().to_owned());
+    }
+    assert_eq!(names, 60, "every drop made its own file");
+    assert_eq!(bodies.len(), 60, "no bottle overwrote another");
+}
+
+#[test]
+fn hostile_names_and_text_are_refused_or_neutralised() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    for to in ["../x", "/etc/passwd", "a/b", "Bob", "x\u{1b}[2J"] {
+        let r = sb.datum_in(&ws, &["bottle", "drop", to, "hi"]).failure();
+        assert!(
+            r.stderr().contains("is not allowed"),
+            "{to:?}: {}",
+            r.stderr()
+        );
+    }
+    for subject in ["\u{1b}[31mred", "two\nlines", "\u{202e}txt.exe"] {
+        let r = sb
+            .datum_in(&ws, &["bottle", "drop", "bob", subject])
+            .failure();
+        assert!(
+            r.stderr().contains("control character"),
+            "{subject:?}: {}",
+            r.stderr()
+        );
+    }
+    for id in ["../../agent", "/etc/passwd", "x.md"] {
+        sb.datum_in(&ws, &["bottle", "read", id]).failure();
+    }
+    let mb = ws.join("message-in-a-bottle");
+    let entries: Vec<_> = std::fs::read_dir(&mb)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "nothing but the README was written: {entries:?}"
+    );
+    assert!(!ws.join("x").exists() && !sb.path("x").exists());
+
+    // A peer's bottle carrying terminal escapes in its body is shown, not obeyed;
+    // a broken bottle next to it is reported and skipped.
+    let inbox = mb.join("for-alice");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let id = "20261127T000000000Z-mallory-hi-00000000";
+    std::fs::write(
+        inbox.join(format!("{id}.md")),
+        format!("---\nid: {id}\nfrom: mallory\nto: alice\nsubject: hi\ntype: message\npriority: normal\nsent: 2026-11-27T00:00:00.000Z\n---\n\n\u{1b}]0;owned\u{7}\u{1b}[2Jgotcha\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        inbox.join("20261127T000000001Z-mallory-broken-00000000.md"),
+        "no header at all",
+    )
+    .unwrap();
+    let check = sb.datum_in(&ws, &["bottle", "check"]).success().stdout();
+    assert!(check.contains(id), "{check}");
+    assert!(
+        check.contains("warning: skipped") && check.contains("broken"),
+        "{check}"
+    );
+    let read = sb.datum_in(&ws, &["bottle", "read", id]).success().stdout();
+    assert!(
+        !read.contains('\u{1b}') && !read.contains('\u{7}'),
+        "raw escapes reached the terminal: {read:?}"
+    );
+    assert!(read.contains("\\u{1b}[2Jgotcha"), "{read}");
+}
+
+#[test]
+fn sync_through_a_bare_remote_delivers_every_bottle_exactly_once() {
+    let sb = Sandbox::new();
+    let alice = agent(&sb, "alice");
+    let bob = agent(&sb, "bob");
+    let remote = sb.path("bottles.git");
+    git2::Repository::init_bare(&remote).unwrap();
+    let sync = |ws: &Path| {
+        sb.datum_in(
+            ws,
+            &["bottle", "sync", "--remote", s(&remote), "--format", "json"],
+        )
+        .success()
+        .json()
+    };
+    for i in 0..3 {
+        sb.datum_in(
+            &alice,
+            &["bottle", "drop", "bob", &format!("task {i}"), "please"],
+        )
+        .success();
+    }
+    sb.datum_in(&bob, &["bottle", "drop", "alice", "hello", "from bob"])
+        .success();
+    // Interleaved syncs, and each side syncs more than once.
+    let first = sync(&alice);
+    assert_eq!(first["pushed"], true);
+    sync(&bob);
+    sync(&bob);
+    sync(&alice);
+    sync(&alice);
+    let bob_inbox = inbox_ids(&sb, &bob, false);
+    assert_eq!(bob_inbox.len(), 3, "{bob_inbox:?}");
+    assert_eq!(bob_inbox.iter().collect::<BTreeSet<_>>().len(), 3);
+    assert_eq!(inbox_ids(&sb, &alice, false).len(), 1);
+
+    // Bob answers; one more round delivers just the answer.
+    let read = sb
+        .datum_in(&bob, &["bottle", "read", &bob_inbox[0]])
+        .success();
+    assert!(read.stdout().contains("please"));
+    sb.datum_in(
+        &bob,
+        &[
+            "bottle",
+            "drop",
+            "alice",
+            "Re: task 0",
+            "done",
+            "--reply-to",
+            &bob_inbox[0],
+        ],
+    )
+    .success();
+    let sent = sync(&bob);
+    assert_eq!(sent["sent"].as_array().unwrap().len(), 1, "{sent}");
+    let got = sync(&alice);
+    assert_eq!(got["received"].as_array().unwrap().len(), 1, "{got}");
+    assert_eq!(got["for_me"], 1);
+    let again = sync(&alice);
+    assert!(
+        again["received"].as_array().unwrap().is_empty()
+            && again["sent"].as_array().unwrap().is_empty()
+    );
+    assert_eq!(inbox_ids(&sb, &alice, false).len(), 2);
+    assert_eq!(
+        inbox_ids(&sb, &bob, true).len(),
+        3,
+        "bob's own sent bottles are not in his inbox"
+    );
+    // Every bottle that was sent or arrived is committed; nothing is left dirty there.
+    assert!(bottles_committed(&alice) && bottles_committed(&bob));
+
+    let history = sb
+        .datum_in(&alice, &["bottle", "history", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(history["sent"], 3);
+    assert_eq!(history["received"], 2);
+    assert_eq!(history["replies_received"], 1);
+    assert!(history["avg_their_response_s"].as_f64().unwrap() >= 0.0);
+    let with_bob = sb
+        .datum_in(
+            &alice,
+            &[
+                "bottle", "history", "--agent", "bob", "--last", "1h", "--format", "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(with_bob["sent"], 3);
+}
+
+#[test]
+fn i2i_messages_cross_workshops_unchanged() {
+    let sb = Sandbox::new();
+    let alice = agent(&sb, "alice");
+    let bob = agent(&sb, "bob");
+    let remote = sb.path("bottles.git");
+    git2::Repository::init_bare(&remote).unwrap();
+    let body = r#"{"task":"deploy","files":["a.rs","b.rs"],"retries":3,"ratio":0.25}"#;
+    let sent = sb
+        .datum_in(
+            &alice,
+            &[
+                "fleet", "send", "--to", "bob", "--type", "HANDOFF", "--body", body, "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    sb.datum_in(
+        &alice,
+        &[
+            "fleet",
+            "send",
+            "--to",
+            "all",
+            "--type",
+            "BROADCAST",
+            "--body",
+            r#""standup at 10""#,
+        ],
+    )
+    .success();
+    sb.datum_in(&alice, &["bottle", "sync", "--remote", s(&remote)])
+        .success();
+    sb.datum_in(&bob, &["bottle", "sync", "--remote", s(&remote)])
+        .success();
+    let received = sb
+        .datum_in(&bob, &["fleet", "receive", "--format", "json"])
+        .success()
+        .json();
+    let messages = received["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{received}");
+    let handoff = messages.iter().find(|m| m["type"] == "HANDOFF").unwrap();
+    assert_eq!(
+        handoff, &sent["message"],
+        "the message arrived exactly as sent"
+    );
+    assert_eq!(
+        handoff["body"],
+        serde_json::from_str::<Value>(body).unwrap()
+    );
+    let broadcast = messages.iter().find(|m| m["type"] == "BROADCAST").unwrap();
+    assert_eq!(broadcast["body"], "standup at 10");
+    // Received means read: a second receive is empty, --all shows them again.
+    let again = sb
+        .datum_in(&bob, &["fleet", "receive", "--format", "json"])
+        .success()
+        .json();
+    assert!(again["messages"].as_array().unwrap().is_empty());
+    let bad = sb
+        .datum_in(&alice, &["fleet", "send", "--to", "bob", "--type", "SHOUT"])
+        .failure();
+    assert!(
+        bad.stderr().contains("unknown I2I type"),
+        "{}",
+        bad.stderr()
+    );
+    let bad = sb
+        .datum_in(
+            &alice,
+            &[
+                "fleet",
+                "send",
+                "--to",
+                "bob",
+                "--type",
+                "PING",
+                "--body",
+                "{not json",
+            ],
+        )
+        .failure();
+    assert!(bad.stderr().contains("not JSON"), "{}", bad.stderr());
+}
+
+#[test]
+fn watch_prints_new_bottles_as_they_arrive() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    let mut watch = sb.spawn_in(&ws, &["bottle", "watch", "--interval", "1", "--count", "2"]);
+    watch.wait_for("watching bottles for alice", Duration::from_secs(30));
+    sb.datum_in(&ws, &["bottle", "drop", "alice", "first"])
+        .success();
+    watch.wait_for("first", Duration::from_secs(30));
+    sb.datum_in(&ws, &["bottle", "broadcast", "second", "to everyone"])
+        .success();
+    sb.datum_in(&ws, &["bottle", "drop", "alice", "third"])
+        .success();
+    let status = watch.wait_exit(Duration::from_secs(30));
+    assert!(status.success());
+    let out = watch.output();
+    // Alice's own broadcast is not news to her; the bottles she left herself are.
+    assert!(
+        out.contains("first") && out.contains("third") && !out.contains("second"),
+        "{out}"
+    );
+    drop(watch);
+}
