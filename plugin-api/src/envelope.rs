@@ -226,6 +226,17 @@ impl PluginError {
         PluginError::new(ErrorKind::Failed, message)
     }
 
+    /// The answer to a command path this plugin does not have. Since API 1.3.
+    pub fn unknown_command(plugin: &str, command: &str) -> Self {
+        PluginError::new(
+            ErrorKind::UnknownCommand,
+            format!("{plugin} has no command `{command}`"),
+        )
+        .with_hint(format!(
+            "run `datum plugin info {plugin}` to list the commands"
+        ))
+    }
+
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

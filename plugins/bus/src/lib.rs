@@ -39,11 +39,7 @@ impl Plugin for BusPlugin {
             "node start" => cx.block_on(cx.node_start()),
             "node list" => cx.block_on(cx.node_list()),
             "distribute" => cx.block_on(cx.distribute()),
-            other => Err(PluginError::new(
-                ErrorKind::UnknownCommand,
-                format!("bus has no command `{other}`"),
-            )
-            .with_hint("run `datum plugin info bus` to list the commands")),
+            other => Err(PluginError::unknown_command("bus", other)),
         }
     }
 }

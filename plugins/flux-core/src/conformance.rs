@@ -205,6 +205,23 @@ impl Vector {
         Ok(())
     }
 
+    /// The code and initial stack, when running this vector needs nothing else (no
+    /// capabilities, contention or stored continuation): what a batch backend such as
+    /// the GPU can run by itself.
+    pub fn plain_run(&self, profile: Profile) -> Option<(Vec<u8>, Vec<u32>)> {
+        if !self.installed_capabilities.is_empty()
+            || !self.contention_resources.is_empty()
+            || self.resume_from.is_some()
+        {
+            return None;
+        }
+        let code = self.code().ok()?;
+        let config = self
+            .config(profile, crate::machine::DEFAULT_MAX_STEPS)
+            .ok()?;
+        Some((code, config.initial_stack))
+    }
+
     /// Run and judge in one go.
     pub fn check(&self, profile: Profile, max_steps: u64) -> Verdict {
         let verdict = |pass, reason: String, result| Verdict {

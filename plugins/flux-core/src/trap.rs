@@ -28,6 +28,34 @@ pub enum Trap {
 }
 
 impl Trap {
+    /// Every trap, in code order.
+    pub const ALL: [Trap; 19] = [
+        Trap::StackUnderflow,
+        Trap::StackOverflow,
+        Trap::CallStackUnderflow,
+        Trap::CallStackOverflow,
+        Trap::DivZero,
+        Trap::InvalidOpcode,
+        Trap::TruncatedInstruction,
+        Trap::BadJump,
+        Trap::MemOutOfRange,
+        Trap::IllegalRegister,
+        Trap::Unimplemented,
+        Trap::StepLimit,
+        Trap::CapDenied,
+        Trap::SandboxViolation,
+        Trap::FuelExhausted,
+        Trap::TagMismatch,
+        Trap::ExtUnknown,
+        Trap::DeadlineExceeded,
+        Trap::JoinFailed,
+    ];
+
+    /// The trap with the spec's numeric code (other backends report codes).
+    pub fn from_code(code: u8) -> Option<Trap> {
+        Trap::ALL.into_iter().find(|t| t.code() == code)
+    }
+
     /// The spec's name, e.g. `STACK_UNDERFLOW`.
     pub fn name(self) -> &'static str {
         match self {

@@ -32,8 +32,12 @@ pub fn conformance(request: &Request, host: &Host<'_>) -> Result<Output, PluginE
             let summary = run_there(request, host, runtime)?;
             finish(request, summary)
         }
+        "vulkan" => {
+            let summary = run_vulkan(request, host)?;
+            finish(request, summary)
+        }
         other => Err(PluginError::invalid_args(format!(
-            "--runtime must be native, wasm or all, not `{other}`"
+            "--runtime must be native, wasm, vulkan or all, not `{other}`"
         ))),
     }
 }
@@ -91,6 +95,82 @@ fn category_of(v: &flux_core::conformance::Vector) -> String {
 
 /// Run here and produce the summary document.
 fn run_here(request: &Request) -> Result<Value, PluginError> {
+    let summary = run_with(request, &mut |_, _, vector, profile| {
+        vector.check(profile, flux_core::DEFAULT_MAX_STEPS)
+    })?;
+    Ok(summary)
+}
+
+/// `--runtime vulkan`: every stack-profile vector that needs nothing but an initial
+/// stack runs as one batch on the GPU through the vulkan-compute plugin (which hands
+/// back what it cannot run exactly, e.g. escapes, to flux-core and says so); the rest
+/// runs here. Verdicts are judged exactly as for the other runtimes.
+fn run_vulkan(request: &Request, host: &Host<'_>) -> Result<Value, PluginError> {
+    let mut programs = Vec::new();
+    let mut stacks = Vec::new();
+    let mut index = BTreeMap::new();
+    for (name, file) in suites(request)? {
+        if file.profile().ok() != Some(Profile::Stack) {
+            continue;
+        }
+        for (i, v) in file.vectors.iter().enumerate() {
+            let Some((code, stack)) = v.plain_run(Profile::Stack) else {
+                continue;
+            };
+            index.insert((name.clone(), i), programs.len());
+            programs.push(Value::from(flux_core::hex::encode(&code)));
+            stacks.push(Value::from(stack));
+        }
+    }
+    let mut args = Map::new();
+    args.insert("programs".into(), Value::Array(programs));
+    args.insert("stacks".into(), Value::Array(stacks));
+    if let Some(d) = request.arg_i64("device") {
+        args.insert("device".into(), Value::from(d));
+    }
+    let reply = host.call_plugin("vulkan-compute", "flux batch", args)?;
+    let results: Vec<flux_core::RunResult> = serde_json::from_value(reply["results"].clone())
+        .map_err(|e| PluginError::failed(format!("vulkan-compute sent unreadable results: {e}")))?;
+    let on_device: Vec<bool> = reply["ran"]
+        .as_array()
+        .map(|r| r.iter().map(|x| x["on"] == "gpu").collect())
+        .unwrap_or_default();
+    let (mut gpu_runs, mut cpu_runs) = (0usize, 0usize);
+    let mut summary = run_with(request, &mut |suite, i, vector, profile| match index
+        .get(&(suite.to_owned(), i))
+        .and_then(|&k| results.get(k).map(|r| (k, r)))
+    {
+        Some((k, result)) => {
+            if on_device.get(k).copied().unwrap_or(false) {
+                gpu_runs += 1;
+            } else {
+                cpu_runs += 1;
+            }
+            let judged = vector.judge(profile, result);
+            Verdict {
+                name: vector.name.clone(),
+                pass: judged.is_ok(),
+                reason: judged.err().unwrap_or_default(),
+                result: Some(result.clone()),
+            }
+        }
+        None => {
+            cpu_runs += 1;
+            vector.check(profile, flux_core::DEFAULT_MAX_STEPS)
+        }
+    })?;
+    summary["runtime"] = Value::from(format!(
+        "vulkan ({}: {gpu_runs} vectors on the device, {cpu_runs} on the CPU)",
+        reply["device"].as_str().unwrap_or("?")
+    ));
+    Ok(summary)
+}
+
+/// Judge every selected vector with `verdict` and produce the summary document.
+fn run_with(
+    request: &Request,
+    verdict: &mut dyn FnMut(&str, usize, &flux_core::conformance::Vector, Profile) -> Verdict,
+) -> Result<Value, PluginError> {
     let expected = expected_failures(request)?;
     let category = request.arg_str("category");
     let mut suite_rows = Vec::new();
@@ -106,17 +186,18 @@ fn run_here(request: &Request) -> Result<Value, PluginError> {
             .cloned()
             .unwrap_or_default();
         let (mut passed, mut failed, mut expected_fail, mut unexpected) = (0, 0, 0, Vec::new());
-        for vector in file
+        for (index, vector) in file
             .vectors
             .iter()
-            .filter(|v| category.is_none_or(|c| category_of(v) == c))
+            .enumerate()
+            .filter(|(_, v)| category.is_none_or(|c| category_of(v) == c))
         {
             let Verdict {
                 pass,
                 reason,
                 result,
                 ..
-            } = vector.check(profile, flux_core::DEFAULT_MAX_STEPS);
+            } = verdict(&name, index, vector, profile);
             let expected_pass = !listed.contains_key(&vector.name);
             if pass {
                 passed += 1

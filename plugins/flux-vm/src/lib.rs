@@ -7,7 +7,7 @@ mod program;
 mod run;
 mod tools;
 
-use datum_plugin_api::{export_plugin, ErrorKind, Host, Output, Plugin, PluginError, Request};
+use datum_plugin_api::{export_plugin, Host, Output, Plugin, PluginError, Request};
 
 pub use examples::{Example, Expectation, EXAMPLES};
 
@@ -18,17 +18,13 @@ impl Plugin for FluxVm {
 
     fn invoke(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         match request.command.as_str() {
-            "flux run" => run::run(request),
+            "flux run" => run::run(request, host),
             "flux asm" => tools::asm(request),
             "flux disasm" => tools::disasm(request),
             "flux validate" => tools::validate(request),
             "flux conformance" => conformance::conformance(request, host),
             "flux examples" => tools::examples(),
-            other => Err(PluginError::new(
-                ErrorKind::UnknownCommand,
-                format!("flux-vm has no command `{other}`"),
-            )
-            .with_hint("run `datum plugin info flux-vm` to list the commands")),
+            other => Err(PluginError::unknown_command("flux-vm", other)),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `datum flux run`.
 
-use datum_plugin_api::{Output, PluginError, Request};
+use datum_plugin_api::{Host, Output, PluginError, Request};
 use flux_core::{Config, Status};
 use serde_json::json;
 
@@ -8,7 +8,7 @@ use crate::program;
 
 const TRACE_LIMIT: usize = 10_000;
 
-pub fn run(request: &Request) -> Result<Output, PluginError> {
+pub fn run(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
     let program = program::from_request(request, "program")?;
     let mut config = Config {
         profile: program.profile,
@@ -36,7 +36,15 @@ pub fn run(request: &Request) -> Result<Output, PluginError> {
     if request.arg_bool("trace") {
         config.trace_limit = TRACE_LIMIT;
     }
-    let result = flux_core::run(&program.code, &config);
+    let (result, ran) = match request.arg_str("runtime").unwrap_or("cpu") {
+        "cpu" => (flux_core::run(&program.code, &config), None),
+        "vulkan" => on_gpu(request, host, &program.code, &config)?,
+        other => {
+            return Err(PluginError::invalid_args(format!(
+                "--runtime must be cpu or vulkan, not `{other}`"
+            )))
+        }
+    };
     let stack = format!(
         "[{}]",
         result
@@ -47,6 +55,9 @@ pub fn run(request: &Request) -> Result<Output, PluginError> {
             .join(", ")
     );
     let mut text = String::new();
+    if let Some(ran) = &ran {
+        text.push_str(&format!("{ran}\n"));
+    }
     for t in &result.trace {
         let top = t.top.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
         text.push_str(&format!(
@@ -81,4 +92,46 @@ pub fn run(request: &Request) -> Result<Output, PluginError> {
         "trace": result.trace,
     });
     Ok(Output::new(data).with_text(text))
+}
+
+/// Run one program through the vulkan-compute plugin's batch API.
+fn on_gpu(
+    request: &Request,
+    host: &Host<'_>,
+    code: &[u8],
+    config: &Config,
+) -> Result<(flux_core::RunResult, Option<String>), PluginError> {
+    if config.profile != flux_core::Profile::Stack {
+        return Err(PluginError::invalid_args(
+            "the Vulkan backend runs the stack profile; use --runtime cpu for register programs",
+        ));
+    }
+    if config.fuel.is_some() || config.trace_limit > 0 {
+        return Err(PluginError::invalid_args(
+            "--fuel and --trace are not available on the GPU; drop them or use --runtime cpu",
+        ));
+    }
+    let mut args = serde_json::Map::new();
+    args.insert("programs".into(), json!([flux_core::hex::encode(code)]));
+    args.insert("stacks".into(), json!([config.initial_stack]));
+    args.insert("max-steps".into(), json!(config.max_steps));
+    if let Some(d) = request.arg_i64("device") {
+        args.insert("device".into(), json!(d));
+    }
+    let reply = host.call_plugin("vulkan-compute", "flux batch", args)?;
+    let result: flux_core::RunResult = serde_json::from_value(reply["results"][0].clone())
+        .map_err(|e| {
+            PluginError::failed(format!("vulkan-compute sent an unreadable result: {e}"))
+        })?;
+    let device = reply["device"].as_str().unwrap_or("?");
+    let ran = &reply["ran"][0];
+    let note = if ran["on"] == "gpu" {
+        format!("ran on {device}")
+    } else {
+        format!(
+            "ran on the CPU (the GPU handed it back: {})",
+            ran["reason"].as_str().unwrap_or("?")
+        )
+    };
+    Ok((result, Some(note)))
 }

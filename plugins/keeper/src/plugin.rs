@@ -5,7 +5,7 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
-use datum_plugin_api::{ErrorKind, Host, Output, Plugin, PluginError, Request};
+use datum_plugin_api::{Host, Output, Plugin, PluginError, Request};
 use keeper_core::{AuditLog, Kdf, Policy, Vault};
 use serde_json::json;
 
@@ -28,10 +28,7 @@ impl Plugin for KeeperPlugin {
             "keeper audit" => audit(&home, request),
             "keeper agents" => agents(&home),
             "keeper serve" => serve(&home, request),
-            other => Err(PluginError::new(
-                ErrorKind::UnknownCommand,
-                format!("keeper has no command `{other}`"),
-            )),
+            other => Err(PluginError::unknown_command("keeper", other)),
         }
     }
 }

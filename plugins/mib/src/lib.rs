@@ -8,7 +8,7 @@ pub mod bottle;
 pub mod i2i;
 mod mailbox;
 
-use datum_plugin_api::{export_plugin, ErrorKind, Host, Output, Plugin, PluginError, Request};
+use datum_plugin_api::{export_plugin, Host, Output, Plugin, PluginError, Request};
 
 pub struct Mib;
 
@@ -27,11 +27,7 @@ impl Plugin for Mib {
             "bottle sync" => mail.sync(),
             "fleet send" => mail.fleet_send(),
             "fleet receive" => mail.fleet_receive(),
-            other => Err(PluginError::new(
-                ErrorKind::UnknownCommand,
-                format!("mib has no command `{other}`"),
-            )
-            .with_hint("run `datum plugin info mib` to list the commands")),
+            other => Err(PluginError::unknown_command("mib", other)),
         }
     }
 }

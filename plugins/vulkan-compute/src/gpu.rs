@@ -1,0 +1,422 @@
+//! The Vulkan side: find devices, build the interpreter pipeline once, and run a batch
+//! of jobs in one dispatch (upload → run → read back).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use vulkano::buffer::{Buffer, BufferCreateInfo, BufferUsage, Subbuffer};
+use vulkano::command_buffer::allocator::StandardCommandBufferAllocator;
+use vulkano::command_buffer::{AutoCommandBufferBuilder, CommandBufferUsage};
+use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
+use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
+use vulkano::device::physical::{PhysicalDevice, PhysicalDeviceType};
+use vulkano::device::{Device, DeviceCreateInfo, Queue, QueueCreateInfo, QueueFlags};
+use vulkano::instance::{Instance, InstanceCreateFlags, InstanceCreateInfo};
+use vulkano::memory::allocator::{AllocationCreateInfo, MemoryTypeFilter, StandardMemoryAllocator};
+use vulkano::memory::MemoryHeapFlags;
+use vulkano::pipeline::compute::ComputePipelineCreateInfo;
+use vulkano::pipeline::layout::PipelineDescriptorSetLayoutCreateInfo;
+use vulkano::pipeline::{
+    ComputePipeline, Pipeline, PipelineBindPoint, PipelineLayout, PipelineShaderStageCreateInfo,
+};
+use vulkano::shader::{ShaderModule, ShaderModuleCreateInfo};
+use vulkano::sync::GpuFuture;
+use vulkano::VulkanLibrary;
+
+/// The interpreter, compiled from `shaders/flux_stack.comp` by build.rs.
+static SPIRV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flux_stack.spv"));
+
+/// Words before the stack in each job's result record (see the shader).
+pub const RESULT_HEADER: usize = 8;
+const WORKGROUP: u32 = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("no Vulkan loader on this machine ({0})")]
+    NoLoader(String),
+    #[error("no Vulkan device found ({0})")]
+    NoDevice(String),
+    #[error("there is no Vulkan device {index}; this machine has {count} (see `datum gpu list`)")]
+    NoSuchDevice { index: usize, count: usize },
+    #[error("Vulkan failed while {doing}: {why}")]
+    Vulkan { doing: &'static str, why: String },
+}
+
+impl GpuError {
+    /// The package or step that fixes it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            GpuError::NoLoader(_) => "install the Vulkan loader (Debian: apt-get install libvulkan1) and a driver (mesa-vulkan-drivers for the software driver lavapipe)",
+            GpuError::NoDevice(_) => "install a Vulkan driver: your GPU vendor's, or mesa-vulkan-drivers for the software driver lavapipe; or pass --fallback cpu",
+            GpuError::NoSuchDevice { .. } => "pick an index from `datum gpu list`",
+            GpuError::Vulkan { .. } => "check the driver with `vulkaninfo --summary`, or pass --fallback cpu",
+        }
+    }
+}
+
+fn vk<E: std::fmt::Debug>(doing: &'static str) -> impl FnOnce(E) -> GpuError {
+    move |e| GpuError::Vulkan {
+        doing,
+        why: format!("{e:?}"),
+    }
+}
+
+/// One device as `datum gpu list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceInfo {
+    pub index: usize,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub driver: String,
+    pub api_version: String,
+    /// Device-local memory, MiB.
+    pub memory_mb: u64,
+    pub compute: bool,
+}
+
+fn instance() -> Result<Arc<Instance>, GpuError> {
+    let library = VulkanLibrary::new().map_err(|e| GpuError::NoLoader(e.to_string()))?;
+    Instance::new(
+        library,
+        InstanceCreateInfo {
+            flags: InstanceCreateFlags::ENUMERATE_PORTABILITY,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| GpuError::NoDevice(format!("{e:?}")))
+}
+
+fn physical_devices(instance: &Arc<Instance>) -> Result<Vec<Arc<PhysicalDevice>>, GpuError> {
+    let devices: Vec<_> = instance
+        .enumerate_physical_devices()
+        .map_err(vk("listing devices"))?
+        .collect();
+    if devices.is_empty() {
+        return Err(GpuError::NoDevice("the loader found no device".into()));
+    }
+    Ok(devices)
+}
+
+fn info(index: usize, d: &PhysicalDevice) -> DeviceInfo {
+    let p = d.properties();
+    let kind = match p.device_type {
+        PhysicalDeviceType::DiscreteGpu => "discrete-gpu",
+        PhysicalDeviceType::IntegratedGpu => "integrated-gpu",
+        PhysicalDeviceType::VirtualGpu => "virtual-gpu",
+        PhysicalDeviceType::Cpu => "cpu",
+        _ => "other",
+    };
+    let memory_mb = d
+        .memory_properties()
+        .memory_heaps
+        .iter()
+        .filter(|h| h.flags.intersects(MemoryHeapFlags::DEVICE_LOCAL))
+        .map(|h| h.size)
+        .sum::<u64>()
+        / (1024 * 1024);
+    DeviceInfo {
+        index,
+        name: p.device_name.clone(),
+        kind: kind.into(),
+        driver: match (&p.driver_name, &p.driver_info) {
+            (Some(n), Some(i)) => format!("{n} {i}"),
+            (Some(n), None) => n.clone(),
+            _ => format!("{:?}", p.driver_id),
+        },
+        api_version: p.api_version.to_string(),
+        memory_mb,
+        compute: d
+            .queue_family_properties()
+            .iter()
+            .any(|q| q.queue_flags.intersects(QueueFlags::COMPUTE)),
+    }
+}
+
+/// Every Vulkan device on this machine.
+pub fn list() -> Result<Vec<DeviceInfo>, GpuError> {
+    let instance = instance()?;
+    Ok(physical_devices(&instance)?
+        .iter()
+        .enumerate()
+        .map(|(i, d)| info(i, d))
+        .collect())
+}
+
+/// A device with the interpreter pipeline built, ready for batches.
+pub struct Gpu {
+    pub device_info: DeviceInfo,
+    device: Arc<Device>,
+    queue: Arc<Queue>,
+    pipeline: Arc<ComputePipeline>,
+    memory: Arc<StandardMemoryAllocator>,
+    commands: Arc<StandardCommandBufferAllocator>,
+    descriptors: Arc<StandardDescriptorSetAllocator>,
+    max_groups: u32,
+    /// Steps one job may take in a dispatch before it is handed to the CPU.
+    pub step_budget: u32,
+    /// Time to open the device and build the pipeline.
+    pub setup: Duration,
+    /// Buffers kept from the last dispatch (code, jobs, init, results), reused when big
+    /// enough: allocating and mapping fresh host memory costs more than a batch of
+    /// thousands of programs takes to run, and callers like evolve dispatch in a loop.
+    pool: std::sync::Mutex<[Option<Subbuffer<[u32]>>; 4]>,
+}
+
+/// The result records of a dispatch, in host-visible memory.
+pub type Results = Subbuffer<[u32]>;
+
+/// What one dispatch cost.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct DispatchTimes {
+    pub upload_us: u128,
+    pub run_us: u128,
+    /// Decoding the results straight from the mapped buffer (filled in by the batch).
+    pub readback_us: u128,
+}
+
+impl Gpu {
+    /// Open device `index` (default: the first discrete GPU, else the first with compute).
+    pub fn open(index: Option<usize>) -> Result<Gpu, GpuError> {
+        let start = Instant::now();
+        let instance = instance()?;
+        let devices = physical_devices(&instance)?;
+        let index = match index {
+            Some(i) if i < devices.len() => i,
+            Some(i) => {
+                return Err(GpuError::NoSuchDevice {
+                    index: i,
+                    count: devices.len(),
+                })
+            }
+            None => devices
+                .iter()
+                .position(|d| d.properties().device_type == PhysicalDeviceType::DiscreteGpu)
+                .unwrap_or(0),
+        };
+        let physical = devices[index].clone();
+        let family = physical
+            .queue_family_properties()
+            .iter()
+            .position(|q| q.queue_flags.intersects(QueueFlags::COMPUTE))
+            .ok_or_else(|| GpuError::NoDevice(format!("device {index} has no compute queue")))?
+            as u32;
+        let (device, mut queues) = Device::new(
+            physical.clone(),
+            DeviceCreateInfo {
+                queue_create_infos: vec![QueueCreateInfo {
+                    queue_family_index: family,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+        .map_err(vk("opening the device"))?;
+        let queue = queues
+            .next()
+            .ok_or_else(|| GpuError::NoDevice("the device gave no queue".into()))?;
+        let words: Vec<u32> = SPIRV
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        // SAFETY: the SPIR-V was produced and validated by naga in build.rs from our own
+        // shader; vulkano validates the module's interface against the pipeline layout.
+        let module =
+            unsafe { ShaderModule::new(device.clone(), ShaderModuleCreateInfo::new(&words)) }
+                .map_err(vk("loading the shader"))?;
+        let entry = module.entry_point("main").ok_or_else(|| GpuError::Vulkan {
+            doing: "loading the shader",
+            why: "no `main` entry point".into(),
+        })?;
+        let stage = PipelineShaderStageCreateInfo::new(entry);
+        let layout = PipelineLayout::new(
+            device.clone(),
+            PipelineDescriptorSetLayoutCreateInfo::from_stages([&stage])
+                .into_pipeline_layout_create_info(device.clone())
+                .map_err(vk("describing the pipeline layout"))?,
+        )
+        .map_err(vk("creating the pipeline layout"))?;
+        let pipeline = ComputePipeline::new(
+            device.clone(),
+            None,
+            ComputePipelineCreateInfo::stage_layout(stage, layout),
+        )
+        .map_err(vk("building the compute pipeline"))?;
+        let max_groups = physical.properties().max_compute_work_group_count[0];
+        // lavapipe ends the loops of a whole SIMD group after ~32 000 iterations in
+        // total (its loop limiter) without any error, so on a CPU device a job gets
+        // 1 500 steps (at most ~17 loop iterations each: a LISTEN's channel search)
+        // before it is handed to flux-core. GPUs get 2^24 steps, enough for
+        // evolve-sized programs and short of a driver watchdog.
+        let step_budget = if physical.properties().device_type == PhysicalDeviceType::Cpu {
+            1_500
+        } else {
+            1 << 24
+        };
+        Ok(Gpu {
+            device_info: info(index, &physical),
+            memory: Arc::new(StandardMemoryAllocator::new_default(device.clone())),
+            commands: Arc::new(StandardCommandBufferAllocator::new(
+                device.clone(),
+                Default::default(),
+            )),
+            descriptors: Arc::new(StandardDescriptorSetAllocator::new(
+                device.clone(),
+                Default::default(),
+            )),
+            device,
+            queue,
+            pipeline,
+            max_groups,
+            step_budget,
+            setup: start.elapsed(),
+            pool: std::sync::Mutex::new([None, None, None, None]),
+        })
+    }
+
+    /// A host-memory buffer of at least `len` words for pool slot `slot`: the kept one
+    /// when it is big enough, else a new one (which is then kept).
+    fn buffer(
+        &self,
+        slot: usize,
+        len: usize,
+        filter: MemoryTypeFilter,
+    ) -> Result<Subbuffer<[u32]>, GpuError> {
+        // Vulkan rejects empty buffers; an unused word keeps every binding valid.
+        let len = len.max(1) as u64;
+        let mut pool = self.pool.lock().map_err(|_| GpuError::Vulkan {
+            doing: "reusing buffers",
+            why: "a previous dispatch panicked".into(),
+        })?;
+        if let Some(kept) = &pool[slot] {
+            if kept.len() >= len {
+                return Ok(kept.clone().slice(0..len));
+            }
+        }
+        let fresh = Buffer::new_slice::<u32>(
+            self.memory.clone(),
+            BufferCreateInfo {
+                usage: BufferUsage::STORAGE_BUFFER,
+                ..Default::default()
+            },
+            AllocationCreateInfo {
+                memory_type_filter: filter,
+                ..Default::default()
+            },
+            // Room to grow, so a slightly larger next batch does not reallocate.
+            len + len / 4,
+        )
+        .map_err(vk("allocating a buffer"))?;
+        pool[slot] = Some(fresh.clone());
+        Ok(fresh.slice(0..len))
+    }
+
+    /// An input buffer the GPU reads once: host memory written sequentially (copying
+    /// into device memory first would cost more than it saves).
+    fn upload(&self, slot: usize, words: &[u32]) -> Result<Subbuffer<[u32]>, GpuError> {
+        let buffer = self.buffer(
+            slot,
+            words.len(),
+            MemoryTypeFilter::PREFER_HOST | MemoryTypeFilter::HOST_SEQUENTIAL_WRITE,
+        )?;
+        if !words.is_empty() {
+            buffer
+                .write()
+                .map_err(vk("writing a buffer"))?
+                .copy_from_slice(words);
+        }
+        Ok(buffer)
+    }
+
+    /// Run `jobs` (4 words each, see the shader's `Job`) over `code` and `init` with
+    /// a step limit; the returned buffer holds `RESULT_HEADER + out_stack` words per
+    /// job, read in place by the caller (no copy).
+    pub fn dispatch(
+        &self,
+        code: &[u32],
+        jobs: &[u32],
+        init: &[u32],
+        max_steps: u32,
+        out_stack: usize,
+    ) -> Result<(Option<Results>, DispatchTimes), GpuError> {
+        let count = jobs.len() / 4;
+        let stride = RESULT_HEADER + out_stack;
+        let mut times = DispatchTimes::default();
+        if count == 0 {
+            return Ok((None, times));
+        }
+        let groups = (count as u32).div_ceil(WORKGROUP);
+        if groups > self.max_groups {
+            return Err(GpuError::Vulkan {
+                doing: "sizing the dispatch",
+                why: format!(
+                    "{count} jobs need {groups} workgroups; this device allows {} per dispatch",
+                    self.max_groups
+                ),
+            });
+        }
+        let t = Instant::now();
+        let code_buf = self.upload(0, code)?;
+        let jobs_buf = self.upload(1, jobs)?;
+        let init_buf = self.upload(2, init)?;
+        let out_buf = self.buffer(
+            3,
+            count * stride,
+            MemoryTypeFilter::PREFER_HOST | MemoryTypeFilter::HOST_RANDOM_ACCESS,
+        )?;
+        let layout = self.pipeline.layout().clone();
+        let set = DescriptorSet::new(
+            self.descriptors.clone(),
+            layout.set_layouts()[0].clone(),
+            [
+                WriteDescriptorSet::buffer(0, code_buf),
+                WriteDescriptorSet::buffer(1, jobs_buf),
+                WriteDescriptorSet::buffer(2, init_buf),
+                WriteDescriptorSet::buffer(3, out_buf.clone()),
+            ],
+            [],
+        )
+        .map_err(vk("binding the buffers"))?;
+        let mut builder = AutoCommandBufferBuilder::primary(
+            self.commands.clone(),
+            self.queue.queue_family_index(),
+            CommandBufferUsage::OneTimeSubmit,
+        )
+        .map_err(vk("recording commands"))?;
+        builder
+            .bind_pipeline_compute(self.pipeline.clone())
+            .map_err(vk("binding the pipeline"))?
+            .bind_descriptor_sets(PipelineBindPoint::Compute, layout.clone(), 0, set)
+            .map_err(vk("binding the descriptor set"))?
+            .push_constants(
+                layout,
+                0,
+                [
+                    count as u32,
+                    stride as u32,
+                    self.step_budget,
+                    max_steps,
+                    out_stack as u32,
+                ],
+            )
+            .map_err(vk("setting the push constants"))?;
+        // SAFETY: the shader bounds-checks every job index against `job_count` and every
+        // buffer is sized from the same `count`/`stride` it reads them with.
+        unsafe { builder.dispatch([groups, 1, 1]) }.map_err(vk("recording the dispatch"))?;
+        let commands = builder
+            .build()
+            .map_err(vk("finishing the command buffer"))?;
+        times.upload_us = t.elapsed().as_micros();
+        let t = Instant::now();
+        vulkano::sync::now(self.device.clone())
+            .then_execute(self.queue.clone(), commands)
+            .map_err(vk("submitting"))?
+            .then_signal_fence_and_flush()
+            .map_err(vk("submitting"))?
+            .wait(None)
+            .map_err(vk("waiting for the GPU"))?;
+        times.run_us = t.elapsed().as_micros();
+        Ok((Some(out_buf), times))
+    }
+}
