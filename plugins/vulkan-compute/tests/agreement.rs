@@ -13,14 +13,24 @@ fn gpu() -> Gpu {
     Gpu::open(None).unwrap_or_else(|e| panic!("{e}: {}", e.hint()))
 }
 
-/// Every stack-profile vector of the project, run as one batch.
+/// Every stack-profile vector of the project, run as one batch — plus the suites named
+/// in `DATUM_AGREEMENT_VECTORS` (colon-separated files; `.ci/run` passes the upstream
+/// suites, which the project may not copy).
 #[test]
 fn project_vectors_agree_with_flux_core() {
     let gpu = gpu();
-    let files: Vec<VectorFile> = PROJECT_VECTORS
+    let mut files: Vec<VectorFile> = PROJECT_VECTORS
         .iter()
         .map(|(_, text)| VectorFile::parse(text).unwrap())
         .collect();
+    for path in std::env::var("DATUM_AGREEMENT_VECTORS")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| !p.is_empty())
+    {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        files.push(VectorFile::parse(&text).unwrap());
+    }
     let (programs, jobs) = vector_jobs(&files);
     let (gpu_results, stats) = run_gpu(&gpu, &programs, &jobs, 1_000_000, OUT_STACK).unwrap();
     let cpu_results = run_cpu(&programs, &jobs, 1_000_000);
