@@ -117,6 +117,25 @@ fn a_device_is_listed_and_runs_flux_programs() {
 }
 
 #[test]
+fn a_batch_session_opens_the_device_once() {
+    let sb = Sandbox::new();
+    let ws = workshop(&sb);
+    let call = r#"{"command": "flux batch", "args": {"programs": ["10"], "stacks": [[1, 2]]}}"#;
+    let out = sb
+        .datum_stdin(&ws, &["batch"], &format!("{call}\n{call}\n"))
+        .success();
+    let replies: Vec<serde_json::Value> = out
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(replies.len(), 2, "{}", out.stdout());
+    assert_eq!(replies[0]["data"]["stats"]["reused_device"], false);
+    assert_eq!(replies[1]["data"]["stats"]["reused_device"], true);
+    assert_eq!(replies[1]["data"]["results"], replies[0]["data"]["results"]);
+}
+
+#[test]
 fn no_device_is_an_error_naming_the_fix_and_cpu_fallback_only_when_asked() {
     let sb = Sandbox::new();
     let ws = workshop(&sb);

@@ -5,6 +5,8 @@ use datum_plugin_api::{export_plugin, Host, Output, Plugin, PluginError, Request
 use serde_json::{json, Value};
 
 use crate::batch::{run_cpu_all_cores, run_gpu, Job, Ran, OUT_STACK};
+use std::sync::{Arc, Mutex, OnceLock};
+
 use crate::gpu::{self, Gpu, GpuError};
 
 pub struct VulkanCompute;
@@ -25,6 +27,29 @@ export_plugin!(VulkanCompute);
 
 fn gpu_err(e: GpuError) -> PluginError {
     PluginError::failed(e.to_string()).with_hint(e.hint())
+}
+
+/// The device for `index`, opened by an earlier call in this process when possible (a
+/// `datum batch` session, or any host that keeps the plugin loaded): opening a device
+/// and building the pipeline takes 100–400 ms, longer than a batch of thousands of
+/// programs runs. Returns whether it was reused.
+fn device(index: Option<usize>) -> Result<(Arc<Gpu>, bool), GpuError> {
+    /// Devices by the `--device` they were asked for.
+    type Opened = Vec<(Option<usize>, Arc<Gpu>)>;
+    static OPEN: OnceLock<Mutex<Opened>> = OnceLock::new();
+    let mut open = OPEN
+        .get_or_init(|| Mutex::new(Vec::new()))
+        .lock()
+        .map_err(|_| GpuError::Vulkan {
+            doing: "reusing the open device",
+            why: "an earlier call panicked while opening it".into(),
+        })?;
+    if let Some((_, gpu)) = open.iter().find(|(i, _)| *i == index) {
+        return Ok((gpu.clone(), true));
+    }
+    let gpu = Arc::new(Gpu::open(index)?);
+    open.push((index, gpu.clone()));
+    Ok((gpu, false))
 }
 
 fn list() -> Result<Output, PluginError> {
@@ -158,12 +183,19 @@ fn batch(request: &Request) -> Result<Output, PluginError> {
     let out_stack = request
         .arg_i64("out-stack")
         .map_or(OUT_STACK, |n| n.clamp(0, OUT_STACK as i64) as usize);
-    let (results, ran, device_name, stats) = match Gpu::open(device) {
-        Ok(gpu) => {
+    let (results, ran, device_name, stats) = match self::device(device) {
+        Ok((gpu, reused)) => {
             let (pairs, stats) =
                 run_gpu(&gpu, &programs, &jobs, max_steps, out_stack).map_err(gpu_err)?;
             let (results, ran): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
-            (results, ran, gpu.device_info.name.clone(), json!(stats))
+            let mut stats = json!(stats);
+            stats["reused_device"] = json!(reused);
+            stats["setup_ms"] = json!(if reused {
+                0.0
+            } else {
+                gpu.setup.as_secs_f64() * 1e3
+            });
+            (results, ran, gpu.device_info.name.clone(), stats)
         }
         // Only when asked: the caller must know the answer did not come from a GPU.
         Err(e) if fallback == "cpu" => {
