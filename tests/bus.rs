@@ -105,6 +105,17 @@ fn in_process_bus_keeps_a_history_that_other_processes_follow() {
         .datum_in(&ws, &["bus", "publish", "agent.*", "x"])
         .failure();
     assert!(bad.stderr().contains("wildcard"), "{}", bad.stderr());
+
+    // A hand-broken bus config is reported with the fix, not silently ignored.
+    std::fs::write(ws.join(".superagent/bus.toml"), "url = [oops").unwrap();
+    let broken = sb
+        .datum_in(&ws, &["bus", "publish", "agent.bob", "x"])
+        .failure();
+    assert!(
+        broken.stderr().contains("datum bus use URL"),
+        "{}",
+        broken.stderr()
+    );
 }
 
 #[test]

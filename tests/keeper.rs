@@ -8,6 +8,22 @@ use std::time::{Duration, Instant};
 use datum_e2e::{bundled_registry, datum_bin, fixture_registry, free_port, git_clean, s, Sandbox};
 use serde_json::{json, Value};
 
+/// The stress fixture, whose `secret` command asks the host for a Keeper secret.
+fn install_stress(sb: &Sandbox, ws: &Path) {
+    let registry = fixture_registry();
+    sb.datum_in(
+        ws,
+        &[
+            "plugin",
+            "install",
+            "stress@=1.0.0",
+            "--registry",
+            s(&registry),
+        ],
+    )
+    .success();
+}
+
 fn keeper_workshop(sb: &Sandbox) -> std::path::PathBuf {
     let ws = sb.empty_workshop("keep");
     let install = |extra: &[&str]| {
@@ -297,17 +313,7 @@ fn plugins_get_secrets_through_the_host_only_when_both_grant_it() {
         .status_should_ignore(Path::new(".superagent/keeper.json"))
         .unwrap());
 
-    sb.datum_in(
-        &ws,
-        &[
-            "plugin",
-            "install",
-            "stress@=1.0.0",
-            "--registry",
-            s(&fixture_registry()),
-        ],
-    )
-    .success();
+    install_stress(&sb, &ws);
     assert_eq!(
         sb.datum_in(&ws, &["stress", "secret", "--key", "db/main"])
             .success()
@@ -442,17 +448,7 @@ fn a_standalone_vault_serves_plugins_without_a_server() {
         .success()
         .json();
     assert_eq!(out["keeper"]["mode"], "standalone");
-    sb.datum_in(
-        &ws,
-        &[
-            "plugin",
-            "install",
-            "stress@=1.0.0",
-            "--registry",
-            s(&fixture_registry()),
-        ],
-    )
-    .success();
+    install_stress(&sb, &ws);
 
     let ask = ["stress", "secret", "--key", "db/main"];
     let got = sb

@@ -116,7 +116,8 @@ impl Caller {
                 use std::io::Write;
                 let line = str_arg(args, "line")?;
                 let mut out = std::io::stdout().lock();
-                // A closed stdout (`| head`) ends a watch cleanly instead of failing it.
+                // A closed stdout (`| head`) fails the call, which ends a watch loop
+                // instead of leaving it running with nowhere to print.
                 writeln!(out, "{line}")
                     .and_then(|_| out.flush())
                     .map_err(|e| host_err(format!("cannot print: {e}")))?;

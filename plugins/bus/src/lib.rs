@@ -110,15 +110,17 @@ impl Cx<'_, '_> {
     }
 
     fn configured(&self) -> Result<Option<String>, PluginError> {
+        #[derive(serde::Deserialize)]
+        struct BusConfig {
+            url: String,
+        }
         match self.host.read_file(CONFIG) {
-            Ok(text) => Ok(text.lines().find_map(|l| {
-                let v = l
-                    .trim()
-                    .strip_prefix("url")?
-                    .trim_start()
-                    .strip_prefix('=')?;
-                Some(v.trim().trim_matches('"').to_owned())
-            })),
+            Ok(text) => toml::from_str::<BusConfig>(&text)
+                .map(|c| Some(c.url))
+                .map_err(|e| {
+                    PluginError::failed(format!("{CONFIG} is not a bus config: {e}"))
+                        .with_hint("rewrite it with `datum bus use URL`")
+                }),
             Err(e) if e.kind == ErrorKind::PermissionDenied => Err(e),
             Err(_) => Ok(None), // no config file: the default bus
         }

@@ -145,15 +145,9 @@ impl<'r, 'h> Mailbox<'r, 'h> {
             bottles: vec![],
             malformed: vec![],
         };
-        self.folder(&format!("for-{}", self.me), &mut found)?;
-        let mine = found.bottles.len();
         self.folder(&format!("for-{ALL}"), &mut found)?;
-        let me = self.me.clone();
-        let mut index = 0;
-        found.bottles.retain(|b| {
-            index += 1;
-            index <= mine || b.from != me
-        });
+        found.bottles.retain(|b| b.from != self.me); // my own broadcasts are not news
+        self.folder(&format!("for-{}", self.me), &mut found)?;
         found
             .bottles
             .sort_by(|a, b| (a.sent_ms, &a.id).cmp(&(b.sent_ms, &b.id)));
