@@ -122,8 +122,10 @@ fn a_served_keeper_answers_an_agent_and_audits() {
         .build()
         .into();
     let base = &keeper.url;
+    // The policy grants `ada`, so registering that name takes the admin token.
     let mut reg = http
         .post(&format!("{base}/v1/agents"))
+        .header("Authorization", &format!("Bearer {}", keeper.admin))
         .send_json(json!({"name": "ada"}))
         .unwrap();
     let token = reg.body_mut().read_json::<Value>().unwrap()["token"]
@@ -282,6 +284,25 @@ fn plugins_get_secrets_through_the_host_only_when_both_grant_it() {
     let sb = Sandbox::new();
     let keeper = serve_keeper(&sb);
     let ws = sb.path("ada");
+    // The policy grants `ada`: the operator hands out a one-time enrolment code.
+    let code = sb
+        .datum_in(
+            &keeper.workshop,
+            &[
+                "keeper",
+                "enroll",
+                "ada",
+                "--home",
+                s(&keeper.home),
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let out = sb
         .datum(&[
             "boot",
@@ -292,6 +313,8 @@ fn plugins_get_secrets_through_the_host_only_when_both_grant_it() {
             "--no-plugins",
             "--keeper",
             &keeper.url,
+            "--enrol",
+            &code,
             "--format",
             "json",
         ])

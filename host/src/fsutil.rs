@@ -1,4 +1,6 @@
-//! Crash-safe file writes: everything a crash could tear goes through here.
+//! Crash-safe file writes to paths datum chose itself (the store, registries, caches).
+//! Workshop files, whose folders a cloned workshop controls, go through
+//! [`crate::confined::Folder`] instead.
 
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
@@ -22,7 +24,11 @@ fn synced_temp<'p>(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // Ordinary files get ordinary modes (0666 less the umask, as any tool's would);
+    // only secrets and tokens are written owner-only, elsewhere.
+    let mut tmp = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)?;
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
     Ok((dir, tmp))
@@ -33,33 +39,6 @@ fn sync_dir(dir: &Path) {
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-}
-
-/// Create `path` with `contents` atomically and only if nothing exists there: the
-/// file appears complete or not at all, and an existing file is never replaced.
-/// Returns `false` when the name was taken (by anyone, even concurrently).
-pub fn atomic_create(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
-    let (dir, tmp) = synced_temp(path, contents)?;
-    match tmp.persist_noclobber(path) {
-        Ok(_) => {}
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(e.error),
-    }
-    sync_dir(dir);
-    Ok(true)
-}
-
-/// Append a line durably (journal, trail): open, append, fsync.
-pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    f.write_all(line.as_bytes())?;
-    if !line.ends_with('\n') {
-        f.write_all(b"\n")?;
-    }
-    f.sync_data()
 }
 
 /// A path that came from a plugin or user, checked to stay inside a root: relative,
@@ -93,16 +72,6 @@ mod tests {
             1,
             "no temp files left"
         );
-    }
-
-    #[test]
-    fn atomic_create_never_replaces() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("inbox/one.md");
-        assert!(atomic_create(&p, b"first").unwrap());
-        assert!(!atomic_create(&p, b"second").unwrap());
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "first");
-        assert_eq!(std::fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
     }
 
     #[test]

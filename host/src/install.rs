@@ -279,10 +279,14 @@ pub fn fetch_into_store(
     let store = &Store::new(home.store());
     let artifact = &resolved.artifact;
     let source = registry.artifact_path(artifact)?;
-    let bytes = std::fs::read(&source).with_context(|| {
+    // Never more than the index promised: a registry file that is a link to
+    // /dev/zero, a FIFO or simply larger is refused before it can fill memory.
+    let limit = artifact.size.min(crate::store::MAX_ARTIFACT);
+    let bytes = crate::confined::read_file(&source, limit).with_context(|| {
         format!(
-            "cannot read {name}'s artifact {}; the registry is incomplete",
-            source.display()
+            "cannot read {name}'s artifact {} (the index says {} bytes); the registry is incomplete or damaged",
+            source.display(),
+            artifact.size
         )
     })?;
     let what = format!("{name} {} ({})", resolved.version.version, resolved.kind);
@@ -418,7 +422,9 @@ pub fn parse_grant(grant: &str) -> anyhow::Result<(PermissionKind, Option<String
     if needs_scope && scope.as_deref().is_none_or(str::is_empty) {
         bail!("`{grant}` needs a scope: `{kind}:PATH` for files, `call:PLUGIN` for calls");
     }
-    if let (PermissionKind::FsRead | PermissionKind::FsWrite, Some(s)) = (kind, &scope) {
+    if let (PermissionKind::FsRead | PermissionKind::FsWrite | PermissionKind::Git, Some(s)) =
+        (kind, &scope)
+    {
         if s != "." && crate::fsutil::confined_relative(s).is_none() {
             bail!("`{s}` must be a path inside the workshop (relative, no `..`)");
         }

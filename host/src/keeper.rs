@@ -106,14 +106,21 @@ pub fn health(url: &str) -> Result<Value, KeeperError> {
 }
 
 /// Register (or re-register, with the old token) an agent; returns its new token.
-pub fn register(url: &str, name: &str, old_token: Option<&str>) -> Result<String, KeeperError> {
+pub fn register(
+    url: &str,
+    name: &str,
+    old_token: Option<&str>,
+    enrolment: Option<&str>,
+) -> Result<String, KeeperError> {
     let mut request = agent().post(format!("{}/v1/agents", base(url)));
     if let Some(t) = old_token {
         request = request.header("Authorization", &format!("Bearer {t}"));
     }
-    let response = request
-        .send_json(json!({ "name": name }))
-        .map_err(|e| unreachable(url, e))?;
+    let mut body = json!({ "name": name });
+    if let Some(code) = enrolment {
+        body["enrolment"] = json!(code);
+    }
+    let response = request.send_json(body).map_err(|e| unreachable(url, e))?;
     match read(url, response)? {
         (200, body) => {
             body["token"]
@@ -204,15 +211,19 @@ fn standalone_secret(
     }
 }
 
-fn master_password() -> Result<Vec<u8>, String> {
+/// The master password, wiped from memory when dropped.
+fn master_password() -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
     use std::io::IsTerminal;
+    use zeroize::Zeroizing;
     if let Some(path) = std::env::var_os(PASSWORD_FILE_ENV).filter(|p| !p.is_empty()) {
-        let mut bytes = std::fs::read(&path).map_err(|e| {
-            format!(
-                "cannot read {PASSWORD_FILE_ENV}={}: {e}",
-                Path::new(&path).display()
-            )
-        })?;
+        let mut bytes = Zeroizing::new(
+            crate::confined::read_file(Path::new(&path), 1024 * 1024).map_err(|e| {
+                format!(
+                    "cannot read {PASSWORD_FILE_ENV}={}: {e}",
+                    Path::new(&path).display()
+                )
+            })?,
+        );
         while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             bytes.pop();
         }
@@ -220,7 +231,7 @@ fn master_password() -> Result<Vec<u8>, String> {
     }
     if std::io::stdin().is_terminal() {
         return rpassword::prompt_password("Keeper master password: ")
-            .map(String::into_bytes)
+            .map(|p| Zeroizing::new(p.into_bytes()))
             .map_err(|e| e.to_string());
     }
     Err(format!("the master password is needed: set {PASSWORD_FILE_ENV} to an owner-only file holding it, or run in a terminal"))
@@ -231,26 +242,26 @@ pub fn config_path(workshop: &Path) -> PathBuf {
 }
 
 pub fn load(workshop: &Path) -> Result<KeeperConfig, KeeperError> {
-    let bytes = std::fs::read(config_path(workshop)).map_err(|_| KeeperError::NotConfigured)?;
+    let bytes = crate::confined::Folder::open(workshop)
+        .and_then(|f| f.read(Path::new(CONFIG_FILE), 64 * 1024))
+        .map_err(|_| KeeperError::NotConfigured)?;
     serde_json::from_slice(&bytes).map_err(|_| KeeperError::NotConfigured)
 }
 
 /// Save the registration owner-only and keep it out of the workshop's git history.
 pub fn save(workshop: &Path, config: &KeeperConfig) -> Result<(), KeeperError> {
-    let path = config_path(workshop);
+    let folder = crate::confined::Folder::open(workshop)?;
     let text = serde_json::to_vec_pretty(config).map_err(std::io::Error::other)?;
-    crate::fsutil::atomic_write(&path, &text)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    let ignore = workshop.join(".gitignore");
-    let current = std::fs::read_to_string(&ignore).unwrap_or_default();
+    // Owner-only from the moment it exists: the token is never readable by others.
+    folder.write_private(Path::new(CONFIG_FILE), &text)?;
+    let current = folder
+        .read(Path::new(".gitignore"), crate::confined::MAX_FILE)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let entry = format!("/{CONFIG_FILE}");
     if !current.lines().any(|l| l.trim() == entry) {
-        crate::fsutil::append_line(
-            &ignore,
+        folder.append_line(
+            Path::new(".gitignore"),
             &format!("# the Keeper token is never committed\n{entry}"),
         )?;
     }

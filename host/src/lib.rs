@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod confined;
 pub mod fsutil;
 pub mod install;
 pub mod keeper;

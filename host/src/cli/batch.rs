@@ -42,14 +42,20 @@ pub fn run(ctx: &Context, args: BatchArgs) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut ok, mut failed) = (0usize, 0usize);
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.context("cannot read the batch input")?;
+    let mut reader = reader;
+    let mut n = 0usize;
+    loop {
+        let line = match next_line(&mut reader, n + 1)? {
+            Some(l) => l,
+            None => break,
+        };
+        n += 1;
         if line.trim().is_empty() {
             continue;
         }
         let reply = match call_one(&runtime, &mut sessions, &line) {
             Ok(r) => r,
-            Err(e) => error_reply(n + 1, &e),
+            Err(e) => error_reply(n, &e),
         };
         if reply["ok"] == true {
             ok += 1
@@ -66,6 +72,29 @@ pub fn run(ctx: &Context, args: BatchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// One call may not be longer than this (a FLUX program of megabytes still fits).
+pub const MAX_LINE: u64 = 16 * 1024 * 1024;
+
+/// The next input line, read at most [`MAX_LINE`] bytes at a time: an endless line
+/// (`datum batch /dev/zero`) ends the batch with an error instead of eating memory.
+fn next_line(reader: &mut dyn BufRead, number: usize) -> anyhow::Result<Option<String>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let read = reader
+        .take(MAX_LINE + 1)
+        .read_until(b'\n', &mut buf)
+        .context("cannot read the batch input")?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if buf.len() as u64 > MAX_LINE {
+        anyhow::bail!("batch line {number} is longer than {MAX_LINE} bytes; the batch stops here (send one JSON call per line)");
+    }
+    let text = String::from_utf8(buf)
+        .map_err(|_| anyhow::anyhow!("batch line {number} is not UTF-8; the batch stops here"))?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()))
 }
 
 fn call_one(

@@ -29,6 +29,10 @@ pub struct BootArgs {
     /// token is stored owner-only in .superagent/keeper.json, never committed.
     #[arg(long, value_name = "URL", conflicts_with = "keeper_home")]
     pub keeper: Option<String>,
+    /// A one-time enrolment code from the Keeper's operator (`datum keeper enroll NAME`),
+    /// needed when the Keeper's policy grants this agent secrets.
+    #[arg(long, value_name = "CODE", requires = "keeper")]
+    pub enrol: Option<String>,
     /// Use the standalone Keeper vault in DIR (no server): secrets are read in process,
     /// with the master password from DATUM_KEEPER_PASSWORD_FILE or a prompt.
     #[arg(long, value_name = "DIR")]
@@ -73,6 +77,18 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
         );
     }
     let existed = dir.join(crate::workshop::AGENT_FILE).is_file();
+    if existed {
+        // A workshop's agent keeps its name: a different --name is a mistake, not a rename.
+        let current = Workshop::open(&dir)?.agent()?;
+        if args.name.as_ref().is_some_and(|n| *n != current.agent.name) {
+            anyhow::bail!(
+                "{} is already the workshop of agent `{}`; an agent keeps its name. Drop --name to re-boot it, or boot a new folder for `{}`",
+                dir.display(),
+                current.agent.name,
+                name
+            );
+        }
+    }
     let (workshop, created) = Workshop::create(&dir, &name, &args.role)?;
     let agent = workshop.agent()?;
 
@@ -123,10 +139,13 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
             }) if &u == url && a == agent.agent.name => Some(token),
             _ => None,
         };
-        let token = crate::keeper::register(url, &agent.agent.name, previous.as_deref())
-            .with_context(|| {
-                format!("registering {} with the Keeper at {url}", agent.agent.name)
-            })?;
+        let token = crate::keeper::register(
+            url,
+            &agent.agent.name,
+            previous.as_deref(),
+            args.enrol.as_deref(),
+        )
+        .with_context(|| format!("registering {} with the Keeper at {url}", agent.agent.name))?;
         let config = crate::keeper::KeeperConfig::Served {
             url: url.clone(),
             agent: agent.agent.name.clone(),

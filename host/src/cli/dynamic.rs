@@ -7,7 +7,7 @@ use clap::{Arg, ArgAction};
 use datum_plugin_api::{ArgSpec, ArgType, CommandSpec, Format as WireFormat};
 use serde_json::{Map, Value};
 
-use super::output::Format;
+use super::output::{print_line, Format};
 use super::Context;
 use crate::runtime::Runtime;
 
@@ -28,6 +28,12 @@ pub fn split_host_flags(args: Vec<String>) -> anyhow::Result<HostFlags> {
     };
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
+        // After `--` everything is the plugin's, even words that look like host flags.
+        if a == "--" {
+            flags.rest.push(a);
+            flags.rest.extend(it);
+            break;
+        }
         let (key, inline) = match a.split_once('=') {
             Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
             _ => (a.clone(), None),
@@ -139,10 +145,10 @@ pub fn run(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
     spinner.finish_and_clear();
     let output = output?;
     match ctx.reporter.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&output.data)?),
+        Format::Json => print_line(&serde_json::to_string_pretty(&output.data)?)?,
         Format::Text => match output.text {
-            Some(t) => println!("{}", t.trim_end()),
-            None => println!("{}", serde_json::to_string_pretty(&output.data)?),
+            Some(t) => print_line(t.trim_end())?,
+            None => print_line(&serde_json::to_string_pretty(&output.data)?)?,
         },
     }
     Ok(())
@@ -258,22 +264,19 @@ const MAX_FILE_ARG: u64 = 16 * 1024 * 1024;
 /// Read a file the user named for a `type = "file"` argument.
 fn read_file_arg(name: &str, path: &str) -> anyhow::Result<Value> {
     let abs = absolute(path)?;
-    let meta = match std::fs::metadata(&abs) {
-        Ok(m) => m,
+    // Bounded by reading, not by trusting the length metadata claims (a FIFO or
+    // /dev/zero has none); only regular files are read.
+    match crate::confined::read_file(std::path::Path::new(&abs), MAX_FILE_ARG) {
+        Ok(bytes) => Ok(datum_plugin_api::FileArg::to_value(&abs, &bytes)),
         // Not a file: the plugin may know the word (e.g. an example's name).
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(datum_plugin_api::FileArg::missing(path))
+            Ok(datum_plugin_api::FileArg::missing(path))
         }
-        Err(e) => return Err(e).with_context(|| format!("--{name} {path}: cannot read it")),
-    };
-    if meta.len() > MAX_FILE_ARG {
-        anyhow::bail!(
-            "--{name} {path} is {} bytes; files passed to plugins are limited to {MAX_FILE_ARG}",
-            meta.len()
-        );
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => anyhow::bail!(
+            "--{name} {path} is over {MAX_FILE_ARG} bytes, the limit for files passed to plugins"
+        ),
+        Err(e) => Err(e).with_context(|| format!("--{name} {path}: cannot read it")),
     }
-    let bytes = std::fs::read(&abs).with_context(|| format!("--{name} {path}: cannot read it"))?;
-    Ok(datum_plugin_api::FileArg::to_value(&abs, &bytes))
 }
 
 /// Paths are resolved against the caller's directory, since the plugin has none.

@@ -66,6 +66,12 @@ pub enum Command {
     External(Vec<String>),
 }
 
+/// A failure the command has already shown in full (e.g. `status` printing "needs
+/// attention"): the process exits non-zero and prints nothing more.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reported(pub String);
+
 /// Everything commands share.
 pub struct Context {
     pub workshop: Option<PathBuf>,
@@ -151,6 +157,7 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Reported>() => ExitCode::FAILURE,
         Err(e) => {
             ctx.reporter.error(&e);
             ExitCode::FAILURE

@@ -31,11 +31,11 @@ impl Reporter {
         text: impl FnOnce() -> String,
     ) -> anyhow::Result<()> {
         match self.format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(data)?),
+            Format::Json => print_line(&serde_json::to_string_pretty(data)?)?,
             Format::Text => {
                 let text = text();
                 if !text.is_empty() {
-                    println!("{}", text.trim_end());
+                    print_line(text.trim_end())?;
                 }
             }
         }
@@ -108,10 +108,27 @@ impl Reporter {
                         error["hint"] = Value::from(h.clone());
                     }
                 }
-                println!("{}", json!({ "ok": false, "error": error }));
+                let _ = print_line(&json!({ "ok": false, "error": error }).to_string());
             }
-            Format::Text => eprintln!("error: {e:#}"),
+            Format::Text => {
+                // Errors that already say "error: …" are not prefixed twice.
+                let text = format!("{e:#}");
+                let text = text.strip_prefix("error: ").unwrap_or(&text);
+                eprintln!("error: {text}");
+            }
         }
+    }
+}
+
+/// Print one line on stdout. A reader that went away (`datum status | head`) is not
+/// an error and no reason to panic: the rest is simply not printed.
+pub fn print_line(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
     }
 }
 

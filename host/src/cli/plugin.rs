@@ -104,8 +104,17 @@ fn search(ctx: &Context, query: Option<&str>) -> anyhow::Result<()> {
         .map(str::to_lowercase)
         .collect();
     let mut hits = Vec::new();
+    // One broken index file is reported and skipped; the rest of the registry is searched.
+    let mut broken = Vec::new();
     for name in registry.names()? {
-        let index = registry.index(&name)?;
+        let index = match registry.index(&name) {
+            Ok(i) => i,
+            Err(e) => {
+                ctx.reporter.note(&format!("warning: skipped {name}: {e}"));
+                broken.push(json!({ "name": name, "error": e.to_string() }));
+                continue;
+            }
+        };
         let Some(latest) = index
             .versions
             .iter()
@@ -133,7 +142,7 @@ fn search(ctx: &Context, query: Option<&str>) -> anyhow::Result<()> {
             }));
         }
     }
-    let data = json!({ "registry": registry.source_id, "plugins": hits });
+    let data = json!({ "registry": registry.source_id, "plugins": hits, "skipped": broken });
     ctx.reporter.emit(&data, || {
         if hits.is_empty() {
             return format!(

@@ -92,5 +92,10 @@ pub fn run(ctx: &Context) -> anyhow::Result<()> {
             s.push_str(&table(&["plugin", "version", "kind", "commands"], rows));
         }
         s
-    })
+    })?;
+    if !healthy {
+        // The report said what is wrong; the exit code says it to scripts.
+        return Err(super::Reported("the workshop needs attention".into()).into());
+    }
+    Ok(())
 }

@@ -24,6 +24,12 @@ pub struct NativeInstance {
 
 impl NativeInstance {
     pub fn load(path: &Path, options: &LoadOptions, services: Services) -> Result<Self, LoadError> {
+        // dlopen searches the system library path for a name without a slash
+        // (`rand.so`): only ever hand it the absolute path of the file meant.
+        let path = &std::fs::canonicalize(path).map_err(|source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let header = lib_header_from_path(path).map_err(|e| LoadError::Native(summarise(&e)))?;
         let module = header
             .init_root_module::<PluginModuleRef>()

@@ -176,8 +176,22 @@ impl Registry {
         if file.name != name {
             return Err(RegistryError::Malformed {
                 path,
-                message: format!("names plugin `{}`", file.name),
+                message: format!("names plugin `{}`", file.name.escape_debug()),
             });
+        }
+        for v in &file.versions {
+            for (target, a) in &v.artifacts {
+                if !crate::store::is_sha256(&a.sha256) {
+                    return Err(RegistryError::Malformed {
+                        path,
+                        message: format!(
+                            "{name} {} ({target}) has sha256 `{}`, not 64 lowercase hex digits; republish it with `datum registry publish`",
+                            v.version,
+                            a.sha256.escape_debug()
+                        ),
+                    });
+                }
+            }
         }
         Ok(file)
     }
@@ -275,7 +289,8 @@ impl Registry {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RegistryError> {
-    let text = std::fs::read_to_string(path).map_err(|e| RegistryError::io(path, e))?;
+    let text = crate::confined::read_text(path, crate::confined::MAX_FILE)
+        .map_err(|e| RegistryError::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| RegistryError::Malformed {
         path: path.to_owned(),
         message: e.to_string(),

@@ -245,7 +245,6 @@ impl Runtime {
             version: locked.version.to_string(),
             grants: locked.grants.clone(),
             workshop: self.workshop.root().to_owned(),
-            kv_path: self.workshop.kv_path(&locked.name),
             runtime: self.me.clone(),
             depth,
         };
@@ -271,7 +270,10 @@ impl Runtime {
                 Kind::Native => None,
             },
         };
-        let path = self.store.artifact(&locked.sha256, locked.kind);
+        let path = self
+            .store
+            .verified_artifact(&locked.sha256, locked.kind)
+            .map_err(|e| RuntimeError::Other(format!("{} {}: {e}", locked.name, locked.version)))?;
         let instance = loader::load(locked.kind, &path, &options, services)
             .map_err(|e| RuntimeError::load(&locked.name, &locked.version.to_string(), e))?;
         Ok(Session {

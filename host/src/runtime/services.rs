@@ -1,13 +1,14 @@
 //! Host services offered to plugins, each checked against the caller's grants and logged.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Weak;
 
 use datum_plugin_api::{ErrorKind, Output, PermissionKind, PluginError, Request, Response};
 use serde_json::{Map, Value};
 
 use super::Runtime;
-use crate::fsutil::{atomic_create, atomic_write, confined_relative};
+use crate::confined::{EntryKind, Folder, MAX_FILE};
+use crate::fsutil::confined_relative;
 
 /// Who is calling, and what it may do.
 pub struct Caller {
@@ -15,7 +16,6 @@ pub struct Caller {
     pub version: String,
     pub grants: Vec<String>,
     pub workshop: PathBuf,
-    pub kv_path: PathBuf,
     pub runtime: Weak<Runtime>,
     /// How deep in plugin-to-plugin calls this caller is.
     pub depth: usize,
@@ -68,38 +68,65 @@ impl Caller {
                     v => map.insert(key.to_owned(), v),
                 };
                 let text = serde_json::to_vec_pretty(&map).map_err(host_err)?;
-                atomic_write(&self.kv_path, &text).map_err(host_err)?;
+                if text.len() as u64 > MAX_KV_BYTES {
+                    return Err(host_err(format!(
+                        "{}'s key-value store would grow past {MAX_KV_BYTES} bytes; store less, or remove keys",
+                        self.plugin
+                    )));
+                }
+                self.workshop_folder()?
+                    .write(&self.kv_file(), &text)
+                    .map_err(|e| host_err(format!("cannot write the key-value store: {e}")))?;
                 Ok(Value::Null)
             }
             "fs.read" => {
-                let rel = self.path_arg(args)?;
-                self.require(PermissionKind::FsRead, Some(&rel))?;
-                let path = self.workshop.join(&rel);
-                std::fs::read_to_string(&path)
+                let (folder, rel, shown) = self.granted(PermissionKind::FsRead, args, false)?;
+                let bytes = folder
+                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+                    .and_then(|f| f.read(&rel, MAX_FILE))
+                    .map_err(|e| host_err(format!("cannot read {shown}: {e}")))?;
+                String::from_utf8(bytes)
                     .map(Value::String)
-                    .map_err(|e| host_err(format!("cannot read {rel}: {e}")))
+                    .map_err(|_| host_err(format!("{shown} is not UTF-8 text")))
             }
             "fs.write" => {
-                let rel = self.path_arg(args)?;
-                self.require(PermissionKind::FsWrite, Some(&rel))?;
+                let (folder, rel, shown) = self.granted(PermissionKind::FsWrite, args, true)?;
                 let contents = str_arg(args, "contents")?;
-                atomic_write(&self.workshop.join(&rel), contents.as_bytes())
-                    .map_err(|e| host_err(format!("cannot write {rel}: {e}")))?;
+                folder
+                    .ok_or_else(|| host_err(format!("cannot write {shown}: no folder")))?
+                    .write(&rel, contents.as_bytes())
+                    .map_err(|e| host_err(format!("cannot write {shown}: {e}")))?;
                 Ok(Value::Null)
             }
             "fs.create" => {
-                let rel = self.path_arg(args)?;
-                self.require(PermissionKind::FsWrite, Some(&rel))?;
+                let (folder, rel, shown) = self.granted(PermissionKind::FsWrite, args, true)?;
                 let contents = str_arg(args, "contents")?;
-                atomic_create(&self.workshop.join(&rel), contents.as_bytes())
+                folder
+                    .ok_or_else(|| host_err(format!("cannot create {shown}: no folder")))?
+                    .create(&rel, contents.as_bytes())
                     .map(Value::Bool)
-                    .map_err(|e| host_err(format!("cannot create {rel}: {e}")))
+                    .map_err(|e| host_err(format!("cannot create {shown}: {e}")))
             }
             "fs.list" => {
-                let rel = self.path_arg(args)?;
-                self.require(PermissionKind::FsRead, Some(&rel))?;
-                list_dir(&self.workshop.join(&rel))
-                    .map_err(|e| host_err(format!("cannot list {rel}: {e}")))
+                let (folder, rel, shown) = self.granted(PermissionKind::FsRead, args, false)?;
+                let Some(folder) = folder else {
+                    return Ok(Value::Array(Vec::new()));
+                };
+                let entries = match folder.list(&rel) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(host_err(format!("cannot list {shown}: {e}"))),
+                };
+                Ok(entries
+                    .into_iter()
+                    .filter_map(|e| match e.kind {
+                        EntryKind::Dir => Some(format!("{}/", e.name)),
+                        EntryKind::File => Some(e.name),
+                        // Links and special files are not offered: nothing may follow them.
+                        EntryKind::Other => None,
+                    })
+                    .map(Value::String)
+                    .collect())
             }
             "clock.now" => {
                 let now = std::time::SystemTime::now()
@@ -126,6 +153,8 @@ impl Caller {
             "git.sync" => {
                 let rel = self.path_arg(args)?;
                 self.require(PermissionKind::Git, Some(&rel))?;
+                // Git may only write beneath the granted folder; sync_folder opens it as a
+                // capability and refuses every remote name that could leave it.
                 let remote = args["remote"].as_str();
                 let message = args["message"].as_str().unwrap_or("sync");
                 crate::workshop::sync::sync_folder(&self.workshop, &rel, remote, message)
@@ -199,9 +228,18 @@ impl Caller {
     /// Check a grant. `kv` needs `kv`; `fs-*` need a grant whose scope is a prefix of
     /// the path; `call` needs `call:TARGET` (or `call:*`).
     fn require(&self, kind: PermissionKind, target: Option<&str>) -> Result<(), PluginError> {
-        let allowed = self.grants.iter().any(|g| grant_allows(g, kind, target));
-        if allowed {
-            return Ok(());
+        self.granting(kind, target).map(|_| ())
+    }
+
+    /// The grant that allows `kind` on `target` (the longest scope when several do).
+    fn granting(&self, kind: PermissionKind, target: Option<&str>) -> Result<&str, PluginError> {
+        let best = self
+            .grants
+            .iter()
+            .filter(|g| grant_allows(g, kind, target))
+            .max_by_key(|g| g.len());
+        if let Some(g) = best {
+            return Ok(g);
         }
         let wanted = match target {
             Some(t) => format!("{kind}:{t}"),
@@ -226,12 +264,52 @@ impl Caller {
         Ok(rel.to_string_lossy().into_owned())
     }
 
+    /// The granted folder that holds the request's `path`, opened as a capability
+    /// (created first for writes), the path inside it, and the path as the plugin
+    /// gave it (for messages). Nothing resolves out of the granted folder, not even
+    /// through a symbolic link the workshop holds.
+    fn granted(
+        &self,
+        kind: PermissionKind,
+        args: &Value,
+        create: bool,
+    ) -> Result<(Option<Folder>, PathBuf, String), PluginError> {
+        let rel = self.path_arg(args)?;
+        let grant = self.granting(kind, Some(&rel))?;
+        let scope = grant
+            .split_once(':')
+            .map(|(_, s)| s.trim_end_matches('/'))
+            .filter(|s| !s.is_empty() && *s != ".")
+            .unwrap_or("");
+        let inside = Path::new(&rel)
+            .strip_prefix(scope)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| PathBuf::from(&rel));
+        let root = self.workshop_folder()?;
+        let folder = match root.sub(Path::new(scope), create) {
+            Ok(f) => Some(f),
+            // A granted folder that does not exist yet: nothing in it to read or list.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(host_err(format!("cannot open {rel}: {e}"))),
+        };
+        Ok((folder, inside, rel))
+    }
+
+    fn workshop_folder(&self) -> Result<Folder, PluginError> {
+        Folder::open(&self.workshop).map_err(|e| host_err(format!("cannot open the workshop: {e}")))
+    }
+
+    /// `.superagent/kv/<plugin>.json` (the name was validated when the lock was read).
+    fn kv_file(&self) -> PathBuf {
+        Path::new(crate::workshop::KV_DIR).join(format!("{}.json", self.plugin))
+    }
+
     fn kv_load(&self) -> Result<Map<String, Value>, PluginError> {
-        match std::fs::read(&self.kv_path) {
+        match self.workshop_folder()?.read(&self.kv_file(), MAX_KV_BYTES) {
             Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| host_err(format!("{} is corrupt: {e}", self.kv_path.display()))),
+                .map_err(|e| host_err(format!("{} is corrupt: {e}", self.kv_file().display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Map::new()),
-            Err(e) => Err(host_err(e)),
+            Err(e) => Err(host_err(format!("cannot read the key-value store: {e}"))),
         }
     }
 }
@@ -270,28 +348,8 @@ pub fn grant_allows(grant: &str, kind: PermissionKind, target: Option<&str>) -> 
 /// One pause may not hold a call longer than this; watchers loop instead.
 const MAX_SLEEP_MS: u64 = 60_000;
 
-/// A folder's entries, sorted, folders marked with a trailing `/`. Missing is empty.
-fn list_dir(dir: &std::path::Path) -> std::io::Result<Value> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Value::Array(vec![])),
-        Err(e) => return Err(e),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue; // not UTF-8: no plugin could name it back anyway
-        };
-        if entry.file_type()?.is_dir() {
-            names.push(format!("{name}/"));
-        } else {
-            names.push(name);
-        }
-    }
-    names.sort();
-    Ok(names.into_iter().map(Value::String).collect())
-}
+/// A plugin's key-value store may not grow past this.
+const MAX_KV_BYTES: u64 = 4 * 1024 * 1024;
 
 fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, PluginError> {
     args[name].as_str().ok_or_else(|| {

@@ -10,6 +10,13 @@ use crate::registry::Kind;
 
 pub const LOCK_FILE: &str = "datum.lock";
 
+/// A sha256 digest as datum writes it: exactly 64 lowercase hex digits.
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lock {
     pub version: u32,
@@ -53,34 +60,90 @@ pub enum LockError {
 impl Lock {
     pub const CURRENT_VERSION: u32 = 1;
 
+    pub fn empty() -> Lock {
+        Lock {
+            version: Lock::CURRENT_VERSION,
+            plugins: Vec::new(),
+        }
+    }
+
+    /// Read a lock file from an ambient path (bounded; a missing file is an empty lock).
     pub fn load(path: &Path) -> Result<Lock, LockError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Lock {
-                    version: Lock::CURRENT_VERSION,
-                    plugins: Vec::new(),
-                })
-            }
-            Err(source) => {
-                return Err(LockError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })
-            }
-        };
-        toml::from_str(&text).map_err(|e| LockError::Parse {
-            path: path.display().to_string(),
+        match crate::confined::read_text(path, crate::confined::MAX_FILE) {
+            Ok(text) => Lock::parse(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock::empty()),
+            Err(source) => Err(LockError::Read {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Parse and validate a lock. Every field that later becomes a path, a store key or
+    /// a grant is checked here, so a cloned workshop cannot steer datum with it.
+    pub fn parse(text: &str, label: &str) -> Result<Lock, LockError> {
+        let lock: Lock = toml::from_str(text).map_err(|e| LockError::Parse {
+            path: label.to_owned(),
             message: e.to_string(),
-        })
+        })?;
+        lock.validate().map_err(|message| LockError::Parse {
+            path: label.to_owned(),
+            message,
+        })?;
+        Ok(lock)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.version != Lock::CURRENT_VERSION {
+            return Err(format!(
+                "lock version {} is not {} (written by another datum?)",
+                self.version,
+                Lock::CURRENT_VERSION
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &self.plugins {
+            if !datum_plugin_api::valid_name(&p.name) {
+                return Err(format!(
+                    "plugin name `{}` is not a-z, 0-9 and '-' starting with a letter",
+                    p.name.escape_debug()
+                ));
+            }
+            if !seen.insert(p.name.as_str()) {
+                return Err(format!("`{}` is pinned twice", p.name));
+            }
+            if !is_sha256(&p.sha256) {
+                return Err(format!(
+                    "{}'s sha256 `{}` is not 64 lowercase hex digits",
+                    p.name,
+                    p.sha256.escape_debug()
+                ));
+            }
+            if !(p.source.starts_with("dir:") || p.source.starts_with("git:")) {
+                return Err(format!(
+                    "{}'s source `{}` is neither dir:PATH nor git:URL",
+                    p.name,
+                    p.source.escape_debug()
+                ));
+            }
+            for g in &p.grants {
+                crate::install::parse_grant(g)
+                    .map_err(|e| format!("{}'s grant `{}`: {e}", p.name, g.escape_debug()))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_text(&self) -> Result<String, LockError> {
+        let body = toml::to_string_pretty(self).map_err(|e| LockError::Parse {
+            path: LOCK_FILE.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(format!("# Written by datum; change it with `datum plugin install|remove|update|grant`.\n{body}"))
     }
 
     pub fn save(&self, path: &Path) -> Result<(), LockError> {
-        let body = toml::to_string_pretty(self).map_err(|e| LockError::Parse {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let text = format!("# Written by datum; change it with `datum plugin install|remove|update|grant`.\n{body}");
+        let text = self.to_text()?;
         atomic_write(path, text.as_bytes()).map_err(|source| LockError::Write {
             path: path.display().to_string(),
             source,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use datum_plugin_api::Manifest;
 use sha2::{Digest, Sha256};
 
-pub use lock::{Lock, LockedPlugin, LOCK_FILE};
+pub use lock::{is_sha256, Lock, LockedPlugin, LOCK_FILE};
 
 use crate::fsutil::atomic_write;
 use crate::registry::Kind;
@@ -41,6 +41,15 @@ pub enum StoreError {
     },
     #[error("store entry {path} is corrupt: {message}; remove it and run `datum plugin install --locked`")]
     Corrupt { path: PathBuf, message: String },
+    #[error("`{0}` is not a sha256 digest (64 lowercase hex digits); datum.lock or the registry index is damaged or hostile")]
+    BadDigest(String),
+    #[error("the stored artifact {path} no longer hashes to {expected} (it is {actual}): it was changed after install, so it is not loaded. Remove {entry} and run `datum plugin install --locked`")]
+    Tampered {
+        path: PathBuf,
+        entry: PathBuf,
+        expected: String,
+        actual: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -55,6 +64,24 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// The largest plugin artifact datum reads (native libraries with debug info are big).
+pub const MAX_ARTIFACT: u64 = 512 * 1024 * 1024;
+
+/// What identifies one version of a file on disk, for the verification stamp.
+fn identity(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "v1 dev={} ino={} size={} mtime={}.{} ctime={}.{}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -64,18 +91,62 @@ impl Store {
         Store { root: root.into() }
     }
 
-    fn entry(&self, sha: &str) -> PathBuf {
-        self.root.join(sha)
+    /// The folder of an entry: only ever a validated digest joined to the store root.
+    fn entry(&self, sha: &str) -> Result<PathBuf, StoreError> {
+        if !is_sha256(sha) {
+            return Err(StoreError::BadDigest(sha.escape_debug().to_string()));
+        }
+        Ok(self.root.join(sha))
     }
 
     /// The artifact file of a stored entry.
-    pub fn artifact(&self, sha: &str, kind: Kind) -> PathBuf {
-        self.entry(sha)
-            .join(format!("plugin.{}", kind.file_extension()))
+    pub fn artifact(&self, sha: &str, kind: Kind) -> Result<PathBuf, StoreError> {
+        Ok(self
+            .entry(sha)?
+            .join(format!("plugin.{}", kind.file_extension())))
     }
 
     pub fn contains(&self, sha: &str, kind: Kind) -> bool {
-        self.artifact(sha, kind).is_file() && self.entry(sha).join("manifest.json").is_file()
+        match (self.artifact(sha, kind), self.entry(sha)) {
+            (Ok(a), Ok(e)) => a.is_file() && e.join("manifest.json").is_file(),
+            _ => false,
+        }
+    }
+
+    /// The artifact of an entry, checked against its digest before it is loaded.
+    ///
+    /// Hashing costs a few milliseconds per megabyte, on every command, so a check that
+    /// passed is remembered in `verified` beside the artifact as the file's identity
+    /// (device, inode, size, modification and change times). Any write to the file
+    /// changes its change time, which no user can set back, so a changed artifact is
+    /// hashed again and refused.
+    pub fn verified_artifact(&self, sha: &str, kind: Kind) -> Result<PathBuf, StoreError> {
+        let path = self.artifact(sha, kind)?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing(sha.to_owned()))
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let stamp_path = self.entry(sha)?.join("verified");
+        let stamp = identity(&meta);
+        if std::fs::read_to_string(&stamp_path).ok().as_deref() == Some(stamp.as_str()) {
+            return Ok(path);
+        }
+        let bytes = crate::confined::read_file(&path, MAX_ARTIFACT).map_err(io(&path))?;
+        let actual = sha256_hex(&bytes);
+        if actual != sha {
+            return Err(StoreError::Tampered {
+                entry: self.entry(sha)?,
+                path,
+                expected: sha.to_owned(),
+                actual,
+            });
+        }
+        // Best effort: without the stamp the next load hashes again.
+        let _ = atomic_write(&stamp_path, stamp.as_bytes());
+        Ok(path)
     }
 
     /// Verify `bytes` against the expected hash and size, then stage them in the store
@@ -96,14 +167,14 @@ impl Store {
             });
         }
         let actual = sha256_hex(bytes);
-        if !actual.eq_ignore_ascii_case(sha) {
+        if actual != sha {
             return Err(StoreError::HashMismatch {
                 what: what.to_owned(),
                 expected: sha.to_owned(),
                 actual,
             });
         }
-        let path = self.artifact(&actual, kind);
+        let path = self.artifact(&actual, kind)?;
         let already = std::fs::read(&path)
             .map(|b| sha256_hex(&b) == actual)
             .unwrap_or(false);
@@ -115,7 +186,7 @@ impl Store {
 
     /// Record the verified manifest, making the entry complete.
     pub fn commit(&self, sha: &str, manifest: &Manifest) -> Result<(), StoreError> {
-        let path = self.entry(sha).join("manifest.json");
+        let path = self.entry(sha)?.join("manifest.json");
         let text = serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
             message: e.to_string(),
@@ -125,8 +196,8 @@ impl Store {
 
     /// The manifest of an installed entry.
     pub fn manifest(&self, sha: &str) -> Result<Manifest, StoreError> {
-        let path = self.entry(sha).join("manifest.json");
-        let text = match std::fs::read(&path) {
+        let path = self.entry(sha)?.join("manifest.json");
+        let text = match crate::confined::read_file(&path, crate::confined::MAX_FILE) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::Missing(sha.to_owned()))

@@ -10,13 +10,16 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{append_line, atomic_write};
+use crate::confined::{Folder, MAX_FILE};
 use crate::store::{Lock, LOCK_FILE};
 
 pub use git::{commit_all, is_clean};
 
 /// The marker that makes a folder a workshop.
 pub const AGENT_FILE: &str = ".superagent/agent.toml";
+
+/// Per-plugin key-value stores (`<plugin>.json`).
+pub const KV_DIR: &str = ".superagent/kv";
 
 #[derive(Debug, Clone)]
 pub struct Workshop {
@@ -100,20 +103,25 @@ impl Workshop {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let root = std::fs::canonicalize(dir)?;
         let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let folder = Folder::open(&root)?;
         let mut report = Created::default();
         for file in template::files() {
-            let dest = root.join(file.path);
-            if dest.exists() {
+            if folder.exists(Path::new(file.path)) {
                 report.kept.push(file.path.to_owned());
                 continue;
             }
-            let text = file
-                .contents
-                .replace("{{name}}", name)
-                .replace("{{role}}", role)
-                .replace("{{created}}", &created);
-            atomic_write(&dest, text.as_bytes())
-                .with_context(|| format!("cannot write {}", dest.display()))?;
+            // Quoted placeholders (`"{{role}}"` in agent.toml) become TOML strings written
+            // by the serializer, so no quote or newline in a value can add keys.
+            let mut text = file.contents.to_owned();
+            for (key, value) in [("name", name), ("role", role), ("created", &created)] {
+                let quoted = toml::Value::String(value.to_owned()).to_string();
+                text = text
+                    .replace(&format!("\"{{{{{key}}}}}\""), &quoted)
+                    .replace(&format!("{{{{{key}}}}}"), value);
+            }
+            folder
+                .write(Path::new(file.path), text.as_bytes())
+                .with_context(|| format!("cannot write {}", root.join(file.path).display()))?;
             report.written.push(file.path.to_owned());
         }
         report.new_repository = git::ensure_repository(&root)?;
@@ -124,47 +132,71 @@ impl Workshop {
         &self.root
     }
 
+    /// The workshop opened as a capability: nothing the workshop holds (a link, a
+    /// `..`) can make datum read or write outside it.
+    pub fn folder(&self) -> anyhow::Result<Folder> {
+        Folder::open(&self.root).with_context(|| format!("cannot open {}", self.root.display()))
+    }
+
+    /// A workshop file as text, bounded, never through a link that leaves the workshop.
+    fn read_text(&self, rel: &str) -> std::io::Result<String> {
+        let bytes = Folder::open(&self.root)?.read(Path::new(rel), MAX_FILE)?;
+        String::from_utf8(bytes).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{rel} is not UTF-8"),
+            )
+        })
+    }
+
     pub fn agent(&self) -> anyhow::Result<AgentFile> {
         let path = self.root.join(AGENT_FILE);
-        let text = std::fs::read_to_string(&path)
+        let text = self
+            .read_text(AGENT_FILE)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("{} is not valid agent config", path.display()))
+        toml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not valid agent config; restore it with `git -C {} checkout -- {AGENT_FILE}`",
+                path.display(),
+                self.root.display()
+            )
+        })
     }
 
     pub fn lock_path(&self) -> PathBuf {
         self.root.join(LOCK_FILE)
     }
 
+    /// The lock, every field validated (a cloned workshop is untrusted input).
     pub fn lock(&self) -> anyhow::Result<Lock> {
-        Ok(Lock::load(&self.lock_path())?)
+        let label = self.lock_path().display().to_string();
+        match self.read_text(LOCK_FILE) {
+            Ok(text) => Ok(Lock::parse(&text, &label)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock::empty()),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {label}"))),
+        }
     }
 
     pub fn save_lock(&self, lock: &Lock) -> anyhow::Result<()> {
-        Ok(lock.save(&self.lock_path())?)
-    }
-
-    /// Per-plugin key-value store file.
-    pub fn kv_path(&self, plugin: &str) -> PathBuf {
-        self.root
-            .join(".superagent/kv")
-            .join(format!("{plugin}.json"))
+        let text = lock.to_text()?;
+        self.folder()?
+            .write(Path::new(LOCK_FILE), text.as_bytes())
+            .with_context(|| format!("cannot write {}", self.lock_path().display()))
     }
 
     /// Append a dated entry to JOURNAL.md.
     pub fn journal(&self, entry: &str) -> anyhow::Result<()> {
         let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-        append_line(
-            &self.root.join("JOURNAL.md"),
-            &format!("- {when} — {entry}"),
-        )
-        .context("cannot append to JOURNAL.md")
+        self.folder()?
+            .append_line(Path::new("JOURNAL.md"), &format!("- {when} — {entry}"))
+            .context("cannot append to JOURNAL.md")
     }
 
     /// Append a line to TRAIL.md (the history of changes to the workshop).
     pub fn trail(&self, entry: &str) -> anyhow::Result<()> {
         let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-        append_line(&self.root.join("TRAIL.md"), &format!("- {when} {entry}"))
+        self.folder()?
+            .append_line(Path::new("TRAIL.md"), &format!("- {when} {entry}"))
             .context("cannot append to TRAIL.md")
     }
 
@@ -175,8 +207,11 @@ impl Workshop {
 
     /// Template paths that are missing (for `datum status`).
     pub fn missing_layout(&self) -> Vec<&'static str> {
+        let Ok(folder) = Folder::open(&self.root) else {
+            return template::files().map(|f| f.path).collect();
+        };
         template::files()
-            .filter(|f| !self.root.join(f.path).exists())
+            .filter(|f| !folder.exists(Path::new(f.path)))
             .map(|f| f.path)
             .collect()
     }

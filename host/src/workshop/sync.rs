@@ -14,7 +14,13 @@ use anyhow::{bail, Context};
 use git2::{FetchOptions, ObjectType, Oid, PushOptions, RemoteCallbacks, Repository, Tree};
 use serde::Serialize;
 
-use crate::fsutil::atomic_write;
+use crate::confined::{EntryKind, Folder};
+
+/// A synced file may not be larger than this (bottles are a few KiB).
+pub const MAX_SYNCED_FILE: u64 = 4 * 1024 * 1024;
+/// Nor may a remote's folder hold more files than this, or nest deeper.
+pub const MAX_SYNCED_FILES: usize = 100_000;
+pub const MAX_SYNCED_DEPTH: usize = 8;
 
 /// What one sync did.
 #[derive(Debug, Default, Serialize)]
@@ -44,6 +50,11 @@ pub fn sync_folder(
     let branch = format!("sync/{}", folder.trim_matches('/').replace('/', "-"));
     let (mut git_remote, remote_label) = open_remote(&repo, remote.unwrap_or("origin"))?;
     let tracking = format!("refs/datum/{branch}");
+    // Everything below writes only through this handle: beneath the synced folder,
+    // never through a link or `..` out of it.
+    let dir = Folder::open(root)?
+        .sub(Path::new(folder), true)
+        .with_context(|| format!("cannot open {folder}"))?;
     let mut last_error = None;
     for _ in 0..ATTEMPTS {
         fetch(&mut git_remote, &branch, &tracking)?;
@@ -53,9 +64,12 @@ pub fn sync_folder(
             remote: remote_label.clone(),
             ..SyncReport::default()
         };
-        let local = files_on_disk(&repo, &root.join(folder))?;
+        let local = files_on_disk(&repo, &dir)?;
+        // The whole remote tree is checked before anything is written: one bad name
+        // and nothing at all arrives.
         let remote_files = match theirs {
-            Some(id) => files_in_tree(&repo, &repo.find_commit(id)?.tree()?, folder)?,
+            Some(id) => files_in_tree(&repo, &repo.find_commit(id)?.tree()?, folder)
+                .with_context(|| format!("refusing the remote {remote_label}'s {folder}"))?,
             None => BTreeMap::new(),
         };
         let mut union = remote_files.clone();
@@ -70,7 +84,7 @@ pub fn sync_folder(
         for (path, oid) in &remote_files {
             if !local.contains_key(path) {
                 let blob = repo.find_blob(*oid)?;
-                atomic_write(&root.join(folder).join(path), blob.content())
+                dir.create(Path::new(path), blob.content())
                     .with_context(|| format!("cannot write {folder}/{path}"))?;
                 report.received.push(path.clone());
             }
@@ -117,6 +131,12 @@ fn open_remote<'r>(repo: &'r Repository, name: &str) -> anyhow::Result<(git2::Re
     if !looks_like_location {
         bail!("the workshop has no git remote `{name}`; pass --remote PATH_OR_URL or run `git remote add {name} URL`");
     }
+    // Not a URL (`scheme://…`, `host:path`): a folder, which must exist.
+    let is_url =
+        name.contains("://") || name.split_once(':').is_some_and(|(h, _)| !h.contains('/'));
+    if !is_url && !Path::new(name).exists() {
+        bail!("there is no git repository at {name}; create one with `git init --bare {name}`, or pass another --remote");
+    }
     let r = repo
         .remote_anonymous(name)
         .with_context(|| format!("`{name}` is not a usable git remote"))?;
@@ -159,38 +179,65 @@ fn push(remote: &mut git2::Remote<'_>, branch: &str) -> anyhow::Result<()> {
 }
 
 /// Files under `dir` (relative, `/`-separated) hashed as blobs into the repository.
-/// Dot files (temp files of writes in flight) are skipped.
-fn files_on_disk(repo: &Repository, dir: &Path) -> anyhow::Result<BTreeMap<String, Oid>> {
+/// Dot files (temp files of writes in flight) and links are skipped.
+fn files_on_disk(repo: &Repository, dir: &Folder) -> anyhow::Result<BTreeMap<String, Oid>> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![(dir.to_owned(), String::new())];
-    while let Some((path, prefix)) = stack.pop() {
-        let entries = match std::fs::read_dir(&path) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot list {}", path.display())),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if name.starts_with('.') {
+    let mut stack = vec![String::new()];
+    while let Some(prefix) = stack.pop() {
+        for entry in dir.list(Path::new(&prefix))? {
+            if entry.name.starts_with('.') {
                 continue;
             }
-            let rel = format!("{prefix}{name}");
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                stack.push((entry.path(), format!("{rel}/")));
-            } else if kind.is_file() {
-                let bytes = std::fs::read(entry.path())?;
-                out.insert(rel, repo.blob(&bytes)?);
+            let rel = format!("{prefix}{}", entry.name);
+            match entry.kind {
+                EntryKind::Dir => stack.push(format!("{rel}/")),
+                EntryKind::File => {
+                    let bytes = dir
+                        .read(Path::new(&rel), MAX_SYNCED_FILE)
+                        .with_context(|| format!("cannot read {rel}"))?;
+                    out.insert(rel, repo.blob(&bytes)?);
+                }
+                EntryKind::Other => {}
             }
         }
     }
     Ok(out)
 }
 
-fn files_in_tree(
+/// Why a name from a remote tree is refused, if it is. Names become paths on this
+/// machine, so only plain names pass: not empty, `.` or `..`, no `/`, `\`, NUL or
+/// control characters, no leading dot (which also rules out `.git` and its NTFS
+/// aliases such as `.GIT` or `.git.`), and no 8.3 short name of `.git` (`git~1`).
+pub fn unsafe_tree_name(name: &[u8]) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("an empty name");
+    }
+    if name.starts_with(b".") {
+        return Some("a name starting with `.` (`..`, `.git` and hidden files are refused)");
+    }
+    if name
+        .iter()
+        .any(|&b| b == b'/' || b == b'\\' || b == 0 || b < 0x20 || b == 0x7f)
+    {
+        return Some("a name holding `/`, `\\`, NUL or a control character");
+    }
+    let Ok(text) = std::str::from_utf8(name) else {
+        return Some("a name that is not UTF-8");
+    };
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("git~") {
+        return Some("a short name of `.git`");
+    }
+    if lower.ends_with(['.', ' ']) {
+        return Some("a name ending in `.` or a space (an alias on Windows file systems)");
+    }
+    None
+}
+
+/// The files of `folder` in a remote's tree, every name checked by
+/// [`unsafe_tree_name`]; only regular files (modes 100644/100755) and folders are
+/// accepted: links and submodules are refused, as are trees too large or too deep.
+pub fn files_in_tree(
     repo: &Repository,
     tree: &Tree<'_>,
     folder: &str,
@@ -199,23 +246,45 @@ fn files_in_tree(
     let Ok(entry) = tree.get_path(Path::new(folder)) else {
         return Ok(out);
     };
-    let sub = repo.find_tree(entry.id())?;
-    let mut failure = None;
-    sub.walk(git2::TreeWalkMode::PreOrder, |prefix, e| {
-        if e.kind() == Some(ObjectType::Blob) {
-            match e.name() {
-                Ok(name) => {
-                    out.insert(format!("{prefix}{name}"), e.id());
+    if entry.kind() != Some(ObjectType::Tree) {
+        bail!("the remote's {folder} is not a folder");
+    }
+    let odb = repo.odb()?;
+    let mut stack = vec![(repo.find_tree(entry.id())?, String::new(), 0usize)];
+    while let Some((sub, prefix, depth)) = stack.pop() {
+        for e in sub.iter() {
+            let shown = String::from_utf8_lossy(e.name_bytes())
+                .escape_debug()
+                .to_string();
+            if let Some(why) = unsafe_tree_name(e.name_bytes()) {
+                bail!("the remote's {folder} holds `{prefix}{shown}`: {why}");
+            }
+            let name = e.name().unwrap_or_default();
+            let path = format!("{prefix}{name}");
+            match (e.kind(), e.filemode()) {
+                (Some(ObjectType::Tree), 0o040000) => {
+                    if depth + 1 >= MAX_SYNCED_DEPTH {
+                        bail!("the remote's {folder} nests deeper than {MAX_SYNCED_DEPTH} folders at `{path}`");
+                    }
+                    stack.push((repo.find_tree(e.id())?, format!("{path}/"), depth + 1));
                 }
-                Err(_) => failure = Some(format!("non-UTF-8 name under {prefix}")),
+                (Some(ObjectType::Blob), 0o100644 | 0o100755) => {
+                    let (size, _) = odb.read_header(e.id())?;
+                    if size as u64 > MAX_SYNCED_FILE {
+                        bail!("the remote's {folder}/{path} is {size} bytes, over the {MAX_SYNCED_FILE}-byte limit");
+                    }
+                    out.insert(path, e.id());
+                    if out.len() > MAX_SYNCED_FILES {
+                        bail!("the remote's {folder} holds more than {MAX_SYNCED_FILES} files");
+                    }
+                }
+                (_, mode) => {
+                    bail!("the remote's {folder} holds `{prefix}{shown}` with mode {mode:o}: only plain files and folders are synced (no links or submodules)");
+                }
             }
         }
-        git2::TreeWalkResult::Ok
-    })?;
-    match failure {
-        Some(f) => bail!("the remote's {folder} holds {f}"),
-        None => Ok(out),
     }
+    Ok(out)
 }
 
 /// A commit tree holding `files` under `folder`.

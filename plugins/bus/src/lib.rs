@@ -396,7 +396,17 @@ impl Cx<'_, '_> {
             url: self.nats_url()?,
             strategy,
             chunk: self.req.arg_i64("chunk").unwrap_or(16).max(1) as usize,
-            max_steps: self.req.arg_i64("max-steps").unwrap_or(1_000_000).max(1) as u64,
+            max_steps: {
+                let steps = self.req.arg_i64("max-steps").unwrap_or(1_000_000).max(1) as u64;
+                if steps > work::MAX_STEPS {
+                    return Err(PluginError::invalid_args(format!(
+                        "--max-steps {steps} is over the {} nodes accept from the wire",
+                        work::MAX_STEPS
+                    ))
+                    .with_hint("run such long vectors locally with `datum flux conformance`"));
+                }
+                steps
+            },
             timeout: self.secs("timeout", 120)?,
             ack_wait: self.secs("ack-wait", 10)?,
             discover: Duration::from_millis(500),

@@ -16,7 +16,7 @@ use crate::bus::nats::{connect, nats_err};
 use crate::bus::{now_ms, BusError};
 use crate::work::{
     node_subject, results_subject, run_item, task_queue, ItemResult, NodeInfo, Task, TaskResult,
-    PING,
+    MAX_TASK_ITEMS, PING,
 };
 
 pub struct NodeOptions {
@@ -52,7 +52,7 @@ pub async fn run(
         .messages()
         .await
         .map_err(|e| err(e.to_string()))?;
-    let mut pings = client
+    let pings = client
         .subscribe(PING)
         .await
         .map_err(|e| err(e.to_string()))?;
@@ -66,6 +66,22 @@ pub async fn run(
         tasks: 0,
         vectors: 0,
     };
+    // Pings are answered on their own task, and vectors run on blocking threads, so a
+    // node busy with a long task still answers `node list` and stays in the fleet.
+    let processed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let pinger = tokio::spawn(answer_pings(
+        client.clone(),
+        pings,
+        NodeInfo {
+            id: opts.id.clone(),
+            agent: opts.agent.clone(),
+            role: opts.role.clone(),
+            started,
+            processed: 0,
+        },
+        processed.clone(),
+    ));
+    let _stop_pinger = AbortOnDrop(pinger);
     say(&format!(
         "node {} ({}) joined {} as {}; Ctrl-C stops it",
         opts.id, opts.agent, opts.url, opts.role
@@ -74,19 +90,6 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            Some(ping) = pings.next() => {
-                let info = NodeInfo {
-                    id: opts.id.clone(),
-                    agent: opts.agent.clone(),
-                    role: opts.role.clone(),
-                    started,
-                    processed: report.vectors,
-                };
-                if let Some(reply) = ping.reply {
-                    let body = serde_json::to_vec(&info).unwrap_or_default();
-                    let _ = client.publish(reply, body.into()).await;
-                }
-            }
             Some(msg) = direct.next() => {
                 let Some(reply) = msg.reply.clone() else { continue };
                 let answer = match serde_json::from_slice::<Task>(&msg.payload) {
@@ -95,6 +98,7 @@ pub async fn run(
                         let result = work(opts, &task, None).await;
                         report.tasks += 1;
                         report.vectors += task.items.len() as u64;
+                        processed.store(report.vectors, std::sync::atomic::Ordering::Relaxed);
                         serde_json::to_vec(&result).unwrap_or_default()
                     }
                     Err(e) => serde_json::to_vec(&json!({"error": format!("not a task: {e}")})).unwrap_or_default(),
@@ -108,7 +112,12 @@ pub async fn run(
                     None => return Err(err("the task queue closed".into())),
                 };
                 let task = match serde_json::from_slice::<Task>(&msg.payload) {
-                    Ok(t) => t,
+                    Ok(t) if t.items.len() <= MAX_TASK_ITEMS => t,
+                    Ok(t) => {
+                        say(&format!("warning: dropping task {} of job {}: {} vectors, over the {MAX_TASK_ITEMS} a task may hold", t.task, t.job, t.items.len()));
+                        let _ = msg.ack_with(AckKind::Term).await;
+                        continue;
+                    }
                     Err(e) => {
                         say(&format!("warning: dropping a malformed task: {e}"));
                         let _ = msg.ack_with(AckKind::Term).await;
@@ -133,6 +142,7 @@ pub async fn run(
                 msg.ack().await.map_err(|e| err(e.to_string()))?;
                 report.tasks += 1;
                 report.vectors += task.items.len() as u64;
+                processed.store(report.vectors, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
@@ -142,9 +152,16 @@ pub async fn run(
 async fn work(opts: &NodeOptions, task: &Task, queued: Option<&jetstream::Message>) -> TaskResult {
     let mut results = Vec::with_capacity(task.items.len());
     for item in &task.items {
+        // CPU work off the async executor (run_item caps the wire's step limit).
+        let (owned, steps) = (item.clone(), task.max_steps);
+        let verdict = tokio::task::spawn_blocking(move || run_item(&owned, steps))
+            .await
+            .unwrap_or_else(
+                |e| json!({ "pass": false, "reason": format!("the vector's run failed: {e}") }),
+            );
         results.push(ItemResult {
             index: item.index,
-            verdict: run_item(item, task.max_steps),
+            verdict,
         });
         if !opts.delay.is_zero() {
             tokio::time::sleep(opts.delay).await;
@@ -159,6 +176,31 @@ async fn work(opts: &NodeOptions, task: &Task, queued: Option<&jetstream::Messag
         task: task.task,
         node: opts.id.clone(),
         results,
+    }
+}
+
+/// Aborts the task when the node stops (however it stops).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Answer `node list` pings with this node's description until aborted.
+async fn answer_pings(
+    client: async_nats::Client,
+    mut pings: async_nats::Subscriber,
+    mut info: NodeInfo,
+    processed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    while let Some(ping) = pings.next().await {
+        info.processed = processed.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(reply) = ping.reply {
+            let body = serde_json::to_vec(&info).unwrap_or_default();
+            let _ = client.publish(reply, body.into()).await;
+        }
     }
 }
 

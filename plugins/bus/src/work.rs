@@ -90,8 +90,18 @@ pub fn profile_name(p: Profile) -> &'static str {
     }
 }
 
-/// Run one vector exactly as `datum flux conformance` does, as JSON.
+/// The most steps one vector may run when the limit comes from the wire: a task
+/// asking for more (`u64::MAX`) runs with this, so one message cannot hold a node
+/// for ever. `datum distribute --max-steps` is refused above it, so the
+/// distributor's own rerun uses the same limit and verdicts still compare.
+pub const MAX_STEPS: u64 = 100_000_000;
+/// A task holding more vectors than this is refused whole.
+pub const MAX_TASK_ITEMS: usize = 100_000;
+
+/// Run one vector exactly as `datum flux conformance` does, as JSON (the step limit
+/// capped at [`MAX_STEPS`]).
 pub fn run_item(item: &Item, max_steps: u64) -> Value {
+    let max_steps = max_steps.min(MAX_STEPS);
     let verdict = match parse_profile(&item.profile) {
         Ok(profile) => serde_json::to_value(item.vector.check(profile, max_steps)),
         Err(e) => serde_json::to_value(flux_core::conformance::Verdict {

@@ -29,7 +29,19 @@ pub fn run(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         config.initial_stack = words
             .split(',')
             .filter(|w| !w.trim().is_empty())
-            .map(|w| flux_core::asm::parse_number(w).map(|n| n as u32))
+            .map(|w| {
+                // A stack word is 32 bits: signed or unsigned spellings fit, nothing wraps.
+                let n = flux_core::asm::parse_number(w)?;
+                if !(i64::from(i32::MIN)..=i64::from(u32::MAX)).contains(&n) {
+                    return Err(format!(
+                        "`{}` does not fit a 32-bit stack word ({} to {})",
+                        w.trim(),
+                        i32::MIN,
+                        u32::MAX
+                    ));
+                }
+                Ok(n as u32)
+            })
             .collect::<Result<_, _>>()
             .map_err(|e| PluginError::invalid_args(format!("--stack: {e}")))?;
     }

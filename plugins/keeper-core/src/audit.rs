@@ -21,65 +21,204 @@ pub struct AuditEntry {
     pub reason: String,
 }
 
+/// Longest value recorded per field; the rest is replaced by a count of what was cut.
+pub const MAX_FIELD: usize = 256;
+/// The log is rotated (to `audit.jsonl.1`, replacing an older one) past this size.
+pub const ROTATE_AT: u64 = 8 * 1024 * 1024;
+/// Unauthenticated refusals are recorded at most this often (a burst of
+/// [`UNAUTHENTICATED_BURST`], then [`UNAUTHENTICATED_PER_SEC`] a second); the rest are
+/// refused without a line of their own and counted in the next line written.
+pub const UNAUTHENTICATED_PER_SEC: f64 = 20.0;
+pub const UNAUTHENTICATED_BURST: f64 = 100.0;
+
 /// An append-only JSON-lines file, owner-only, shared by concurrent requests.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
-    file: Mutex<std::fs::File>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    file: std::fs::File,
+    size: u64,
+    /// Token bucket for unauthenticated refusals.
+    tokens: f64,
+    refilled: std::time::Instant,
+    /// Unauthenticated refusals not recorded since the last line.
+    suppressed: u64,
+}
+
+/// `value` cut to [`MAX_FIELD`] bytes (at a character boundary) with what was cut counted.
+fn capped(value: &str) -> String {
+    if value.len() <= MAX_FIELD {
+        return value.to_owned();
+    }
+    let mut end = MAX_FIELD;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} more bytes]", &value[..end], value.len() - end)
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 impl AuditLog {
     pub fn open(path: &Path) -> std::io::Result<AuditLog> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            crate::create_private_dir(dir)?;
         }
-        let mut options = std::fs::OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(path)?;
+        let file = open_append(path)?;
+        let size = file.metadata()?.len();
         Ok(AuditLog {
             path: path.to_owned(),
-            file: Mutex::new(file),
+            state: Mutex::new(State {
+                file,
+                size,
+                tokens: UNAUTHENTICATED_BURST,
+                refilled: std::time::Instant::now(),
+                suppressed: 0,
+            }),
         })
     }
 
+    /// The rotated-out older log.
+    pub fn previous_path(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".1");
+        PathBuf::from(name)
+    }
+
+    /// May one more unauthenticated refusal be recorded now? When not, it is counted
+    /// and the caller refuses without auditing it on its own line.
+    pub fn admit_unauthenticated(&self) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        let elapsed = now.duration_since(state.refilled).as_secs_f64();
+        state.tokens =
+            (state.tokens + elapsed * UNAUTHENTICATED_PER_SEC).min(UNAUTHENTICATED_BURST);
+        state.refilled = now;
+        if state.tokens >= 1.0 {
+            state.tokens -= 1.0;
+            true
+        } else {
+            state.suppressed += 1;
+            false
+        }
+    }
+
     /// Record a decision durably; callers answer only after this returns Ok.
+    /// Fields are capped at [`MAX_FIELD`] bytes each.
     pub fn record(&self, request: &Request, decision: &Decision) -> std::io::Result<AuditEntry> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| std::io::Error::other("audit log lock poisoned"))?;
+        let mut reason = capped(&decision.reason);
+        if state.suppressed > 0 {
+            reason.push_str(&format!(
+                " (and {} unauthenticated requests refused without a line of their own: rate limit)",
+                state.suppressed
+            ));
+        }
         let entry = AuditEntry {
             time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-            agent: request.agent.clone(),
-            key: request.key.clone(),
-            purpose: request.purpose.clone(),
-            destination: request.destination.clone(),
+            agent: capped(&request.agent),
+            key: capped(&request.key),
+            purpose: capped(&request.purpose),
+            destination: capped(&request.destination),
             decision: if decision.allowed {
                 "granted"
             } else {
                 "refused"
             }
             .into(),
-            reason: decision.reason.clone(),
+            reason,
         };
         let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let mut file = self
-            .file
-            .lock()
-            .map_err(|_| std::io::Error::other("audit log lock poisoned"))?;
-        file.write_all(&line)?;
-        file.sync_data()?;
+        if state.size + line.len() as u64 > ROTATE_AT {
+            state.file.sync_all()?;
+            std::fs::rename(&self.path, self.previous_path())?;
+            state.file = open_append(&self.path)?;
+            state.size = 0;
+        }
+        state.file.write_all(&line)?;
+        state.file.sync_data()?;
+        state.size += line.len() as u64;
+        state.suppressed = 0;
         Ok(entry)
     }
 
-    /// Every entry so far (a torn last line from a crash is skipped).
+    /// Every entry in the current log (a torn last line from a crash is skipped).
     pub fn entries(&self) -> std::io::Result<Vec<AuditEntry>> {
-        let text = std::fs::read_to_string(&self.path)?;
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect())
+        self.tail(usize::MAX)
     }
+
+    /// The last `n` entries, oldest first, read from the end of the file (and the
+    /// rotated one when the current is short) without loading a whole large log.
+    pub fn tail(&self, n: usize) -> std::io::Result<Vec<AuditEntry>> {
+        let mut out = tail_lines(&self.path, n)?;
+        if out.len() < n {
+            let mut older = match tail_lines(&self.previous_path(), n - out.len()) {
+                Ok(o) => o,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            older.append(&mut out);
+            out = older;
+        }
+        Ok(out)
+    }
+}
+
+/// The last `n` parseable lines of a JSON-lines file, reading backwards in blocks.
+fn tail_lines(path: &Path, n: usize) -> std::io::Result<Vec<AuditEntry>> {
+    use std::io::{Read, Seek, SeekFrom};
+    const BLOCK: u64 = 64 * 1024;
+    let mut file = std::fs::File::open(path)?;
+    let mut pos = file.metadata()?.len();
+    let mut out = Vec::new();
+    // Bytes of a line that started before the block read last.
+    let mut carry: Vec<u8> = Vec::new();
+    while pos > 0 && out.len() < n {
+        let start = pos.saturating_sub(BLOCK);
+        let mut block = vec![0u8; (pos - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut block)?;
+        block.extend_from_slice(&carry);
+        let mut lines: Vec<&[u8]> = block.split(|b| *b == b'\n').collect();
+        // The first piece may be the end of an earlier line: keep it for the next block.
+        carry = if start > 0 {
+            lines.remove(0).to_vec()
+        } else {
+            Vec::new()
+        };
+        for line in lines.into_iter().rev() {
+            if out.len() >= n {
+                break;
+            }
+            if let Ok(entry) = serde_json::from_slice::<AuditEntry>(line) {
+                out.push(entry);
+            }
+        }
+        pos = start;
+        // A single line longer than the log could hold is dropped, not accumulated.
+        if carry.len() as u64 > ROTATE_AT {
+            carry.clear();
+        }
+    }
+    out.reverse();
+    Ok(out)
 }

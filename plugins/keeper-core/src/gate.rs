@@ -16,6 +16,8 @@ pub enum Refusal {
     NotFound(String),
     /// The Keeper itself failed (audit log, vault).
     Internal(String),
+    /// Too many unauthenticated requests: refused, counted in the audit log.
+    RateLimited,
 }
 
 impl std::fmt::Display for Refusal {
@@ -25,6 +27,9 @@ impl std::fmt::Display for Refusal {
             Refusal::Denied(r) => write!(f, "refused: {r}"),
             Refusal::NotFound(k) => write!(f, "no secret named `{k}`"),
             Refusal::Internal(e) => write!(f, "the Keeper failed: {e}"),
+            Refusal::RateLimited => {
+                f.write_str("too many unauthenticated requests; slow down and send a valid token")
+            }
         }
     }
 }
@@ -46,6 +51,11 @@ pub fn request_secret(
     purpose: &str,
     destination: &str,
 ) -> Result<Vec<u8>, Refusal> {
+    // Unauthenticated failures cannot flood the log: past the rate limit they are
+    // refused and only counted.
+    if agent.is_none() && !audit.admit_unauthenticated() {
+        return Err(Refusal::RateLimited);
+    }
     let request = Request {
         agent: agent.unwrap_or("(unauthenticated)").to_owned(),
         key: key.to_owned(),

@@ -16,11 +16,13 @@
 //! ```
 
 mod audit;
+mod files;
 mod gate;
 mod policy;
 mod vault;
 
 pub use audit::{AuditEntry, AuditLog};
+pub use files::{create_private_dir, file_stamp, is_private_dir, lock_file, read_bounded};
 pub use gate::{request_secret, Refusal};
 pub use policy::{Decision, Policy, PolicyError, Request};
 pub use vault::{

@@ -52,6 +52,8 @@ pub enum VaultError {
     Random(String),
     #[error("encryption failed")]
     Crypto,
+    #[error("the vault {0} was re-sealed under another master password since it was unlocked; nothing was changed. Unlock it again with the new password")]
+    Rekeyed(PathBuf),
 }
 
 /// Key-derivation parameters.
@@ -109,10 +111,17 @@ pub struct LockedVault {
 }
 
 /// An unlocked vault: the key was derived once and is kept for every operation.
+///
+/// Several processes may hold the same vault (the CLI, a running `keeper serve`):
+/// every write takes an exclusive lock on `vault.lock`, re-reads the file, applies
+/// the one change and writes it back atomically, so no writer erases another's
+/// secret; readers reload when the file changed under them ([`Vault::refresh`]).
 pub struct Vault {
     path: PathBuf,
     body: Body,
     cipher: Aes256Gcm,
+    /// The identity of the file this body was read from or written to.
+    stamp: Option<String>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -246,18 +255,23 @@ impl Vault {
             verifier,
             records: BTreeMap::new(),
         };
-        let vault = Vault {
+        let mut vault = Vault {
             path: path.to_owned(),
             body,
             cipher,
+            stamp: None,
         };
+        let _lock = lock_exclusive(path)?;
+        if path.exists() {
+            return Err(VaultError::Exists(path.to_owned()));
+        }
         vault.save()?;
         Ok(vault)
     }
 
     /// Read a vault and check its checksum (no password needed yet).
     pub fn open(path: &Path) -> Result<LockedVault, VaultError> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::read_bounded(path, MAX_VAULT) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(VaultError::Missing(path.to_owned()))
@@ -315,28 +329,84 @@ impl Vault {
         if !valid_name(name) {
             return Err(VaultError::BadName(name.to_owned()));
         }
-        let sealed = seal(&self.cipher, value, &record_aad(name))?;
-        let updated = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-        self.body
-            .records
-            .insert(name.to_owned(), Record { sealed, updated });
-        self.save()
+        self.update(|vault| {
+            let sealed = seal(&vault.cipher, value, &record_aad(name))?;
+            let updated =
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+            vault
+                .body
+                .records
+                .insert(name.to_owned(), Record { sealed, updated });
+            Ok(true)
+        })
+        .map(|_| ())
     }
 
     /// Remove a secret and save; `false` when there was none.
     pub fn remove(&mut self, name: &str) -> Result<bool, VaultError> {
-        let removed = self.body.records.remove(name).is_some();
-        if removed {
-            self.save()?;
+        self.update(|vault| Ok(vault.body.records.remove(name).is_some()))
+    }
+
+    /// One read-modify-write under the vault's exclusive lock: the newest file is
+    /// read (and authenticated) first, `change` applied, and the result written
+    /// atomically when `change` says it changed something.
+    fn update(
+        &mut self,
+        change: impl FnOnce(&mut Vault) -> Result<bool, VaultError>,
+    ) -> Result<bool, VaultError> {
+        let _lock = lock_exclusive(&self.path)?;
+        self.reload()?;
+        let changed = change(self)?;
+        if changed {
+            if let Err(e) = self.save() {
+                // Keep memory equal to the disk: the next call reads it again anyway.
+                let _ = self.reload();
+                return Err(e);
+            }
         }
-        Ok(removed)
+        Ok(changed)
+    }
+
+    /// Read the file again if another process changed it since (for long-running
+    /// readers such as the server). `true` when it was reloaded.
+    pub fn refresh(&mut self) -> Result<bool, VaultError> {
+        if !self.is_stale() {
+            return Ok(false);
+        }
+        self.reload()?;
+        Ok(true)
+    }
+
+    /// Has the file changed since this vault read or wrote it?
+    pub fn is_stale(&self) -> bool {
+        crate::file_stamp(&self.path) != self.stamp
+    }
+
+    /// Replace the body with the file's, checked with the key already derived.
+    fn reload(&mut self) -> Result<(), VaultError> {
+        let stamp = crate::file_stamp(&self.path);
+        let locked = Vault::open(&self.path)?;
+        if locked.body.salt != self.body.salt || locked.body.iterations != self.body.iterations {
+            return Err(VaultError::Rekeyed(self.path.clone()));
+        }
+        if open_sealed(&self.cipher, &locked.mac, checksum(&locked.body).as_bytes()).is_none() {
+            return Err(VaultError::Tampered {
+                path: self.path.clone(),
+                what: "the vault's MAC does not match its contents".into(),
+            });
+        }
+        self.body = locked.body;
+        self.stamp = stamp;
+        Ok(())
     }
 
     /// Re-encrypt every record under a new password (new salt, new key), atomically.
     pub fn rotate_password(&mut self, new_password: &[u8], kdf: Kdf) -> Result<(), VaultError> {
+        let _lock = lock_exclusive(&self.path)?;
+        self.reload()?;
         let mut plain = Vec::new();
         for name in self.names() {
-            let value = self.get(&name)?.unwrap_or_default();
+            let value = zeroize::Zeroizing::new(self.get(&name)?.unwrap_or_default());
             plain.push((name, value));
         }
         let salt = random::<16>()?;
@@ -359,10 +429,11 @@ impl Vault {
             records,
             ..self.body.clone()
         };
-        let next = Vault {
+        let mut next = Vault {
             path: self.path.clone(),
             body,
             cipher,
+            stamp: None,
         };
         next.save()?;
         *self = next;
@@ -371,7 +442,7 @@ impl Vault {
 
     /// Write the vault: temp file in the same folder (owner-only), fsync, rename, fsync
     /// the folder. A crash leaves the old vault or the new one, never a torn file.
-    fn save(&self) -> Result<(), VaultError> {
+    fn save(&mut self) -> Result<(), VaultError> {
         let io = |source| VaultError::Io {
             path: self.path.clone(),
             source,
@@ -386,8 +457,21 @@ impl Vault {
         let mut text =
             serde_json::to_vec_pretty(&file).map_err(|e| io(std::io::Error::other(e)))?;
         text.push(b'\n');
-        write_private(&self.path, &text).map_err(io)
+        write_private(&self.path, &text).map_err(io)?;
+        self.stamp = crate::file_stamp(&self.path);
+        Ok(())
     }
+}
+
+/// A vault file larger than this is not read (it would be tens of thousands of secrets).
+const MAX_VAULT: u64 = 64 * 1024 * 1024;
+
+/// The vault's writer lock (`vault.lock` beside it), held until the file is dropped.
+fn lock_exclusive(path: &Path) -> Result<std::fs::File, VaultError> {
+    crate::lock_file(&path.with_extension("lock")).map_err(|source| VaultError::Io {
+        path: path.with_extension("lock"),
+        source,
+    })
 }
 
 impl LockedVault {
@@ -417,6 +501,7 @@ impl LockedVault {
             });
         }
         Ok(Vault {
+            stamp: crate::file_stamp(&self.path),
             path: self.path,
             body: self.body,
             cipher,
@@ -433,19 +518,15 @@ impl LockedVault {
     }
 }
 
-/// Atomic, owner-only write (0600 file in a 0700 folder on Unix).
+/// Atomic, owner-only write (a 0600 file; a missing folder is created 0700).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
+    // A missing folder is created owner-only; an existing one is never re-moded.
+    crate::create_private_dir(dir)?;
     // tempfile creates its file with mode 0600 on Unix.
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;

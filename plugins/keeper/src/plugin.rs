@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use datum_plugin_api::{Host, Output, Plugin, PluginError, Request};
 use keeper_core::{AuditLog, Kdf, Policy, Vault};
 use serde_json::json;
+use zeroize::Zeroizing;
 
 use crate::agents::{AgentRegistry, Token};
 use crate::server::{bind, Keeper, DEFAULT_ADDR};
@@ -27,6 +28,7 @@ impl Plugin for KeeperPlugin {
             "keeper rotate-password" => rotate(&home, request),
             "keeper audit" => audit(&home, request),
             "keeper agents" => agents(&home),
+            "keeper enroll" => enroll(&home, request),
             "keeper serve" => serve(&home, request),
             other => Err(PluginError::unknown_command("keeper", other)),
         }
@@ -73,6 +75,9 @@ impl Home {
     }
 }
 
+/// Password and value files larger than this are refused (they are not secrets).
+const MAX_SECRET_FILE: u64 = 1024 * 1024;
+
 fn failed(e: impl std::fmt::Display) -> PluginError {
     PluginError::failed(e.to_string())
 }
@@ -88,11 +93,18 @@ impl Input {
         Input { lines: None }
     }
 
-    fn secret(&mut self, file: Option<&str>, what: &str) -> Result<Vec<u8>, PluginError> {
+    /// A secret from a file, a prompt or stdin; wiped from memory when dropped.
+    fn secret(
+        &mut self,
+        file: Option<&str>,
+        what: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, PluginError> {
         if let Some(f) = file {
-            let mut bytes = std::fs::read(f).map_err(|e| {
-                PluginError::invalid_args(format!("cannot read {what} from {f}: {e}"))
-            })?;
+            let mut bytes = Zeroizing::new(
+                keeper_core::read_bounded(Path::new(f), MAX_SECRET_FILE).map_err(|e| {
+                    PluginError::invalid_args(format!("cannot read {what} from {f}: {e}"))
+                })?,
+            );
             while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 bytes.pop();
             }
@@ -100,7 +112,7 @@ impl Input {
         }
         if std::io::stdin().is_terminal() {
             return rpassword::prompt_password(format!("{what}: "))
-                .map(String::into_bytes)
+                .map(|p| Zeroizing::new(p.into_bytes()))
                 .map_err(failed);
         }
         let lines = self.lines.get_or_insert_with(|| {
@@ -111,7 +123,7 @@ impl Input {
                 .collect::<Vec<_>>()
                 .into_iter()
         });
-        lines.next().map(String::into_bytes).ok_or_else(|| {
+        lines.next().map(|l| Zeroizing::new(l.into_bytes())).ok_or_else(|| {
             PluginError::invalid_args(format!("no {what} given"))
                 .with_hint("pipe it on stdin (one per line), use a --…-file option, or run in a terminal to be prompted")
         })
@@ -127,6 +139,28 @@ fn unlock(home: &Home, request: &Request, input: &mut Input) -> Result<Vault, Pl
 }
 
 fn init(home: &Home, request: &Request) -> Result<Output, PluginError> {
+    // Only a folder datum creates, or one already private, becomes the Keeper's: an
+    // existing shared folder (`--home /tmp`) is refused, never re-moded.
+    if home.0.exists() {
+        let private = keeper_core::is_private_dir(&home.0).map_err(failed)?;
+        if !private && !request.arg_bool("force") {
+            return Err(PluginError::invalid_args(format!(
+                "{} exists and other users can enter it; the Keeper keeps secrets only in a private folder",
+                home.0.display()
+            ))
+            .with_hint("name a new folder with --home (datum creates it owner-only), or pass --force to make this one owner-only"));
+        }
+        if !private {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&home.0, std::fs::Permissions::from_mode(0o700))
+                    .map_err(failed)?;
+            }
+        }
+    } else {
+        keeper_core::create_private_dir(&home.0).map_err(failed)?;
+    }
     let mut input = Input::new();
     let password = input.secret(request.arg_str("password-file"), "new master password")?;
     if password.len() < 8 {
@@ -205,18 +239,25 @@ fn rotate(home: &Home, request: &Request) -> Result<Output, PluginError> {
 
 fn audit(home: &Home, request: &Request) -> Result<Output, PluginError> {
     let log = AuditLog::open(&home.audit()).map_err(failed)?;
-    let mut entries = log.entries().map_err(failed)?;
-    if let Some(n) = request.arg_i64("limit") {
-        let keep = usize::try_from(n).unwrap_or(0);
-        let skip = entries.len().saturating_sub(keep);
-        entries.drain(..skip);
-    }
+    // The tail is read from the end of the file: a huge log costs no more than a small one.
+    let limit = match request.arg_i64("limit") {
+        Some(n) => usize::try_from(n).unwrap_or(0),
+        None => DEFAULT_AUDIT_LIMIT,
+    };
+    let entries = log.tail(limit).map_err(failed)?;
+    // Fields come from anyone who could reach the port: shown, never obeyed.
     let text = entries
         .iter()
         .map(|e| {
             format!(
                 "{} {:<8} {:<12} {:<20} {:<16} {} ({})",
-                e.time, e.decision, e.agent, e.key, e.destination, e.purpose, e.reason
+                one_line(&e.time),
+                one_line(&e.decision),
+                one_line(&e.agent),
+                one_line(&e.key),
+                one_line(&e.destination),
+                one_line(&e.purpose),
+                one_line(&e.reason)
             )
         })
         .collect::<Vec<_>>()
@@ -228,6 +269,44 @@ fn audit(home: &Home, request: &Request) -> Result<Output, PluginError> {
             text
         }),
     )
+}
+
+/// `keeper audit` without --limit shows this many of the newest entries.
+const DEFAULT_AUDIT_LIMIT: usize = 1000;
+
+/// Text from the wire made safe for a terminal line: every control character
+/// (ESC, newline, …) and bidirectional override is shown as `\u{..}`.
+fn one_line(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `keeper enroll NAME`: a one-time code with which agent NAME may register (once,
+/// within a day) although the policy grants that name secrets.
+fn enroll(home: &Home, request: &Request) -> Result<Output, PluginError> {
+    let name = request.require_str("name")?;
+    let hours = request
+        .arg_i64("valid-hours")
+        .unwrap_or(24)
+        .clamp(1, 24 * 30) as u64;
+    let code = AgentRegistry::enroll(&home.agents(), name, hours * 3600).map_err(|e| match e {
+        crate::agents::RegisterError::BadName(_) => PluginError::invalid_args(e.to_string())
+            .with_hint("agent names are like `ada` or `build-bot-2`"),
+        other => failed(other),
+    })?;
+    let text = format!(
+        "enrolment code for {name} (shown once; valid {hours} h, for one registration):\n{}\nuse it with: datum boot --keeper URL --enrol CODE",
+        code.0
+    );
+    Ok(Output::new(json!({ "agent": name, "code": code.0, "valid_hours": hours })).with_text(text))
 }
 
 fn agents(home: &Home) -> Result<Output, PluginError> {

@@ -3,7 +3,7 @@
 //! | method & path | who | what |
 //! |---|---|---|
 //! | `GET /v1/health` | anyone | `{ok, secrets, agents}` |
-//! | `POST /v1/agents` `{name}` | anyone (new name); its own token or admin (taken name) | `{name, token}` |
+//! | `POST /v1/agents` `{name, enrolment?}` | anyone (a new name no grant mentions); an enrolment code (a new name the policy grants); its own token or admin (taken name) | `{name, token}` |
 //! | `POST /v1/secrets/request` `{key, purpose, destination}` | an agent token | `{key, value, encoding}` or a refusal |
 //! | `GET /v1/admin/secrets` | admin | secret names |
 //! | `PUT /v1/admin/secrets/{key}` `{value}` | admin | add or replace |
@@ -27,6 +27,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::agents::{constant_time_eq, hash_token, AgentRegistry, RegisterError};
+
+/// `GET /v1/admin/audit` answers with at most this many of the newest entries.
+const AUDIT_PAGE: usize = 10_000;
 
 /// The default address: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7742";
@@ -82,6 +85,7 @@ fn status_of(r: &Refusal) -> StatusCode {
         Refusal::Denied(_) => StatusCode::FORBIDDEN,
         Refusal::NotFound(_) => StatusCode::NOT_FOUND,
         Refusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Refusal::RateLimited => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -108,6 +112,7 @@ fn refusal(r: &Refusal) -> Response {
         Refusal::Denied(_) => "refused",
         Refusal::NotFound(_) => "not-found",
         Refusal::Internal(_) => "internal",
+        Refusal::RateLimited => "rate-limited",
     };
     error(status_of(r), kind, message_of(r))
 }
@@ -152,7 +157,26 @@ impl Keeper {
 
     fn agent_of(&self, token: Option<&str>) -> Option<String> {
         let token = token?;
-        self.agents.lock().ok()?.authenticate(token)
+        let mut agents = self.agents.lock().ok()?;
+        // Registrations written by another process (or re-registrations) count at once.
+        let _ = agents.refresh();
+        agents.authenticate(token)
+    }
+
+    /// Pick up secrets written by another process (`datum keeper add-secret` while
+    /// the server runs) before reading.
+    fn refresh_vault(&self) -> Result<(), Refusal> {
+        let stale = self.vault.read().map(|v| v.is_stale()).unwrap_or(false);
+        if stale {
+            let mut vault = self
+                .vault
+                .write()
+                .map_err(|_| Refusal::Internal("vault lock poisoned".into()))?;
+            vault
+                .refresh()
+                .map_err(|e| Refusal::Internal(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Decide, audit, and only then answer. The in-process path and the HTTP handler
@@ -163,6 +187,7 @@ impl Keeper {
         ask: &SecretRequest,
     ) -> Result<Vec<u8>, Refusal> {
         let agent = self.agent_of(token);
+        self.refresh_vault()?;
         let vault = self
             .vault
             .read()
@@ -228,6 +253,9 @@ async fn health(State(k): State<Arc<Keeper>>) -> Response {
 #[derive(Debug, Deserialize)]
 struct RegisterBody {
     name: String,
+    /// A one-time code from `datum keeper enroll NAME`.
+    #[serde(default)]
+    enrolment: Option<String>,
 }
 
 async fn register(
@@ -237,6 +265,12 @@ async fn register(
 ) -> Response {
     let token = bearer(&headers);
     let authorised = k.is_admin(token) || k.agent_of(token).as_deref() == Some(body.name.as_str());
+    // A name the policy grants secrets to cannot be claimed by whoever asks first.
+    let protected = k
+        .policy
+        .read()
+        .map(|p| p.grants.iter().any(|g| g.agent == body.name))
+        .unwrap_or(true);
     let Ok(mut agents) = k.agents.lock() else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -244,7 +278,7 @@ async fn register(
             "agent registry lock poisoned".into(),
         );
     };
-    match agents.register(&body.name, authorised) {
+    match agents.register(&body.name, authorised, protected, body.enrolment.as_deref()) {
         Ok(token) => {
             Json(json!({ "ok": true, "name": body.name, "token": token.0 })).into_response()
         }
@@ -252,6 +286,9 @@ async fn register(
             error(StatusCode::BAD_REQUEST, "invalid", e.to_string())
         }
         Err(e @ RegisterError::Taken(_)) => error(StatusCode::CONFLICT, "taken", e.to_string()),
+        Err(e @ RegisterError::NeedsEnrolment(_)) => {
+            error(StatusCode::FORBIDDEN, "needs-enrolment", e.to_string())
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }
 }
@@ -305,6 +342,9 @@ async fn list_secrets(State(k): State<Arc<Keeper>>, headers: HeaderMap) -> Respo
     if let Some(denied) = admin_only(&k, &headers) {
         return denied;
     }
+    if let Err(r) = k.refresh_vault() {
+        return refusal(&r);
+    }
     let names = k.vault.read().map(|v| v.names()).unwrap_or_default();
     Json(json!({ "ok": true, "secrets": names })).into_response()
 }
@@ -357,7 +397,7 @@ async fn audit(State(k): State<Arc<Keeper>>, headers: HeaderMap) -> Response {
     if let Some(denied) = admin_only(&k, &headers) {
         return denied;
     }
-    match k.audit.entries() {
+    match k.audit.tail(AUDIT_PAGE) {
         Ok(entries) => Json(json!({ "ok": true, "entries": entries })).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     }

@@ -93,6 +93,13 @@ impl<'r, 'h> Mailbox<'r, 'h> {
     pub fn drop_bottle(&self) -> Result<Output, PluginError> {
         let to = self.req.require_str("agent")?;
         check_agent(to).map_err(invalid)?;
+        // `all` names every agent: a broadcast must be asked for by name.
+        if to == ALL {
+            return Err(PluginError::invalid_args(
+                "`all` is not an agent: a bottle for everyone is a broadcast",
+            )
+            .with_hint("use `datum bottle broadcast SUBJECT [BODY]`"));
+        }
         let bottle = self.deliver(self.compose(to)?)?;
         Ok(self.dropped(&bottle))
     }

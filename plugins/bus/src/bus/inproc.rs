@@ -216,10 +216,35 @@ fn read_all(log: &Path) -> Result<Vec<Envelope>, BusError> {
         Err(e) => return Err(BusError::io(format!("cannot read {}", log.display()))(e)),
     };
     let mut out = Vec::new();
-    for line in BufReader::new(f).lines() {
-        let line = line.map_err(BusError::io("cannot read the bus log"))?;
-        // A torn last line (a crash mid-append) is skipped, never fatal.
-        if let Ok(env) = serde_json::from_str::<Envelope>(&line) {
+    let mut reader = BufReader::new(f);
+    let mut line = Vec::new();
+    let cap = 2 * MAX_MESSAGE as u64 + 2;
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(cap)
+            .read_until(b'\n', &mut line)
+            .map_err(BusError::io("cannot read the bus log"))?;
+        if n == 0 {
+            break;
+        }
+        if n as u64 == cap && line.last() != Some(&b'\n') {
+            // Longer than any message can be: skip to the end of that line.
+            loop {
+                line.clear();
+                let m = (&mut reader)
+                    .take(cap)
+                    .read_until(b'\n', &mut line)
+                    .map_err(BusError::io("cannot read the bus log"))?;
+                if m == 0 || line.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+            continue;
+        }
+        // A torn last line (a crash mid-append), bytes that are not UTF-8 or not an
+        // envelope are skipped, never fatal: the rest of the history still reads.
+        if let Ok(env) = serde_json::from_slice::<Envelope>(&line) {
             out.push(env);
         }
     }

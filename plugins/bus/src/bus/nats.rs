@@ -23,8 +23,18 @@ pub struct NatsBus {
 }
 
 /// Connect to a NATS server, naming the agent in the connection (visible in monitoring).
+/// The token a NATS server started with `--auth TOKEN` requires, if any.
+pub const TOKEN_ENV: &str = "DATUM_NATS_TOKEN";
+
+/// Connect as `name`. Credentials: `nats://USER:PASSWORD@host` in the URL, or a token
+/// in `DATUM_NATS_TOKEN` — with either, only clients that hold them can publish
+/// tasks or results (see the bus README on trust).
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusError> {
-    async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(token) = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()) {
+        options = options.token(token);
+    }
+    options
         .name(name)
         .connection_timeout(CONNECT_TIMEOUT)
         // Callers put their own deadlines on requests (a task may run for minutes).

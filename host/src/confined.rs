@@ -1,0 +1,403 @@
+//! Folders opened as capabilities, and bounded reads.
+//!
+//! A [`Folder`] is a `cap_std::fs::Dir`: every path given to it is resolved beneath
+//! it by the operating system's `openat` family, component by component, so neither
+//! `..` nor a symbolic link (however deep) can lead out of it — the mechanism
+//! wasmtime's WASI preopens use. Host services open the *granted* folder this way,
+//! not the workshop, so a link from one granted folder into another is refused too.
+//!
+//! Every read is bounded: at most `limit + 1` bytes are read, whatever the file's
+//! metadata claims (a FIFO or `/dev/zero` has no honest length), and only regular
+//! files are read where a file is expected.
+
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+
+/// What a workshop file or a plugin's file may weigh when read whole.
+pub const MAX_FILE: u64 = 16 * 1024 * 1024;
+
+/// A folder opened as a capability.
+#[derive(Debug)]
+pub struct Folder {
+    dir: Dir,
+    /// For messages only.
+    label: PathBuf,
+}
+
+/// One entry of [`Folder::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    /// Symbolic links, sockets, devices: listed, never followed or read.
+    Other,
+}
+
+fn invalid(kind: std::io::ErrorKind, message: String) -> std::io::Error {
+    std::io::Error::new(kind, message)
+}
+
+/// `rel` as a relative path of plain components (no root, no `..`), or an error.
+fn relative(rel: &Path) -> std::io::Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            _ => {
+                return Err(invalid(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("`{}` leaves its folder", rel.display()),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// cap-std reports an escape as a bare PermissionDenied; say what happened.
+fn explain(label: &Path, rel: &Path, e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        invalid(
+            e.kind(),
+            format!(
+                "`{}` leads outside {} (through `..` or a symbolic link); datum never follows a path out of its folder",
+                rel.display(),
+                label.display()
+            ),
+        )
+    } else {
+        e
+    }
+}
+
+impl Folder {
+    /// Open an existing folder (the one ambient step; everything after is beneath it).
+    pub fn open(path: &Path) -> std::io::Result<Folder> {
+        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
+        Ok(Folder {
+            dir,
+            label: path.to_owned(),
+        })
+    }
+
+    pub fn label(&self) -> &Path {
+        &self.label
+    }
+
+    /// A folder beneath this one, created first when `create` is set.
+    pub fn sub(&self, rel: &Path, create: bool) -> std::io::Result<Folder> {
+        let rel = relative(rel)?;
+        if rel.as_os_str().is_empty() {
+            return Ok(Folder {
+                dir: self.dir.try_clone()?,
+                label: self.label.clone(),
+            });
+        }
+        if create {
+            if let Err(e) = self.dir.create_dir_all(&rel) {
+                // A link out of the folder makes mkdir say "exists"; opening it says
+                // what is really wrong.
+                if let Err(open) = self.dir.open_dir(&rel) {
+                    return Err(explain(&self.label, &rel, open));
+                }
+                return Err(explain(&self.label, &rel, e));
+            }
+        }
+        let dir = self
+            .dir
+            .open_dir(&rel)
+            .map_err(|e| explain(&self.label, &rel, e))?;
+        Ok(Folder {
+            dir,
+            label: self.label.join(rel),
+        })
+    }
+
+    /// The folder holding `rel` (created when `create`), and `rel`'s last component.
+    fn parent_of(&self, rel: &Path, create: bool) -> std::io::Result<(Folder, PathBuf)> {
+        let rel = relative(rel)?;
+        let name = rel.file_name().map(PathBuf::from).ok_or_else(|| {
+            invalid(
+                std::io::ErrorKind::InvalidInput,
+                format!("`{}` names no file", rel.display()),
+            )
+        })?;
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        Ok((self.sub(parent, create)?, name))
+    }
+
+    /// Read a regular file whole, refusing anything over `limit` bytes.
+    pub fn read(&self, rel: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+        let rel = relative(rel)?;
+        let what = self.label.join(&rel);
+        // Checked before opening: opening a FIFO for reading would block.
+        let meta = self
+            .dir
+            .metadata(&rel)
+            .map_err(|e| explain(&self.label, &rel, e))?;
+        if !meta.is_file() {
+            return Err(not_regular(&what));
+        }
+        let file = self
+            .dir
+            .open(&rel)
+            .map_err(|e| explain(&self.label, &rel, e))?;
+        read_limited(file.into_std(), &what, limit)
+    }
+
+    /// Replace (or create) a file atomically: a temp file beside it, fsync, rename,
+    /// fsync the folder. The rename replaces a link itself, never what it points to.
+    pub fn write(&self, rel: &Path, contents: &[u8]) -> std::io::Result<()> {
+        self.write_mode(rel, contents, 0o666)
+    }
+
+    /// [`Folder::write`] for tokens and keys: the file is owner-only (0600) from the
+    /// moment it exists.
+    pub fn write_private(&self, rel: &Path, contents: &[u8]) -> std::io::Result<()> {
+        self.write_mode(rel, contents, 0o600)
+    }
+
+    /// `mode` is filtered by the umask, as for any new file.
+    fn write_mode(&self, rel: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+        let (parent, name) = self.parent_of(rel, true)?;
+        let tmp = parent.temp_file(&name, contents, mode)?;
+        let renamed = parent.dir.rename(&tmp, &parent.dir, &name);
+        if renamed.is_err() {
+            let _ = parent.dir.remove_file(&tmp);
+        }
+        renamed.map_err(|e| explain(&self.label, rel, e))?;
+        parent.sync();
+        Ok(())
+    }
+
+    /// Create a file only if its name is free, atomically (complete or absent).
+    /// `false` when the name was taken, even concurrently.
+    pub fn create(&self, rel: &Path, contents: &[u8]) -> std::io::Result<bool> {
+        let (parent, name) = self.parent_of(rel, true)?;
+        let tmp = parent.temp_file(&name, contents, 0o666)?;
+        // A hard link fails if the name exists: no-clobber without a race.
+        let linked = parent.dir.hard_link(&tmp, &parent.dir, &name);
+        let _ = parent.dir.remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                parent.sync();
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(explain(&self.label, rel, e)),
+        }
+    }
+
+    /// Append a line durably (journal, trail), creating the file if needed.
+    pub fn append_line(&self, rel: &Path, line: &str) -> std::io::Result<()> {
+        let (parent, name) = self.parent_of(rel, true)?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        let file = parent
+            .dir
+            .open_with(&name, &options)
+            .map_err(|e| explain(&self.label, rel, e))?;
+        let mut file = file.into_std();
+        if !file.metadata()?.is_file() {
+            return Err(not_regular(&self.label.join(rel)));
+        }
+        file.write_all(line.as_bytes())?;
+        if !line.ends_with('\n') {
+            file.write_all(b"\n")?;
+        }
+        file.sync_data()
+    }
+
+    /// Entries of a folder beneath this one, sorted by name; a missing folder is empty.
+    /// Names that are not UTF-8 are left out (nothing could name them back).
+    pub fn list(&self, rel: &Path) -> std::io::Result<Vec<Entry>> {
+        let sub = match self.sub(rel, false) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for entry in sub.dir.entries()? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let t = entry.file_type()?;
+            let kind = if t.is_dir() {
+                EntryKind::Dir
+            } else if t.is_file() {
+                EntryKind::File
+            } else {
+                EntryKind::Other
+            };
+            out.push(Entry { name, kind });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Remove a file beneath this folder.
+    pub fn remove_file(&self, rel: &Path) -> std::io::Result<()> {
+        let rel = relative(rel)?;
+        self.dir
+            .remove_file(&rel)
+            .map_err(|e| explain(&self.label, &rel, e))
+    }
+
+    /// Does `rel` exist beneath this folder (without following a final link)?
+    pub fn exists(&self, rel: &Path) -> bool {
+        relative(rel).is_ok_and(|r| self.dir.symlink_metadata(r).is_ok())
+    }
+
+    /// A fresh dot-file (skipped by listings of bottles and by git-synced folders)
+    /// holding `contents`, synced.
+    fn temp_file(&self, name: &Path, contents: &[u8], mode: u32) -> std::io::Result<PathBuf> {
+        let stem = name.to_string_lossy();
+        for attempt in 0..16u32 {
+            let tmp = PathBuf::from(format!(".{stem}.tmp-{}-{attempt}", unique()));
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true).mode(mode);
+            let file = match self.dir.open_with(&tmp, &options) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            };
+            let mut file = file.into_std();
+            let written = file.write_all(contents).and_then(|_| file.sync_all());
+            if let Err(e) = written {
+                let _ = self.dir.remove_file(&tmp);
+                return Err(e);
+            }
+            return Ok(tmp);
+        }
+        Err(std::io::Error::other(
+            "could not find a free temporary name",
+        ))
+    }
+
+    /// A rename or link is only durable once the directory entry is.
+    fn sync(&self) {
+        if let Ok(d) = self.dir.try_clone() {
+            let _ = d.into_std_file().sync_all();
+        }
+    }
+}
+
+/// Process id and a clock reading: unique enough for a temp name that is created
+/// with `create_new` (a collision only means another try).
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos:x}", std::process::id())
+}
+
+fn not_regular(path: &Path) -> std::io::Error {
+    invalid(
+        std::io::ErrorKind::InvalidInput,
+        format!(
+            "{} is not a regular file (a FIFO, device or folder); name a file",
+            path.display()
+        ),
+    )
+}
+
+/// Read an opened file whole: regular files only, at most `limit` bytes.
+fn read_limited(file: std::fs::File, what: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    if !file.metadata()?.is_file() {
+        return Err(not_regular(what));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(invalid(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is over the {limit}-byte limit", what.display()),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Read a file the user or a registry named (ambient path), bounded by `limit` and
+/// refusing anything but a regular file. Opening a FIFO would block, so the type is
+/// checked before opening, and again on the opened handle (the path could change).
+pub fn read_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(not_regular(path));
+    }
+    read_limited(std::fs::File::open(path)?, path, limit)
+}
+
+/// Like [`read_file`], as UTF-8 text.
+pub fn read_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    String::from_utf8(read_file(path, limit)?).map_err(|_| {
+        invalid(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is not UTF-8 text", path.display()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_out_of_the_folder_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), root.path().join("s.md"))
+            .unwrap();
+        let f = Folder::open(root.path()).unwrap();
+        assert!(f.read(Path::new("s.md"), 10).is_err());
+        assert!(f.write(Path::new("out/new"), b"x").is_err());
+        assert!(f.create(Path::new("out/new2"), b"x").is_err());
+        assert!(f.append_line(Path::new("out/log"), "x").is_err());
+        assert!(f.sub(Path::new("out"), false).is_err());
+        assert!(f.read(Path::new("../x"), 10).is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn writes_are_atomic_and_creates_never_clobber() {
+        let root = tempfile::tempdir().unwrap();
+        let f = Folder::open(root.path()).unwrap();
+        f.write(Path::new("a/b.txt"), b"one").unwrap();
+        f.write(Path::new("a/b.txt"), b"two").unwrap();
+        assert_eq!(f.read(Path::new("a/b.txt"), 3).unwrap(), b"two");
+        assert!(f.read(Path::new("a/b.txt"), 2).is_err(), "over the limit");
+        assert!(f.create(Path::new("a/c"), b"1").unwrap());
+        assert!(!f.create(Path::new("a/c"), b"2").unwrap());
+        assert_eq!(f.read(Path::new("a/c"), 9).unwrap(), b"1");
+        let names: Vec<String> = f
+            .list(Path::new("a"))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["b.txt", "c"], "no temp files left");
+    }
+
+    #[test]
+    fn special_files_are_not_read() {
+        assert!(read_file(Path::new("/dev/zero"), 10).is_err());
+        let root = tempfile::tempdir().unwrap();
+        let big = root.path().join("big");
+        std::fs::write(&big, vec![0u8; 11]).unwrap();
+        assert!(read_file(&big, 10).is_err());
+        assert_eq!(read_file(&big, 11).unwrap().len(), 11);
+    }
+}

@@ -1,0 +1,1206 @@
+//! The hostile-input suite: every byte from a remote, a cloned workshop, a registry,
+//! a symbolic link, a peer or the network treated as an attack, through the real
+//! binary. One place, one command: `cargo test -p datum-e2e --test hostile`.
+//!
+//! Each test holds a case that was reproduced against datum before it was fixed
+//! (issue 10), plus the variants of its class. The property tests at the end are the
+//! bounded fuzz targets for the git-tree reader, the lock parser and the bottle parser.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::io::Write;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use datum_e2e::{bundled_registry, datum_bin, free_port, s, Sandbox};
+use serde_json::{json, Value};
+
+/// A workshop with the default plugins (flux-vm, mib) from the bundled registry.
+fn agent(sb: &Sandbox, name: &str) -> PathBuf {
+    let ws = sb.path(name);
+    sb.datum(&[
+        "boot",
+        "--workshop",
+        s(&ws),
+        "--name",
+        name,
+        "--registry",
+        s(&bundled_registry()),
+    ])
+    .success();
+    ws
+}
+
+/// Every file under `dir`, except inside git's own folders and bare remotes (a fetch
+/// stores objects there, which is not a write into the workshop).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let t = e.file_type().unwrap();
+            let name = e.file_name();
+            if t.is_dir() && (name == ".git" || name.to_string_lossy().ends_with(".git")) {
+                continue;
+            }
+            if t.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// 1. A bottles remote may not write outside the synced folder.
+
+/// A raw git tree object (`mode name\0oid` entries), bypassing libgit2's own name
+/// checks exactly as an attacker's tool would.
+fn raw_tree(repo: &git2::Repository, entries: &[(&str, &[u8], git2::Oid)]) -> git2::Oid {
+    let mut sorted: Vec<_> = entries.to_vec();
+    sorted.sort_by(|a, b| a.1.cmp(b.1));
+    let mut bytes = Vec::new();
+    for (mode, name, oid) in sorted {
+        bytes.extend_from_slice(mode.as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(name);
+        bytes.push(0);
+        bytes.extend_from_slice(oid.as_bytes());
+    }
+    repo.odb()
+        .unwrap()
+        .write(git2::ObjectType::Tree, &bytes)
+        .unwrap()
+}
+
+/// A bare remote whose `sync/message-in-a-bottle` branch holds the entry `name` with
+/// `mode` (its content written by the attacker) beside one honest bottle.
+fn hostile_remote(remote: &Path, mode: &str, name: &[u8]) -> PathBuf {
+    let repo = git2::Repository::init_bare(remote).unwrap();
+    let victim = repo.blob(b"pwned").unwrap();
+    let entry = match mode {
+        // `..` → `..` → `..` → victim.txt: message-in-a-bottle/../../../victim.txt
+        "40000" if name == b".." => {
+            let leaf = raw_tree(&repo, &[("100644", b"victim.txt", victim)]);
+            let up = raw_tree(&repo, &[("40000", b"..", leaf)]);
+            raw_tree(&repo, &[("40000", b"..", up)])
+        }
+        "40000" => {
+            let hooks = raw_tree(&repo, &[("100755", b"post-checkout", victim)]);
+            raw_tree(&repo, &[("40000", b"hooks", hooks)])
+        }
+        "160000" => git2::Oid::from_str("1111111111111111111111111111111111111111").unwrap(),
+        _ => victim,
+    };
+    let honest = repo.blob(b"---\nid: x\n---\nhello\n").unwrap();
+    let honest_dir = raw_tree(&repo, &[("100644", b"honest.md", honest)]);
+    let folder = raw_tree(
+        &repo,
+        &[(mode, name, entry), ("40000", b"for-ada", honest_dir)],
+    );
+    let root = raw_tree(&repo, &[("40000", b"message-in-a-bottle", folder)]);
+    let tree = repo.find_tree(root).unwrap();
+    let sig = git2::Signature::now("mallory", "m@example.invalid").unwrap();
+    let commit = repo.commit(None, &sig, &sig, "evil", &tree, &[]).unwrap();
+    repo.reference("refs/heads/sync/message-in-a-bottle", commit, true, "evil")
+        .unwrap();
+    remote.to_owned()
+}
+
+#[test]
+fn a_bottles_remote_cannot_write_outside_the_folder_and_one_bad_name_writes_nothing() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    // Every way a tree entry could become a path outside message-in-a-bottle/.
+    let cases: Vec<(&str, &[u8], &str)> = vec![
+        ("dotdot chain", b"..", "40000"),
+        ("slashes in a name", b"../../../victim.txt", "100644"),
+        ("absolute name", b"/tmp/victim.txt", "100644"),
+        ("git folder", b".git", "40000"),
+        ("git folder, NTFS alias", b".GIT.", "40000"),
+        ("git short name", b"GIT~1", "40000"),
+        ("backslash", b"..\\victim.txt", "100644"),
+        ("control character", b"a\x1b[2Jb.md", "100644"),
+        ("symbolic link", b"link.md", "120000"),
+        ("submodule", b"sub", "160000"),
+    ];
+    for (i, (what, name, mode)) in cases.into_iter().enumerate() {
+        let remote = hostile_remote(&sb.path(&format!("evil-{i}.git")), mode, name);
+        let before = files_under(sb.dir.path());
+        let run = sb
+            .datum_in(&ws, &["bottle", "sync", "--remote", s(&remote)])
+            .failure();
+        assert!(
+            run.stderr().contains("refusing the remote"),
+            "{what}: {}",
+            run.stderr()
+        );
+        // Nothing arrived: not the hostile entry, not even the honest bottle beside it.
+        assert!(
+            !ws.join("message-in-a-bottle/for-ada/honest.md").exists(),
+            "{what}: the honest bottle was written although the tree was refused"
+        );
+        assert!(!Path::new("/tmp/victim.txt").exists());
+        let after = files_under(sb.dir.path());
+        // (The store's verification stamp of the plugin that ran is datum's own.)
+        let new: Vec<_> = after
+            .iter()
+            .filter(|p| !before.contains(p) && !p.starts_with(sb.home()))
+            .collect();
+        assert!(
+            new.is_empty(),
+            "{what}: a sync that was refused wrote {new:?}"
+        );
+    }
+}
+
+#[test]
+fn git_tree_names_are_checked_one_by_one() {
+    use datum::workshop::sync::unsafe_tree_name;
+    for bad in [
+        &b""[..],
+        b".",
+        b"..",
+        b".git",
+        b".Git",
+        b".git.",
+        b"git~1",
+        b"GIT~1",
+        b"a/b",
+        b"a\\b",
+        b"a\0b",
+        b"a\nb",
+        b"\x1b[31m",
+        b"x.md.",
+        b"x.md ",
+        b".hidden",
+        b"\xff\xfe",
+    ] {
+        assert!(
+            unsafe_tree_name(bad).is_some(),
+            "{:?} passed",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    for good in [
+        &b"for-ada"[..],
+        b"2026-11-27T10-00-00Z-ada-hi-abcd1234.md",
+        b"git",
+        b"a.b",
+    ] {
+        assert_eq!(
+            unsafe_tree_name(good),
+            None,
+            "{:?}",
+            String::from_utf8_lossy(good)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. datum.lock fields are validated before they become paths.
+
+fn write_lock(ws: &Path, name: &str, sha: &str, kind: &str) {
+    std::fs::write(
+        ws.join("datum.lock"),
+        format!(
+            "version = 1\n[[plugin]]\nname = {name:?}\nversion = \"0.1.0\"\nkind = {kind:?}\nsource = \"dir:/nowhere\"\nsha256 = {sha:?}\napi = \"^1\"\ngrants = [\"kv\"]\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_hostile_lock_is_refused_before_anything_is_loaded_or_written() {
+    let sb = Sandbox::new();
+    let ws = sb.empty_workshop("ada");
+    // A "store entry" outside the store holding a native library, as in the report.
+    let evil = sb.path("ws3/evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::fs::write(evil.join("plugin.so"), b"\x7fELF not really").unwrap();
+    std::fs::write(evil.join("manifest.json"), b"{}").unwrap();
+    let traversal = format!("../../{}", "ws3/evil");
+    let kv_target = sb.path("x.json");
+    let cases = [
+        (
+            "sha256 as a path",
+            "flux-vm".to_owned(),
+            traversal,
+            "native",
+            "sha256",
+        ),
+        (
+            "name as a path",
+            "../../../x".to_owned(),
+            "ab".repeat(32),
+            "wasm",
+            "plugin name",
+        ),
+        (
+            "uppercase digest",
+            "flux-vm".to_owned(),
+            "AB".repeat(32),
+            "wasm",
+            "lowercase hex",
+        ),
+        (
+            "short digest",
+            "flux-vm".to_owned(),
+            "abc".to_owned(),
+            "wasm",
+            "sha256",
+        ),
+        (
+            "unknown kind",
+            "flux-vm".to_owned(),
+            "ab".repeat(32),
+            "elf",
+            "kind",
+        ),
+    ];
+    for (what, name, sha, kind, expect) in cases {
+        write_lock(&ws, &name, &sha, kind);
+        let run = sb.datum_in(&ws, &["status"]).failure();
+        assert!(
+            run.stderr().contains("datum.lock") && run.stderr().contains(expect),
+            "{what}: {}",
+            run.stderr()
+        );
+        let run = sb.datum_in(&ws, &["flux", "run", "fibonacci"]).failure();
+        assert!(
+            run.stderr().contains("datum.lock"),
+            "{what}: {}",
+            run.stderr()
+        );
+    }
+    assert!(!kv_target.exists());
+    // A grant that leaves the workshop is refused too.
+    std::fs::write(
+        ws.join("datum.lock"),
+        format!("version = 1\n[[plugin]]\nname = \"mib\"\nversion = \"0.1.0\"\nkind = \"wasm\"\nsource = \"dir:/r\"\nsha256 = \"{}\"\napi = \"^1\"\ngrants = [\"fs-write:../../etc\"]\n", "ab".repeat(32)),
+    )
+    .unwrap();
+    let run = sb.datum_in(&ws, &["status"]).failure();
+    assert!(run.stderr().contains("grant"), "{}", run.stderr());
+}
+
+#[test]
+fn a_store_artifact_changed_after_install_is_not_loaded() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    sb.datum_in(&ws, &["flux", "run", "fibonacci"]).success();
+    let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
+    let flux = lock
+        .split("[[plugin]]")
+        .find(|p| p.contains("\"flux-vm\""))
+        .unwrap();
+    let sha = flux
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 = \""))
+        .unwrap()
+        .trim_end_matches('"');
+    let artifact = sb.home().join("store").join(sha).join("plugin.wasm");
+    let original = std::fs::read(&artifact).unwrap();
+    // Same size, one byte flipped: only the hash can tell.
+    let mut tampered = original.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0xff;
+    std::fs::write(&artifact, &tampered).unwrap();
+    let run = sb.datum_in(&ws, &["flux", "run", "fibonacci"]).failure();
+    assert!(
+        run.stderr().contains("changed after install"),
+        "{}",
+        run.stderr()
+    );
+    // Put back, it is verified again (the cached check is invalidated) and runs.
+    std::fs::write(&artifact, &original).unwrap();
+    sb.datum_in(&ws, &["flux", "run", "fibonacci"]).success();
+}
+
+// ---------------------------------------------------------------------------
+// 3. Symbolic links never lead a host service out of its grant.
+
+#[test]
+fn links_in_the_workshop_do_not_lead_plugins_outside() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    let outside = sb.path("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.md"), "TOP SECRET CONTENT").unwrap();
+
+    // A recipient folder that is a link: drop must not create the bottle outside.
+    symlink(&outside, ws.join("message-in-a-bottle/for-bob")).unwrap();
+    let run = sb
+        .datum_in(&ws, &["bottle", "drop", "bob", "hello", "body"])
+        .failure();
+    assert!(run.stderr().contains("outside"), "{}", run.stderr());
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+
+    // A linked bottle in the inbox is not read or echoed.
+    std::fs::create_dir_all(ws.join("message-in-a-bottle/for-ada")).unwrap();
+    symlink(
+        outside.join("secret.md"),
+        ws.join("message-in-a-bottle/for-ada/2026-01-01T00-00-00Z-eve-x-00000000.md"),
+    )
+    .unwrap();
+    let run = sb.datum_in(&ws, &["bottle", "check", "--all", "--format", "json"]);
+    assert!(!run.stdout().contains("TOP SECRET"), "{}", run.stdout());
+    assert!(!run.stderr().contains("TOP SECRET"), "{}", run.stderr());
+
+    // A linked key-value folder: the read marks are neither read nor written outside.
+    sb.datum_in(&ws, &["bottle", "drop", "ada", "note", "to self"])
+        .success();
+    let id = sb
+        .datum_in(&ws, &["bottle", "check", "--format", "json"])
+        .json()["bottles"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::remove_dir_all(ws.join(".superagent/kv")).ok();
+    symlink(&outside, ws.join(".superagent/kv")).unwrap();
+    let run = sb.datum_in(&ws, &["bottle", "read", &id]).failure();
+    assert!(run.stderr().contains("outside"), "{}", run.stderr());
+    assert!(
+        !outside.join("mib.json").exists(),
+        "kv written through the link"
+    );
+
+    // The host's own appends (JOURNAL.md) do not follow a link out either.
+    std::fs::remove_file(ws.join("JOURNAL.md")).unwrap();
+    symlink(outside.join("secret.md"), ws.join("JOURNAL.md")).unwrap();
+    let _ = sb.datum_in(&ws, &["plugin", "remove", "flux-vm"]);
+    assert_eq!(
+        std::fs::read_to_string(outside.join("secret.md")).unwrap(),
+        "TOP SECRET CONTENT"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Keeper helpers.
+
+struct Keeper {
+    ws: PathBuf,
+    home: PathBuf,
+    pw: PathBuf,
+    admin: String,
+    addr: Option<String>,
+    server: Option<std::process::Child>,
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        if let Some(s) = &mut self.server {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
+
+fn keeper(sb: &Sandbox, policy: &str) -> Keeper {
+    let ws = sb.empty_workshop("keep");
+    sb.datum_in(
+        &ws,
+        &[
+            "plugin",
+            "install",
+            "keeper",
+            "--registry",
+            s(&bundled_registry()),
+        ],
+    )
+    .success();
+    let home = sb.path("keeper-home");
+    let pw = sb.path("pw");
+    std::fs::write(&pw, "correct horse battery").unwrap();
+    let admin = sb
+        .datum_in(
+            &ws,
+            &[
+                "keeper",
+                "init",
+                "--home",
+                s(&home),
+                "--password-file",
+                s(&pw),
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json()["admin_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(home.join("policy.json"), policy).unwrap();
+    Keeper {
+        ws,
+        home,
+        pw,
+        admin,
+        addr: None,
+        server: None,
+    }
+}
+
+impl Keeper {
+    fn serve(&mut self, sb: &Sandbox) {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let server = std::process::Command::new(datum_bin())
+            .args([
+                "--workshop",
+                s(&self.ws),
+                "keeper",
+                "serve",
+                "--home",
+                s(&self.home),
+                "--password-file",
+                s(&self.pw),
+                "--listen",
+                &addr,
+            ])
+            .env("DATUM_HOME", sb.home())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ureq::get(&format!("http://{addr}/v1/health"))
+            .call()
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "the Keeper did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.addr = Some(addr);
+        self.server = Some(server);
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr.as_deref().unwrap())
+    }
+
+    fn add_secret(&self, sb: &Sandbox, name: &str, value_file: &Path) -> datum_e2e::Run {
+        sb.datum_in(
+            &self.ws,
+            &[
+                "keeper",
+                "add-secret",
+                name,
+                "--home",
+                s(&self.home),
+                "--password-file",
+                s(&self.pw),
+                "--value-file",
+                s(value_file),
+            ],
+        )
+    }
+
+    fn names(&self, sb: &Sandbox) -> Vec<String> {
+        let out = sb
+            .datum_in(
+                &self.ws,
+                &[
+                    "keeper",
+                    "list",
+                    "--home",
+                    s(&self.home),
+                    "--format",
+                    "json",
+                ],
+            )
+            .success()
+            .json();
+        out["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+fn post(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = ureq::post(url).config().http_status_as_error(false).build();
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = req.send_json(body).unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_json().unwrap_or(Value::Null))
+}
+
+// ---------------------------------------------------------------------------
+// 4. The Keeper loses no secret to concurrent writers.
+
+#[test]
+fn concurrent_writers_and_a_serving_keeper_lose_no_secret() {
+    let sb = Sandbox::new();
+    let mut k = keeper(&sb, r#"{"grants": []}"#);
+    k.serve(&sb);
+    let value = sb.path("value");
+    std::fs::write(&value, "v").unwrap();
+    let (writers, each) = (4, 50);
+    let k = &k;
+    let value = &value;
+    let sb_ref = &sb;
+    std::thread::scope(|scope| {
+        for w in 0..writers {
+            scope.spawn(move || {
+                for i in 0..each {
+                    k.add_secret(sb_ref, &format!("cli-{w}-{i}"), value)
+                        .success();
+                }
+            });
+        }
+        // The server takes admin PUTs at the same time.
+        scope.spawn(move || {
+            for i in 0..each {
+                let mut resp = ureq::put(&k.url(&format!("/v1/admin/secrets/http-{i}")))
+                    .header("Authorization", &format!("Bearer {}", k.admin))
+                    .send_json(json!({ "value": "v" }))
+                    .unwrap();
+                assert_eq!(resp.status(), 200, "{:?}", resp.body_mut().read_to_string());
+            }
+        });
+    });
+    let names = k.names(&sb);
+    let expected = writers * each + each;
+    assert_eq!(
+        names.len(),
+        expected,
+        "secrets lost: {} of {expected} kept",
+        names.len()
+    );
+    // The running server sees the CLI's secrets too (it reloads a changed vault).
+    let mut resp = ureq::get(&k.url("/v1/admin/secrets"))
+        .header("Authorization", &format!("Bearer {}", k.admin))
+        .call()
+        .unwrap();
+    let listed: Value = resp.body_mut().read_json().unwrap();
+    assert_eq!(listed["secrets"].as_array().unwrap().len(), expected);
+}
+
+// ---------------------------------------------------------------------------
+// 5. Names the policy grants cannot be registered by just anyone.
+
+#[test]
+fn a_granted_agent_name_needs_the_admin_token_or_a_one_time_enrolment_code() {
+    let sb = Sandbox::new();
+    let mut k = keeper(&sb, r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#);
+    k.serve(&sb);
+    let register = k.url("/v1/agents");
+    let (status, body) = post(&register, None, json!({ "name": "ada" }));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("keeper enroll"), "{body}");
+    // A name no grant mentions is still open, but not a malformed one.
+    assert_eq!(post(&register, None, json!({ "name": "visitor" })).0, 200);
+    for bad in ["-", "0abc", "Ada", "a b", "ada-"] {
+        assert_eq!(
+            post(&register, None, json!({ "name": bad })).0,
+            400,
+            "{bad}"
+        );
+    }
+    // An enrolment code works once, through `datum boot --keeper URL --enrol CODE`.
+    let code = sb
+        .datum_in(
+            &k.ws,
+            &[
+                "keeper",
+                "enroll",
+                "ada",
+                "--home",
+                s(&k.home),
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = post(
+        &register,
+        None,
+        json!({ "name": "ada", "enrolment": "0".repeat(64) }),
+    );
+    assert_eq!(status, 403, "a wrong code must not work");
+    let url = format!("http://{}", k.addr.as_deref().unwrap());
+    let ada = sb.path("ada");
+    sb.datum(&[
+        "boot",
+        "--workshop",
+        s(&ada),
+        "--name",
+        "ada",
+        "--no-plugins",
+        "--keeper",
+        &url,
+        "--enrol",
+        &code,
+    ])
+    .success();
+    let eve = sb.path("eve-as-ada");
+    let run = sb
+        .datum(&[
+            "boot",
+            "--workshop",
+            s(&eve),
+            "--name",
+            "ada",
+            "--no-plugins",
+            "--keeper",
+            &url,
+            "--enrol",
+            &code,
+        ])
+        .failure();
+    assert!(
+        run.stderr().contains("already registered") || run.stderr().contains("enrol"),
+        "{}",
+        run.stderr()
+    );
+    // The admin token still registers any name.
+    assert_eq!(
+        post(&register, Some(&k.admin), json!({ "name": "ada" })).0,
+        200
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 6. Unauthenticated floods cannot fill or break the audit log; escapes are shown.
+
+#[test]
+fn unauthenticated_floods_are_capped_and_the_audit_tail_still_reads() {
+    let sb = Sandbox::new();
+    let mut k = keeper(&sb, r#"{"grants": []}"#);
+    k.serve(&sb);
+    let big = "A".repeat(1_000_000);
+    let started = Instant::now();
+    let mut limited = 0;
+    for i in 0..300 {
+        let (status, _) = post(
+            &k.url("/v1/secrets/request"),
+            Some("not-a-token"),
+            json!({ "key": format!("k{i}\u{1b}[2J\u{1b}]0;pwned\u{7}"), "purpose": big, "destination": "x" }),
+        );
+        assert!(status == 401 || status == 429, "{status}");
+        limited += usize::from(status == 429);
+    }
+    let log = std::fs::metadata(k.home.join("audit.jsonl")).unwrap().len();
+    assert!(
+        log < 300 * 2048,
+        "300 requests of 1 MB made a {log}-byte audit log (fields must be capped)"
+    );
+    // 300 in a burst is over the limit (100 then 20/s) unless the loop took > 10 s.
+    if started.elapsed() < Duration::from_secs(10) {
+        assert!(limited > 0, "no request was rate-limited");
+    }
+    let run = sb
+        .datum_in(
+            &k.ws,
+            &["keeper", "audit", "--home", s(&k.home), "--limit", "3"],
+        )
+        .success();
+    let text = run.stdout();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "raw escapes: {text:?}"
+    );
+    assert!(text.contains("\\u{1b}"), "{text}");
+}
+
+// ---------------------------------------------------------------------------
+// 7. Every read is bounded and only regular files are read.
+
+#[test]
+fn endless_and_special_files_are_refused_not_read() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    // flux run on /dev/zero and on a FIFO (which would block for ever if opened).
+    let run = sb.datum_in(&ws, &["flux", "run", "/dev/zero"]).failure();
+    assert!(
+        run.stderr().contains("not a regular file"),
+        "{}",
+        run.stderr()
+    );
+    let fifo = sb.path("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let started = Instant::now();
+    let run = sb.datum_in(&ws, &["flux", "run", s(&fifo)]).failure();
+    assert!(
+        run.stderr().contains("not a regular file"),
+        "{}",
+        run.stderr()
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // batch on an endless line stops with an error (no abort, no memory blow-up).
+    let run = sb.datum_in(&ws, &["batch", "/dev/zero"]).failure();
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
+    assert!(run.stderr().contains("longer than"), "{}", run.stderr());
+}
+
+/// A copy of the bundled registry that can be tampered with.
+fn registry_copy(sb: &Sandbox) -> PathBuf {
+    let reg = sb.path("registry");
+    datum_e2e::copy_dir(&bundled_registry(), &reg);
+    reg
+}
+
+fn index_of(reg: &Path, name: &str) -> (PathBuf, Value) {
+    let path = reg.join(format!("index/{name}.json"));
+    let v = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    (path, v)
+}
+
+fn wasm_artifact(index: &mut Value) -> &mut Value {
+    let versions = index["versions"].as_array_mut().unwrap();
+    versions.last_mut().unwrap()["artifacts"]["wasm32-unknown-unknown"].take();
+    &mut index["versions"]
+        .as_array_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap()["artifacts"]
+}
+
+#[test]
+fn registry_artifacts_are_read_no_further_than_the_index_says() {
+    let sb = Sandbox::new();
+    let ws = sb.empty_workshop("ada");
+    let reg = registry_copy(&sb);
+    let (path, index) = index_of(&reg, "flux-vm");
+    let artifact = index["versions"].as_array().unwrap().last().unwrap()["artifacts"]
+        ["wasm32-unknown-unknown"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The artifact replaced by a link to /dev/zero.
+    std::fs::remove_file(reg.join(&artifact)).unwrap();
+    symlink("/dev/zero", reg.join(&artifact)).unwrap();
+    let run = sb
+        .datum_in(
+            &ws,
+            &["plugin", "install", "flux-vm", "--registry", s(&reg)],
+        )
+        .failure();
+    assert!(
+        run.stderr().contains("not a regular file"),
+        "{}",
+        run.stderr()
+    );
+    // ...by a larger file than the index says: read up to the size, then refused.
+    std::fs::remove_file(reg.join(&artifact)).unwrap();
+    std::fs::write(reg.join(&artifact), vec![0u8; 64 * 1024 * 1024]).unwrap();
+    let run = sb
+        .datum_in(
+            &ws,
+            &["plugin", "install", "flux-vm", "--registry", s(&reg)],
+        )
+        .failure();
+    assert!(run.stderr().contains("limit"), "{}", run.stderr());
+    let _ = (path, wasm_artifact);
+}
+
+// ---------------------------------------------------------------------------
+// 9. An uppercase digest in an index is refused, not half-installed.
+
+#[test]
+fn an_uppercase_digest_in_an_index_is_refused_and_search_survives_a_broken_index() {
+    let sb = Sandbox::new();
+    let ws = sb.empty_workshop("ada");
+    let reg = registry_copy(&sb);
+    let (path, mut index) = index_of(&reg, "flux-vm");
+    for v in index["versions"].as_array_mut().unwrap() {
+        for (_, a) in v["artifacts"].as_object_mut().unwrap() {
+            let upper = a["sha256"].as_str().unwrap().to_uppercase();
+            a["sha256"] = Value::from(upper);
+        }
+    }
+    std::fs::write(&path, index.to_string()).unwrap();
+    let run = sb
+        .datum_in(
+            &ws,
+            &["plugin", "install", "flux-vm", "--registry", s(&reg)],
+        )
+        .failure();
+    assert!(run.stderr().contains("lowercase hex"), "{}", run.stderr());
+    assert!(!std::fs::read_to_string(ws.join("datum.lock"))
+        .unwrap_or_default()
+        .contains("flux-vm"));
+    // One broken index file: search reports it and still lists the rest.
+    std::fs::write(reg.join("index/mib.json"), "{ not json").unwrap();
+    let run = sb
+        .datum_in(
+            &ws,
+            &[
+                "plugin",
+                "search",
+                "--registry",
+                s(&reg),
+                "--format",
+                "json",
+            ],
+        )
+        .success();
+    let out = run.json();
+    let names: Vec<&str> = out["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"keeper"), "{names:?}");
+    let skipped: Vec<&str> = out["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        skipped.contains(&"mib") && skipped.contains(&"flux-vm"),
+        "{skipped:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 10. keeper init never takes over a shared folder.
+
+#[test]
+fn keeper_init_refuses_an_existing_shared_folder() {
+    let sb = Sandbox::new();
+    let k = keeper(&sb, r#"{"grants": []}"#);
+    let shared = sb.path("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let init = |extra: &[&str]| {
+        let mut args = vec![
+            "keeper",
+            "init",
+            "--home",
+            s(&shared),
+            "--password-file",
+            s(&k.pw),
+        ];
+        args.extend_from_slice(extra);
+        sb.datum_in(&k.ws, &args)
+    };
+    let run = init(&[]).failure();
+    assert!(run.stderr().contains("--force"), "{}", run.stderr());
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o755, "the folder's mode was changed");
+    assert!(!shared.join("vault.json").exists());
+    init(&["--force"]).success();
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    // A new folder is created owner-only.
+    let fresh = sb.path("fresh/keeper");
+    sb.datum_in(
+        &k.ws,
+        &[
+            "keeper",
+            "init",
+            "--home",
+            s(&fresh),
+            "--password-file",
+            s(&k.pw),
+        ],
+    )
+    .success();
+    assert_eq!(
+        std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Low: each small, each a test.
+
+#[test]
+fn an_agent_role_cannot_inject_keys_and_a_reboot_keeps_the_name() {
+    let sb = Sandbox::new();
+    let ws = sb.path("ada");
+    let role = "the \"best\" one\n[plugins]\ndefault = [\"evil\"]";
+    sb.datum(&[
+        "boot",
+        "--workshop",
+        s(&ws),
+        "--name",
+        "ada",
+        "--role",
+        role,
+        "--no-plugins",
+        "--format",
+        "json",
+    ])
+    .success();
+    let status = sb
+        .datum_in(&ws, &["status", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(status["agent"]["role"], role);
+    let text = std::fs::read_to_string(ws.join(".superagent/agent.toml")).unwrap();
+    let parsed: toml::Table = toml::from_str(&text).unwrap();
+    assert_eq!(parsed["agent"]["role"].as_str(), Some(role), "{text}");
+    assert_eq!(
+        parsed["plugins"]["default"],
+        toml::Value::Array(vec!["flux-vm".into(), "mib".into()]),
+        "{text}"
+    );
+    // Re-boot works, and a different name is refused rather than ignored.
+    sb.datum(&["boot", "--workshop", s(&ws), "--no-plugins"])
+        .success();
+    let run = sb
+        .datum(&[
+            "boot",
+            "--workshop",
+            s(&ws),
+            "--name",
+            "bob",
+            "--no-plugins",
+        ])
+        .failure();
+    assert!(run.stderr().contains("keeps its name"), "{}", run.stderr());
+}
+
+#[test]
+fn the_command_line_holds_up() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    // A closed stdout is no panic.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' status | true; '{}' flux examples | head -c 1 >/dev/null",
+            datum_bin().display(),
+            datum_bin().display()
+        ))
+        .current_dir(&ws)
+        .env("DATUM_HOME", sb.home())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    // Text after `--` belongs to the plugin, not to the host.
+    let run = sb.datum_in(
+        &ws,
+        &["flux", "run", "fibonacci", "--", "--workshop=/nonexistent"],
+    );
+    assert!(
+        !run.stderr().contains("/nonexistent is not a workshop"),
+        "{}",
+        run.stderr()
+    );
+    // A stack word that does not fit 32 bits is refused, not wrapped.
+    let run = sb
+        .datum_in(
+            &ws,
+            &["flux", "run", "--bytecode", "00", "--stack", "4294967296"],
+        )
+        .failure();
+    assert!(run.stderr().contains("32-bit"), "{}", run.stderr());
+    // Errors are not prefixed twice.
+    let run = sb
+        .datum_in(&ws, &["plugin", "info", "no-such-plugin"])
+        .failure();
+    assert!(!run.stderr().contains("error: error:"), "{}", run.stderr());
+    // `bottle drop all` is not a silent broadcast.
+    let run = sb
+        .datum_in(&ws, &["bottle", "drop", "all", "hi", "body"])
+        .failure();
+    assert!(
+        run.stderr().contains("bottle broadcast"),
+        "{}",
+        run.stderr()
+    );
+    // A missing remote folder is named as such.
+    let run = sb
+        .datum_in(
+            &ws,
+            &["bottle", "sync", "--remote", s(&sb.path("nope.git"))],
+        )
+        .failure();
+    assert!(
+        run.stderr().contains("no git repository"),
+        "{}",
+        run.stderr()
+    );
+    // status exits non-zero when it reports that the workshop needs attention.
+    std::fs::remove_file(ws.join("TASKBOARD.md")).unwrap();
+    let run = sb.datum_in(&ws, &["status"]).failure();
+    assert!(run.stdout().contains("needs attention"), "{}", run.stdout());
+}
+
+#[test]
+fn files_get_ordinary_modes_and_tokens_stay_private() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // The test process's umask decides the group/other read bits; nothing is 0600.
+    for f in ["datum.lock", "JOURNAL.md", ".superagent/agent.toml"] {
+        assert_ne!(mode(&ws.join(f)) & 0o044, 0, "{f} is private");
+    }
+    let reg = sb.path("published");
+    let lib =
+        datum_e2e::repo().join("target/wasm32-unknown-unknown/plugin/datum_plugin_flux_vm.wasm");
+    sb.datum(&["registry", "publish", s(&lib), "--into", s(&reg)])
+        .success();
+    assert_ne!(mode(&reg.join("index/flux-vm.json")) & 0o044, 0);
+    assert_ne!(mode(&reg.join("registry.json")) & 0o044, 0);
+    // A relative library name is never looked up on the system library path.
+    let run = sb
+        .datum(&["registry", "publish", "libc.so.6", "--into", s(&reg)])
+        .failure();
+    assert!(run.stderr().contains("No such file"), "{}", run.stderr());
+}
+
+#[test]
+fn bus_history_survives_bytes_that_are_not_utf8() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    sb.datum_in(
+        &ws,
+        &[
+            "plugin",
+            "install",
+            "bus",
+            "--registry",
+            s(&bundled_registry()),
+        ],
+    )
+    .success();
+    sb.datum_in(&ws, &["bus", "publish", "agent.bob", r#"{"n": 1}"#])
+        .success();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(ws.join(".superagent/bus.json"))
+        .unwrap();
+    f.write_all(b"\xff\xfe\x00garbage\n").unwrap();
+    drop(f);
+    sb.datum_in(&ws, &["bus", "publish", "agent.bob", r#"{"n": 2}"#])
+        .success();
+    let out = sb
+        .datum_in(&ws, &["bus", "history", "--format", "json"])
+        .success();
+    assert!(
+        out.stdout().contains("\"n\": 2") || out.stdout().contains("\"n\":2"),
+        "{}",
+        out.stdout()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Fuzz targets (bounded property tests): the git-tree reader, the lock parser and
+// the bottle parser must never panic, and whatever they accept must be safe.
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(b"..".to_vec()),
+            Just(b".".to_vec()),
+            Just(b".git".to_vec()),
+            Just(b"GIT~1".to_vec()),
+            "[a-z0-9.-]{1,12}".prop_map(String::into_bytes),
+            proptest::collection::vec(
+                any::<u8>().prop_filter("git forbids NUL in names", |b| *b != 0),
+                1..12
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any tree an attacker can write: what the reader accepts is a set of plain
+        /// relative paths; everything else is an error, never a panic.
+        #[test]
+        fn git_tree_reader_accepts_only_plain_paths(
+            entries in proptest::collection::vec((name_bytes(), 0u8..4, name_bytes()), 1..8)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = git2::Repository::init_bare(dir.path()).unwrap();
+            let blob = repo.blob(b"x").unwrap();
+            let mut top: Vec<(&str, Vec<u8>, git2::Oid)> = Vec::new();
+            for (name, kind, inner) in &entries {
+                let (mode, oid) = match kind {
+                    0 => ("100644", blob),
+                    1 => ("120000", blob),
+                    2 => ("40000", raw_tree(&repo, &[("100644", inner, blob)])),
+                    _ => ("100755", blob),
+                };
+                if top.iter().all(|(_, n, _)| n != name) {
+                    top.push((mode, name.clone(), oid));
+                }
+            }
+            let refs: Vec<(&str, &[u8], git2::Oid)> = top.iter().map(|(m, n, o)| (*m, n.as_slice(), *o)).collect();
+            let folder = raw_tree(&repo, &refs);
+            let root = raw_tree(&repo, &[("40000", b"box", folder)]);
+            let tree = repo.find_tree(root).unwrap();
+            if let Ok(files) = datum::workshop::sync::files_in_tree(&repo, &tree, "box") {
+                for path in files.keys() {
+                    for part in path.split('/') {
+                        prop_assert!(datum::workshop::sync::unsafe_tree_name(part.as_bytes()).is_none(), "{path}");
+                    }
+                    let p = Path::new(path);
+                    prop_assert!(p.components().all(|c| matches!(c, std::path::Component::Normal(_))), "{path}");
+                }
+            }
+        }
+
+        /// Arbitrary text and mutations of a valid lock: parse never panics, and every
+        /// lock it accepts has names, digests and grants that are safe to use.
+        #[test]
+        fn lock_parser_accepts_only_safe_fields(
+            name in "[a-z./-]{0,12}|\\.\\./[a-z]{1,5}",
+            sha in "[0-9a-fA-F./]{0,70}",
+            grant in "(kv|fs-read:[a-z./]{0,8}|call:[a-z*]{0,5}|[a-z:]{0,8})",
+            noise in ".{0,40}",
+        ) {
+            let text = format!(
+                "version = 1\n[[plugin]]\nname = {name:?}\nversion = \"0.1.0\"\nkind = \"wasm\"\nsource = \"dir:/r\"\nsha256 = {sha:?}\napi = \"^1\"\ngrants = [{grant:?}]\n"
+            );
+            for candidate in [text.clone(), format!("{text}{noise}"), noise.clone()] {
+                if let Ok(lock) = datum::store::Lock::parse(&candidate, "datum.lock") {
+                    for p in &lock.plugins {
+                        prop_assert!(datum_plugin_api::valid_name(&p.name));
+                        prop_assert!(datum::store::is_sha256(&p.sha256));
+                        for g in &p.grants {
+                            prop_assert!(!g.contains(".."), "{g}");
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Bottles from peers: any bytes parse to a bottle or an error, never a panic,
+        /// and an accepted bottle's addressing fields are plain names.
+        #[test]
+        fn bottle_parser_never_panics(
+            header in proptest::collection::vec("[a-z-]{1,8}: .{0,20}", 0..8),
+            body in ".{0,80}",
+            raw in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let text = format!("---\n{}\n---\n{body}", header.join("\n"));
+            for candidate in [text, String::from_utf8_lossy(&raw).into_owned()] {
+                if let Ok(b) = datum_plugin_mib::bottle::Bottle::parse(&candidate) {
+                    prop_assert!(!b.to.contains('/') && !b.from.contains('/'));
+                    prop_assert!(!b.id.contains('/') && !b.id.contains(".."));
+                }
+            }
+        }
+    }
+}
