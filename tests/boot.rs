@@ -120,9 +120,10 @@ fn boot_restores_missing_layout_and_names_the_agent_after_the_folder() {
     let sb = Sandbox::new();
     let ws = sb.empty_workshop("cyd");
     std::fs::remove_file(ws.join("context/PRINCIPLES.md")).unwrap();
+    // The report is printed in full, and the exit code says it needs attention.
     let status = sb
         .datum_in(&ws, &["status", "--format", "json"])
-        .success()
+        .failure()
         .json();
     assert_eq!(status["workshop"]["healthy"], false);
     assert_eq!(status["workshop"]["missing"][0], "context/PRINCIPLES.md");

@@ -403,9 +403,10 @@ fn locked_installs_exactly_what_the_lock_pins() {
     let fresh = Sandbox::new();
     let copy = fresh.path("copy");
     git2::Repository::clone(ws.to_str().unwrap(), &copy).unwrap();
+    // Unavailable plugins: reported, and the exit code says so.
     let before = fresh
         .datum_in(&copy, &["status", "--format", "json"])
-        .success()
+        .failure()
         .json();
     assert_eq!(before["plugins"][0]["available"], false);
     fresh

@@ -281,12 +281,21 @@ impl Caller {
             .map(|(_, s)| s.trim_end_matches('/'))
             .filter(|s| !s.is_empty() && *s != ".")
             .unwrap_or("");
-        let inside = Path::new(&rel)
+        let mut scope = Path::new(scope);
+        let mut inside = Path::new(&rel)
             .strip_prefix(scope)
             .map(Path::to_path_buf)
             .unwrap_or_else(|_| PathBuf::from(&rel));
+        // A grant naming one file (`fs-write:.superagent/bus.toml`): its folder is
+        // opened, and only that name is used inside it.
+        if inside.as_os_str().is_empty() {
+            if let (Some(parent), Some(name)) = (scope.parent(), scope.file_name()) {
+                inside = PathBuf::from(name);
+                scope = parent;
+            }
+        }
         let root = self.workshop_folder()?;
-        let folder = match root.sub(Path::new(scope), create) {
+        let folder = match root.sub(scope, create) {
             Ok(f) => Some(f),
             // A granted folder that does not exist yet: nothing in it to read or list.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,

@@ -30,7 +30,7 @@ fn main() {
         .unwrap();
     let policy = Policy::parse(r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#).unwrap();
     let mut agents = AgentRegistry::load(&dir.path().join("agents.json")).unwrap();
-    let token = agents.register("ada", false).unwrap().0;
+    let token = agents.register("ada", true, true, None).unwrap().0;
     let keeper = Keeper::new(
         vault,
         policy,

@@ -124,7 +124,10 @@ fn health_and_registration() {
     let k = start();
     let (status, body) = k.call("GET", "/v1/health", None, None);
     assert_eq!((status, body["ok"].clone()), (200, json!(true)));
+    // The policy grants `ada`: a stranger cannot claim the name, the admin can.
     let (status, body) = k.register("ada", None);
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = k.register("ada", Some(ADMIN));
     assert_eq!(status, 200);
     let first = body["token"].as_str().unwrap().to_owned();
     // The name is taken: only its own token or the admin may register it again.
@@ -141,12 +144,15 @@ fn health_and_registration() {
     assert_eq!(k.ask(Some(&second), "github-token", "localhost").0, 200);
     assert_eq!(k.register("ada", Some(ADMIN)).0, 200);
     assert_eq!(k.register("Bad Name", None).0, 400);
+    // A name no grant mentions is open to anyone, once.
+    assert_eq!(k.register("visitor", None).0, 200);
+    assert_eq!(k.register("visitor", None).0, 409);
 }
 
 #[test]
 fn grants_return_the_value_and_everything_else_is_refused_without_it() {
     let k = start();
-    let token = k.register("ada", None).1["token"]
+    let token = k.register("ada", Some(ADMIN)).1["token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -214,7 +220,7 @@ fn grants_return_the_value_and_everything_else_is_refused_without_it() {
 #[test]
 fn admin_endpoints_need_the_admin_token() {
     let k = start();
-    let agent = k.register("ada", None).1["token"]
+    let agent = k.register("ada", Some(ADMIN)).1["token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -280,7 +286,7 @@ fn admin_endpoints_need_the_admin_token() {
 #[test]
 fn many_concurrent_clients_all_get_the_right_answer() {
     let k = Arc::new(start());
-    let token = k.register("ada", None).1["token"]
+    let token = k.register("ada", Some(ADMIN)).1["token"]
         .as_str()
         .unwrap()
         .to_owned();
