@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use datum_e2e::{bundled_registry, free_port, s, NatsServer, Sandbox};
+use datum_e2e::{free_port, NatsServer, Sandbox};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -13,21 +13,8 @@ const WAIT: Duration = Duration::from_secs(60);
 /// A workshop for `name` with the bus plugin (native: it ships no WASM build).
 fn workshop(sb: &Sandbox, name: &str) -> PathBuf {
     let ws = sb.empty_workshop(name);
-    let r = sb
-        .datum_in(
-            &ws,
-            &[
-                "plugin",
-                "install",
-                "bus",
-                "--registry",
-                s(&bundled_registry()),
-                "--format",
-                "json",
-            ],
-        )
-        .success();
-    assert_eq!(r.json()["installed"][0]["kind"], "native");
+    let r = sb.install(&ws, "bus");
+    assert_eq!(r["installed"][0]["kind"], "native");
     ws
 }
 

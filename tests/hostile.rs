@@ -17,18 +17,7 @@ use serde_json::{json, Value};
 
 /// A workshop with the default plugins (flux-vm, mib) from the bundled registry.
 fn agent(sb: &Sandbox, name: &str) -> PathBuf {
-    let ws = sb.path(name);
-    sb.datum(&[
-        "boot",
-        "--workshop",
-        s(&ws),
-        "--name",
-        name,
-        "--registry",
-        s(&bundled_registry()),
-    ])
-    .success();
-    ws
+    sb.agent(name)
 }
 
 /// Every file under `dir`, except inside git's own folders and bare remotes (a fetch
@@ -337,6 +326,18 @@ fn links_in_the_workshop_do_not_lead_plugins_outside() {
         .failure();
     assert!(run.stderr().contains("outside"), "{}", run.stderr());
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
+
+    // A link to another folder of the same workshop leaves the grant all the same.
+    symlink("../wiki", ws.join("message-in-a-bottle/for-carol")).unwrap();
+    let wiki_before = std::fs::read_dir(ws.join("wiki")).unwrap().count();
+    let run = sb
+        .datum_in(&ws, &["bottle", "drop", "carol", "hello", "body"])
+        .failure();
+    assert!(run.stderr().contains("outside"), "{}", run.stderr());
+    assert_eq!(
+        std::fs::read_dir(ws.join("wiki")).unwrap().count(),
+        wiki_before
+    );
 
     // A linked bottle in the inbox is not read or echoed.
     std::fs::create_dir_all(ws.join("message-in-a-bottle/for-ada")).unwrap();
@@ -808,6 +809,127 @@ fn registry_artifacts_are_read_no_further_than_the_index_says() {
         .failure();
     assert!(run.stderr().contains("limit"), "{}", run.stderr());
     let _ = (path, wasm_artifact);
+}
+
+// ---------------------------------------------------------------------------
+// 8. One task cannot stall a fleet node; who may publish is the NATS server's call.
+
+/// A workshop with the bus plugin (native, from the trusted bundled registry).
+fn bus_agent(sb: &Sandbox, name: &str) -> PathBuf {
+    let ws = agent(sb, name);
+    sb.install(&ws, "bus");
+    ws
+}
+
+fn node_ids(sb: &Sandbox, ws: &Path, url: &str) -> Vec<String> {
+    let list = sb
+        .datum_in(ws, &["node", "list", "--nats", url, "--format", "json"])
+        .success()
+        .json();
+    list["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_node_busy_with_long_vectors_still_answers_and_wire_limits_are_capped() {
+    const WAIT: Duration = Duration::from_secs(120);
+    let nats = datum_e2e::NatsServer::start();
+    let sb = Sandbox::new();
+    let ws = bus_agent(&sb, "ada");
+    let node = sb.spawn_in(
+        &ws,
+        &["node", "start", "--nats", &nats.url, "--name", "busy"],
+    );
+    node.wait_for("joined", WAIT);
+    // 16 loops that never end, each stopped by the step limit: seconds of work in one task.
+    let forever: Vec<Value> = (0..16)
+        .map(|i| json!({"name": format!("forever-{i}"), "bytecode_hex": "50fdff", "expected_error": "STEP_LIMIT"}))
+        .collect();
+    let file = sb.path("forever.json");
+    std::fs::write(
+        &file,
+        json!({"version": "2.1-datum", "vectors": forever}).to_string(),
+    )
+    .unwrap();
+    // Above the cap nodes accept, the distributor refuses before sending anything.
+    let run = sb
+        .datum_in(
+            &ws,
+            &[
+                "distribute",
+                "--nats",
+                &nats.url,
+                "--vectors",
+                s(&file),
+                "--max-steps",
+                "100000001",
+            ],
+        )
+        .failure();
+    assert!(run.stderr().contains("100000000"), "{}", run.stderr());
+    let mut job = sb.spawn_in(
+        &ws,
+        &[
+            "distribute",
+            "--nats",
+            &nats.url,
+            "--vectors",
+            s(&file),
+            "--max-steps",
+            "100000000",
+            "--chunk",
+            "16",
+            "--format",
+            "json",
+        ],
+    );
+    node.wait_for("task 0", WAIT);
+    // While the node works through the task (seconds), it keeps answering pings.
+    for _ in 0..3 {
+        if job.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert_eq!(
+            node_ids(&sb, &ws, &nats.url),
+            vec!["busy"],
+            "the busy node left the fleet"
+        );
+    }
+    let status = job.wait_exit(WAIT);
+    assert!(status.success(), "{}", job.output());
+    let out: Value = serde_json::from_str(job.output().trim()).unwrap();
+    assert_eq!(out["agree"], 16, "{out}");
+}
+
+#[test]
+fn a_nats_server_with_a_token_admits_only_nodes_that_hold_it() {
+    let nats = datum_e2e::NatsServer::start_with(&["--auth", "s3cret-token"]);
+    let sb = Sandbox::new();
+    let ws = bus_agent(&sb, "ada");
+    let run = sb
+        .datum_in(&ws, &["node", "list", "--nats", &nats.url])
+        .failure();
+    assert!(
+        run.stderr().to_lowercase().contains("authori"),
+        "{}",
+        run.stderr()
+    );
+    let out = std::process::Command::new(datum_bin())
+        .args(["node", "list", "--nats", &nats.url, "--format", "json"])
+        .current_dir(&ws)
+        .env("DATUM_HOME", sb.home())
+        .env("DATUM_NATS_TOKEN", "s3cret-token")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 // ---------------------------------------------------------------------------

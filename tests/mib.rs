@@ -6,23 +6,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use datum_e2e::{bundled_registry, s, Sandbox};
+use datum_e2e::{s, Sandbox};
 use serde_json::Value;
 
-/// A workshop for `name` with the default plugins (flux-vm and mib) from the bundled registry.
+/// A workshop for `name` with the default plugins (flux-vm and mib).
 fn agent(sb: &Sandbox, name: &str) -> PathBuf {
-    let ws = sb.path(name);
-    sb.datum(&[
-        "boot",
-        "--workshop",
-        s(&ws),
-        "--name",
-        name,
-        "--registry",
-        s(&bundled_registry()),
-    ])
-    .success();
-    ws
+    sb.agent(name)
 }
 
 fn inbox_ids(sb: &Sandbox, ws: &Path, all: bool) -> Vec<String> {

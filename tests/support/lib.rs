@@ -141,6 +141,39 @@ impl Sandbox {
         self.datum_in(self.dir.path(), args)
     }
 
+    /// Boot a workshop for agent `name` with the default plugins (flux-vm, mib) from
+    /// the bundled registry.
+    pub fn agent(&self, name: &str) -> PathBuf {
+        let ws = self.path(name);
+        let registry = bundled_registry();
+        self.datum(&[
+            "boot",
+            "--workshop",
+            ws.to_str().unwrap(),
+            "--name",
+            name,
+            "--registry",
+            registry.to_str().unwrap(),
+        ])
+        .success();
+        ws
+    }
+
+    /// Install `plugin` from the bundled registry into `ws`; returns what install said.
+    pub fn install(&self, ws: &Path, plugin: &str) -> Value {
+        let registry = bundled_registry();
+        let args = [
+            "plugin",
+            "install",
+            plugin,
+            "--registry",
+            registry.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        self.datum_in(ws, &args).success().json()
+    }
+
     /// Boot a workshop with no plugins, for tests that install their own.
     pub fn empty_workshop(&self, name: &str) -> PathBuf {
         let ws = self.path(name);
@@ -346,6 +379,11 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        NatsServer::start_with(&[])
+    }
+
+    /// A server with extra options, e.g. `["--auth", TOKEN]`.
+    pub fn start_with(extra: &[&str]) -> NatsServer {
         let binary = ["nats-server", "/usr/sbin/nats-server", "/usr/bin/nats-server"]
             .into_iter()
             .find(|b| Command::new(b).arg("--version").output().is_ok())
@@ -357,6 +395,7 @@ impl NatsServer {
         let child = Command::new(binary)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store.path())
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

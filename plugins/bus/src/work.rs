@@ -166,3 +166,32 @@ pub async fn task_queue(
     };
     consumer.map_err(|e| err(format!("cannot open the shared consumer `{WORKERS}`: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task from the wire asking for u64::MAX steps on a loop that never ends runs
+    /// MAX_STEPS and stops: one message cannot hold a node for ever.
+    #[test]
+    fn a_step_limit_from_the_wire_is_capped() {
+        let vector: Vector = serde_json::from_value(serde_json::json!({
+            "name": "forever",
+            "bytecode_hex": "50fdff",
+            "expected_error": "STEP_LIMIT"
+        }))
+        .unwrap();
+        let item = Item {
+            index: 0,
+            profile: "stack".into(),
+            vector,
+        };
+        let verdict = run_item(&item, u64::MAX);
+        assert_eq!(
+            verdict["result"]["steps"],
+            serde_json::json!(MAX_STEPS),
+            "{verdict}"
+        );
+        assert_eq!(verdict["pass"], true, "{verdict}");
+    }
+}

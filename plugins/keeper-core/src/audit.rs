@@ -35,6 +35,7 @@ pub const UNAUTHENTICATED_BURST: f64 = 100.0;
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
+    rotate_at: u64,
     state: Mutex<State>,
 }
 
@@ -74,6 +75,11 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
 
 impl AuditLog {
     pub fn open(path: &Path) -> std::io::Result<AuditLog> {
+        AuditLog::open_rotating_at(path, ROTATE_AT)
+    }
+
+    /// [`AuditLog::open`] with another rotation size (tests, small devices).
+    pub fn open_rotating_at(path: &Path, rotate_at: u64) -> std::io::Result<AuditLog> {
         if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             crate::create_private_dir(dir)?;
         }
@@ -81,6 +87,7 @@ impl AuditLog {
         let size = file.metadata()?.len();
         Ok(AuditLog {
             path: path.to_owned(),
+            rotate_at,
             state: Mutex::new(State {
                 file,
                 size,
@@ -148,7 +155,7 @@ impl AuditLog {
         };
         let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        if state.size + line.len() as u64 > ROTATE_AT {
+        if state.size > 0 && state.size + line.len() as u64 > self.rotate_at {
             state.file.sync_all()?;
             std::fs::rename(&self.path, self.previous_path())?;
             state.file = open_append(&self.path)?;

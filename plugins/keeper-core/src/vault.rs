@@ -196,9 +196,14 @@ fn valid_name(name: &str) -> bool {
         && !name.contains("..")
 }
 
+/// The cipher for a password. The derived key is wiped from the stack once the
+/// cipher holds it, and the cipher wipes its key schedule when dropped (aes-gcm's
+/// `zeroize` feature).
 fn derive(password: &[u8], salt: &[u8], iterations: u32) -> Aes256Gcm {
-    let key = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, salt, iterations);
-    Aes256Gcm::new(&key.into())
+    let key = zeroize::Zeroizing::new(pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(
+        password, salt, iterations,
+    ));
+    Aes256Gcm::new(&(*key).into())
 }
 
 fn seal(cipher: &Aes256Gcm, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, VaultError> {
