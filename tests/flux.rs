@@ -114,9 +114,22 @@ fn conformance_runs_in_both_builds_and_they_agree() {
         .success()
         .json();
     assert_eq!(json["runtime"], "native");
-    // The upstream suites when the shared folder is there (CI always has it).
-    let upstream = datum_e2e::repo().join("../shared/vectors/upstream-v2.1.json");
-    if upstream.is_file() {
+    // The upstream suites (../shared/vectors, read in place, never copied): exactly the
+    // counts FLUX.md §17.2 states. Missing is a failure unless skipped on purpose.
+    for (suite, passed, failed) in [
+        ("upstream-v2.1.json", 143, 18),
+        ("upstream-v3.0.json", 39, 23),
+    ] {
+        let upstream = datum_e2e::repo().join("../shared/vectors").join(suite);
+        if !upstream.is_file() {
+            assert!(
+                std::env::var_os("DATUM_SKIP_UPSTREAM").is_some(),
+                "{} is missing: the upstream FLUX suites live in ../shared/vectors beside the repository; set DATUM_SKIP_UPSTREAM=1 to skip this check on purpose",
+                upstream.display()
+            );
+            eprintln!("skipped (DATUM_SKIP_UPSTREAM): {}", upstream.display());
+            continue;
+        }
         let out = sb
             .datum_in(
                 &ws,
@@ -136,7 +149,8 @@ fn conformance_runs_in_both_builds_and_they_agree() {
                 out["suites"][0]["passed"].clone(),
                 out["suites"][0]["failed"].clone()
             ),
-            (json!(143), json!(18))
+            (json!(passed), json!(failed)),
+            "{suite}"
         );
     }
 }
@@ -206,6 +220,8 @@ fn core(code: &[u8], profile: Profile) -> Value {
     json!([r.stack, r.flags, r.status, r.error, r.steps, r.registers])
 }
 
+/// Grammar programs (loops, calls, fork/join, memory, escapes: see flux-gen) for most
+/// cases, uniformly random instructions for the rest (decode traps, the reg profile).
 fn program() -> impl Strategy<Value = Vec<u8>> {
     let insn = prop_oneof![
         4 => (0usize..Op::ALL.len(), any::<[u8; 4]>()).prop_map(|(i, operand)| {
@@ -216,7 +232,8 @@ fn program() -> impl Strategy<Value = Vec<u8>> {
         }),
         1 => proptest::collection::vec(any::<u8>(), 1..6),
     ];
-    proptest::collection::vec(insn, 0..20).prop_map(|parts| parts.concat())
+    let random = proptest::collection::vec(insn, 0..20).prop_map(|parts| parts.concat());
+    prop_oneof![3 => flux_gen::stack_program(), 1 => random]
 }
 
 #[test]
@@ -229,11 +246,15 @@ fn native_wasm_and_core_agree_on_generated_programs() {
         .unwrap_or(2000);
     let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
         cases,
-        failure_persistence: None,
+        // Failing cases are kept in tests/flux.proptest-regressions and replayed first.
+        source_file: Some(file!()),
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
         ..Default::default()
     });
     runner
-        .run(&(program(), any::<bool>()), |(code, reg)| {
+        .run(&(program(), prop::bool::weighted(0.2)), |(code, reg)| {
             let profile = if reg { Profile::Reg } else { Profile::Stack };
             let expected = core(&code, profile);
             prop_assert_eq!(

@@ -15,39 +15,108 @@ pub fn repo() -> PathBuf {
         .to_owned()
 }
 
-/// The `datum` binary cargo built next to this test.
-pub fn datum_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join(format!("datum{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the tests with `scripts/test` (or `cargo test --workspace`)",
-        bin.display()
-    );
-    bin
+/// The newest modification time of the sources under `dirs` (Rust, TOML, shaders,
+/// templates), so a test never runs against a binary or registry older than them.
+fn newest_source(dirs: &[&str]) -> std::time::SystemTime {
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    let mut stack: Vec<PathBuf> = dirs.iter().map(|d| repo().join(d)).collect();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let text = name.to_string_lossy();
+            // What artifacts are not built from: tests, benches, docs, test-only crates.
+            let skipped = ["target", "dist", "tests", "benches", "examples", "flux-gen"];
+            if skipped.contains(&text.as_ref())
+                || text.starts_with('.')
+                || text.ends_with(".md")
+                || text.ends_with(".proptest-regressions")
+            {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                newest = newest.max(modified);
+            }
+        }
+    }
+    newest
 }
 
-fn require(path: PathBuf, script: &str) -> PathBuf {
+/// `built` must be newer than every source it is built from; the message names the fix.
+fn require_fresh(built: &Path, sources: &[&str], script: &str) {
+    let modified = std::fs::metadata(built)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is not built: run `{script}` first (scripts/test does)",
+                built.display()
+            )
+        });
+    let newest = newest_source(sources);
     assert!(
-        path.join("registry.json").is_file(),
-        "{} is not built: run `{script}` first (scripts/test does)",
-        path.display()
+        modified >= newest,
+        "{} is older than the sources in {sources:?}: run `{script}` (scripts/test does) so the tests do not test stale code",
+        built.display()
     );
+}
+
+/// The `datum` binary cargo built next to this test, checked to be newer than the
+/// host's sources (`cargo test -p datum-e2e` alone does not rebuild it).
+pub fn datum_bin() -> PathBuf {
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().unwrap().parent().unwrap();
+            let bin = dir.join(format!("datum{}", std::env::consts::EXE_SUFFIX));
+            require_fresh(
+                &bin,
+                &["host", "plugin-api", "templates", "plugins/keeper-core"],
+                "cargo build -p datum",
+            );
+            bin
+        })
+        .clone()
+}
+
+fn require(path: PathBuf, sources: &[&str], script: &str) -> PathBuf {
+    require_fresh(&path.join("registry.json"), sources, script);
     path
 }
 
-/// The bundled registry (`scripts/build-registry`).
+/// The bundled registry (`scripts/build-registry`), newer than the plugins' sources.
 pub fn bundled_registry() -> PathBuf {
-    require(repo().join("registry/dist"), "scripts/build-registry")
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            require(
+                repo().join("registry/dist"),
+                &["plugins", "plugin-api"],
+                "scripts/build-registry",
+            )
+        })
+        .clone()
 }
 
 /// Stress fixtures and flux-vm (`scripts/build-fixtures`).
 pub fn fixture_registry() -> PathBuf {
-    require(
-        repo().join("target/fixture-registry"),
-        "scripts/build-fixtures",
-    )
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            require(
+                repo().join("target/fixture-registry"),
+                &[
+                    "plugins/flux-vm",
+                    "plugins/flux-core",
+                    "plugin-api",
+                    "tests/fixtures",
+                ],
+                "scripts/build-fixtures",
+            )
+        })
+        .clone()
 }
 
 /// A sandbox: its own DATUM_HOME (store and caches) and a folder for workshops.

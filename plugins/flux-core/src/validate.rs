@@ -358,6 +358,11 @@ fn flow_checks(
         if insn.decode.is_err() {
             continue;
         }
+        // Where the depth is lost (after a CALL or an escape the analysis cannot
+        // follow), say so rather than staying silent: nothing is promised there.
+        if depth.is_none() && stack_effect(&insn).is_none_or(|(pops, _)| pops > 0) {
+            add(pc, Severity::Info, "depth-unknown", "the stack depth here depends on a CALL, RESUME or escape before it; underflow is not checked".into());
+        }
         let (Some((lo, hi)), Some((pops, pushes))) = (depth, stack_effect(&insn)) else {
             continue;
         };

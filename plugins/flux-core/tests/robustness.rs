@@ -1,12 +1,18 @@
 //! Property tests (the fuzz targets): no input makes the decoder/VM, the assembler, the
 //! disassembler or the validator panic, and results keep their invariants. Scale with
 //! PROPTEST_CASES (CI runs the default; `scripts/fuzz` runs millions).
+//!
+//! Programs come from `flux_gen`'s grammar (loops, calls, fork/join, memory, escapes),
+//! and `generators_reach_deep_states` fails when that grammar stops reaching them.
+//! Failing cases are kept in `proptest-regressions/` and replayed first.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use flux_core::{asm, disasm, run, validate, Config, Op, Profile, Status};
+use flux_core::{asm, disasm, run, validate, Config, Op, Profile, RunResult, Status};
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 
-/// Mostly well-formed stack-profile instructions, so runs get past the first byte.
+/// Mostly well-formed stack-profile instructions in any order: the old generator, kept
+/// for the byte-level properties and as the "before" of the reach report.
 fn instruction() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         4 => (0usize..Op::ALL.len(), any::<[u8; 4]>()).prop_map(|(i, operand)| {
@@ -24,8 +30,96 @@ fn instruction() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn program() -> impl Strategy<Value = Vec<u8>> {
+fn byte_program() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(instruction(), 0..24).prop_map(|parts| parts.concat())
+}
+
+/// Grammar programs, with some byte-level ones mixed in.
+fn program() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![4 => flux_gen::stack_program(), 1 => byte_program()]
+}
+
+fn facts(r: &RunResult) -> flux_gen::RunFacts {
+    flux_gen::RunFacts {
+        steps: r.steps,
+        trap: r.error.map(|t| format!("{t:?}")),
+        trace: r.trace.iter().map(|t| (t.pc, t.opcode)).collect(),
+    }
+}
+
+/// What `n` programs of `strategy` reach with a 2-word initial stack (fixed seed, so
+/// the shares are the same on every run).
+fn reach(strategy: impl Strategy<Value = Vec<u8>>, n: usize) -> flux_gen::Reach {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let mut reach = flux_gen::Reach::default();
+    for _ in 0..n {
+        let code = strategy.new_tree(&mut runner).unwrap().current();
+        let r = run(
+            &code,
+            &Config {
+                initial_stack: vec![3, 7],
+                trace_limit: usize::MAX,
+                ..config(Profile::Stack)
+            },
+        );
+        reach.add(&code, &facts(&r));
+    }
+    reach
+}
+
+#[test]
+fn generators_reach_deep_states() {
+    let before = reach(byte_program(), 3000);
+    let after = reach(flux_gen::stack_program(), 3000);
+    println!("before (random instructions): {}", before.summary());
+    println!("after (grammar):              {}", after.summary());
+    let at_least = |what: &str, n: u64, pct: f64| {
+        assert!(
+            after.pct(n) >= pct,
+            "only {:.1}% of runs {what} (want ≥ {pct}%): {}",
+            after.pct(n),
+            after.summary()
+        );
+    };
+    at_least("ran over 20 steps", after.over_20_steps, 30.0);
+    at_least("took a branch", after.branch_taken, 40.0);
+    at_least(
+        "took a backward branch (a loop)",
+        after.backward_branch,
+        20.0,
+    );
+    at_least("executed CALL", after.called, 15.0);
+    at_least("returned from a CALL", after.returned, 10.0);
+    at_least("joined a forked child", after.forked, 5.0);
+    at_least("executed an escape", after.escapes, 15.0);
+    assert!(
+        after.pct(after.first_instruction_only) <= 10.0,
+        "{}",
+        after.summary()
+    );
+    // Every trap the stack profile can raise from a program alone.
+    for trap in [
+        "StackUnderflow",
+        "StackOverflow",
+        "CallStackUnderflow",
+        "CallStackOverflow",
+        "DivZero",
+        "InvalidOpcode",
+        "TruncatedInstruction",
+        "BadJump",
+        "MemOutOfRange",
+        "StepLimit",
+        "CapDenied",
+        "FuelExhausted",
+        "ExtUnknown",
+        "JoinFailed",
+    ] {
+        assert!(
+            after.traps.contains_key(trap),
+            "no run trapped {trap}: {}",
+            after.summary()
+        );
+    }
 }
 
 fn config(profile: Profile) -> Config {
@@ -37,7 +131,8 @@ fn config(profile: Profile) -> Config {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+    // Failures are persisted (proptest-regressions/robustness.txt) and replayed first.
+    #![proptest_config(ProptestConfig::default())]
 
     #[test]
     fn the_vm_never_panics_and_keeps_its_invariants(code in program(), reg in any::<bool>()) {
@@ -70,7 +165,7 @@ proptest! {
     }
 
     #[test]
-    fn disassembly_always_reassembles_to_the_same_bytes(code in program()) {
+    fn disassembly_always_reassembles_to_the_same_bytes(code in byte_program()) {
         let text = disasm::disassemble(&code, Profile::Stack);
         prop_assert_eq!(asm::assemble(&text).unwrap(), code);
     }
@@ -88,16 +183,18 @@ proptest! {
     }
 
     #[test]
-    fn a_program_the_validator_clears_never_underflows(code in program()) {
-        // The depth analysis loses track after CALL and RESUME (and escapes may hide
-        // either), so the promise holds for programs without those bytes.
-        if code.iter().any(|b| *b == 0x53 || *b == 0xFF) {
-            return Ok(());
-        }
-        let report = validate::validate(&code, Profile::Stack, 0);
-        let r = run(&code, &config(Profile::Stack));
-        if report.ok() && report.findings.iter().all(|f| f.check != "stack-underflow") {
-            prop_assert_ne!(r.error, Some(flux_core::Trap::StackUnderflow));
+    fn the_validator_foresees_every_stack_underflow(code in program(), depth in 0usize..3) {
+        // Every program is judged: an underflow the VM hits must be one the validator
+        // reported at that pc, or at a pc whose depth it says it could not track
+        // (after CALL, RESUME or an escape it cannot follow).
+        let report = validate::validate(&code, Profile::Stack, depth);
+        let r = run(&code, &Config { initial_stack: vec![1; depth], ..config(Profile::Stack) });
+        if r.error == Some(flux_core::Trap::StackUnderflow) {
+            let pc = r.trap_pc.unwrap();
+            prop_assert!(
+                report.findings.iter().any(|f| f.offset == pc && (f.check == "stack-underflow" || f.check == "depth-unknown")),
+                "underflow at {pc} not foreseen in {}: {:?}", flux_core::hex::encode(&code), report.findings
+            );
         }
     }
 }
