@@ -441,12 +441,21 @@ impl Cx<'_, '_> {
         }
         let data = serde_json::to_value(&report).unwrap_or(Value::Null);
         if report.agree != report.total {
+            // The error is all a failed command prints, so it names the vectors itself.
+            let names: Vec<&str> = report
+                .disagreements
+                .iter()
+                .take(5)
+                .map(|d| d["name"].as_str().unwrap_or("?"))
+                .collect();
             return Err(PluginError::failed(format!(
-                "{} of {} distributed verdicts differ from a local run",
+                "{} of {} distributed verdicts differ from a local run (first: {}); nodes answered: {}",
                 report.total - report.agree,
-                report.total
+                report.total,
+                names.join(", "),
+                report.nodes.join(", ")
             ))
-            .with_hint("run with --format json to see each disagreement"));
+            .with_hint("a node computes FLUX differently from this datum: compare their versions (`datum node list`), then rerun `datum distribute`"));
         }
         Ok(Output::new(data).with_text(text))
     }
