@@ -276,6 +276,8 @@ impl Runtime {
             .map_err(|e| RuntimeError::Other(format!("{} {}: {e}", locked.name, locked.version)))?;
         let instance = loader::load(locked.kind, &path, &options, services)
             .map_err(|e| RuntimeError::load(&locked.name, &locked.version.to_string(), e))?;
+        // One line per load (`-vv`): how tests count that a batch loads each plugin once.
+        tracing::debug!(plugin = %locked.name, version = %locked.version, kind = %locked.kind, "plugin loaded");
         Ok(Session {
             installed,
             instance,

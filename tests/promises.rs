@@ -1,0 +1,285 @@
+//! Negative tests for promises the README makes: each one breaks the promise on
+//! purpose and checks that datum refuses, reports, or times out as it says.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use datum_e2e::{bundled_registry, copy_dir, fixture_registry, s, Sandbox};
+use serde_json::Value;
+
+fn lock_field(ws: &Path, plugin: &str, field: &str) -> String {
+    let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
+    let section = lock
+        .split("[[plugin]]")
+        .find(|p| p.contains(&format!("name = \"{plugin}\"")))
+        .unwrap();
+    section
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field} = \"")))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned()
+}
+
+#[test]
+fn locked_refuses_a_registry_that_changed_a_published_artifact() {
+    let sb = Sandbox::new();
+    let reg = sb.path("registry");
+    copy_dir(&bundled_registry(), &reg);
+    let ws = sb.empty_workshop("ada");
+    sb.datum_in(
+        &ws,
+        &["plugin", "install", "flux-vm", "--registry", s(&reg)],
+    )
+    .success();
+    let pinned = lock_field(&ws, "flux-vm", "sha256");
+    // The registry now says the same version has other bytes.
+    let index_path = reg.join("index/flux-vm.json");
+    let index = std::fs::read_to_string(&index_path).unwrap();
+    let changed = "0".repeat(64);
+    std::fs::write(&index_path, index.replace(&pinned, &changed)).unwrap();
+    let lock_before = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
+    let run = sb
+        .datum_in(
+            &ws,
+            &["plugin", "install", "--locked", "--registry", s(&reg)],
+        )
+        .failure();
+    assert!(
+        run.stderr().contains("changed a published artifact") && run.stderr().contains(&pinned),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("datum.lock")).unwrap(),
+        lock_before,
+        "--locked changed the lock"
+    );
+}
+
+#[test]
+fn a_plugin_whose_api_the_host_no_longer_meets_is_skipped_with_the_fix() {
+    let sb = Sandbox::new();
+    let ws = sb.agent("ada");
+    let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
+    // As if flux-vm had been installed by a datum with API 2.
+    let api = lock_field(&ws, "flux-vm", "api");
+    let needle = format!("name = \"flux-vm\"");
+    let start = lock.find(&needle).unwrap();
+    let edited = format!(
+        "{}{}",
+        &lock[..start],
+        lock[start..].replacen(&format!("api = \"{api}\""), "api = \"^2\"", 1)
+    );
+    std::fs::write(ws.join("datum.lock"), edited).unwrap();
+    // The host still starts; the other plugin still runs.
+    let status = sb
+        .datum_in(&ws, &["status", "--format", "json"])
+        .failure()
+        .json();
+    let flux = status["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "flux-vm")
+        .unwrap();
+    assert_eq!(flux["available"], false);
+    assert!(
+        flux["problem"]
+            .as_str()
+            .unwrap()
+            .contains("needs datum-plugin-api ^2"),
+        "{flux}"
+    );
+    sb.datum_in(&ws, &["bottle", "check"]).success();
+    let run = sb.datum_in(&ws, &["flux", "run", "fibonacci"]).failure();
+    assert!(
+        run.stderr().contains("datum plugin update flux-vm"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_tampered_native_artifact_is_not_loaded() {
+    let sb = Sandbox::new();
+    let ws = sb.empty_workshop("ada");
+    sb.datum_in(
+        &ws,
+        &[
+            "plugin",
+            "install",
+            "flux-vm",
+            "--kind",
+            "native",
+            "--registry",
+            s(&bundled_registry()),
+        ],
+    )
+    .success();
+    sb.datum_in(&ws, &["flux", "run", "fibonacci"]).success();
+    let sha = lock_field(&ws, "flux-vm", "sha256");
+    let so = sb
+        .home()
+        .join("store")
+        .join(&sha)
+        .join(format!("plugin.{}", std::env::consts::DLL_EXTENSION));
+    let mut bytes = std::fs::read(&so).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&so, &bytes).unwrap();
+    let run = sb.datum_in(&ws, &["flux", "run", "fibonacci"]).failure();
+    assert!(
+        run.stderr().contains("changed after install"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_bottle_whose_header_disagrees_with_where_it_lies_is_reported_not_read() {
+    let sb = Sandbox::new();
+    let ws = sb.agent("ada");
+    sb.datum_in(&ws, &["bottle", "drop", "bob", "hello", "body"])
+        .success();
+    let bob = ws.join("message-in-a-bottle/for-bob");
+    let file = std::fs::read_dir(&bob)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // The same bytes moved into ada's inbox: header says `to: bob`.
+    let ada = ws.join("message-in-a-bottle/for-ada");
+    std::fs::create_dir_all(&ada).unwrap();
+    std::fs::rename(&file, ada.join(file.file_name().unwrap())).unwrap();
+    let out = sb
+        .datum_in(&ws, &["bottle", "check", "--all", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(out["bottles"].as_array().unwrap().len(), 0, "{out}");
+    let malformed = out["malformed"].as_array().unwrap();
+    assert_eq!(malformed.len(), 1, "{out}");
+    assert!(
+        malformed[0]
+            .to_string()
+            .contains("does not match where it lies"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_keeper_that_accepts_but_never_answers_fails_boot_within_its_timeout() {
+    let sb = Sandbox::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    // Accept connections and hold them open without a byte of answer.
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if let Ok((stream, _)) = listener.accept() {
+                open.push(stream);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        open.len()
+    });
+    let ws = sb.path("silent");
+    let started = Instant::now();
+    let run = sb
+        .datum(&[
+            "boot",
+            "--workshop",
+            s(&ws),
+            "--no-plugins",
+            "--keeper",
+            &url,
+        ])
+        .failure();
+    let took = started.elapsed();
+    assert!(run.stderr().contains("3 s"), "{}", run.stderr());
+    assert!(
+        took >= Duration::from_millis(2_900) && took < Duration::from_secs(20),
+        "boot gave up after {took:?}; the health check's limit is 3 s"
+    );
+    assert!(
+        !ws.exists(),
+        "a workshop was created although the Keeper never answered"
+    );
+    drop(held);
+}
+
+#[test]
+fn a_batch_loads_each_plugin_once_counted_in_the_log() {
+    let sb = Sandbox::new();
+    let ws = sb.agent("ada");
+    let call = r#"{"command": "flux run", "args": {"bytecode": "550500000055070000001000"}}"#;
+    let check = r#"{"command": "bottle check", "args": {}}"#;
+    let input = ws.join("calls.jsonl");
+    std::fs::write(
+        &input,
+        format!("{call}\n{check}\n{call}\n{call}\n{check}\n{call}\n"),
+    )
+    .unwrap();
+    let run = sb.datum_in(&ws, &["-vv", "batch", s(&input)]).success();
+    let loads = |plugin: &str| {
+        run.stderr()
+            .lines()
+            .filter(|l| l.contains("plugin loaded") && l.contains(&format!("plugin={plugin}")))
+            .count()
+    };
+    assert_eq!(loads("flux-vm"), 1, "{}", run.stderr());
+    assert_eq!(loads("mib"), 1, "{}", run.stderr());
+    assert_eq!(run.stdout().lines().count(), 6);
+    // One command, one load: the count means what it says.
+    let single = sb
+        .datum_in(&ws, &["-vv", "flux", "run", "fibonacci"])
+        .success();
+    let n = single
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("plugin loaded"))
+        .count();
+    assert_eq!(n, 1, "{}", single.stderr());
+}
+
+#[test]
+fn the_log_service_reaches_the_host_log_tagged_with_the_plugin() {
+    let sb = Sandbox::new();
+    let ws = sb.empty_workshop("ada");
+    sb.datum_in(
+        &ws,
+        &[
+            "plugin",
+            "install",
+            "stress@=1.0.0",
+            "--registry",
+            s(&fixture_registry()),
+        ],
+    )
+    .success();
+    let quiet = sb.datum_in(&ws, &["stress", "ok"]).success();
+    assert!(
+        !quiet.stderr().contains("stress ok was called"),
+        "{}",
+        quiet.stderr()
+    );
+    let loud = sb.datum_in(&ws, &["-v", "stress", "ok"]).success();
+    let line = loud
+        .stderr()
+        .lines()
+        .find(|l| l.contains("stress ok was called"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no log line: {}", loud.stderr()));
+    assert!(
+        line.contains("INFO") && line.contains("plugin=stress"),
+        "{line}"
+    );
+    let _: Value = sb
+        .datum_in(&ws, &["stress", "ok", "--format", "json"])
+        .success()
+        .json();
+}
