@@ -179,8 +179,14 @@ fn hostile_names_and_text_are_refused_or_neutralised() {
             r.stderr()
         );
     }
-    for id in ["../../agent", "/etc/passwd", "x.md"] {
-        sb.datum_in(&ws, &["bottle", "read", id]).failure();
+    // Refused as ids, before any path is formed (not merely "not found").
+    for id in ["../../agent", "/etc/passwd", "x.md", "a\u{1b}b", "x y"] {
+        let r = sb.datum_in(&ws, &["bottle", "read", id]).failure();
+        assert!(
+            r.stderr().contains("is not a bottle id"),
+            "{id:?}: {}",
+            r.stderr()
+        );
     }
     let mb = ws.join("message-in-a-bottle");
     let entries: Vec<_> = std::fs::read_dir(&mb)
@@ -423,4 +429,58 @@ fn watch_prints_new_bottles_as_they_arrive() {
         "{out}"
     );
     drop(watch);
+}
+
+/// Response times are computed from the bottles' own times, to the millisecond: a
+/// reply sent 90.5 s after the question counts as exactly 90.5 s.
+#[test]
+fn response_times_are_the_difference_of_the_bottles_times() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    sb.datum_in(&ws, &["bottle", "drop", "bob", "question", "why?"])
+        .success();
+    let outbox = ws.join("message-in-a-bottle/for-bob");
+    let file = std::fs::read_dir(&outbox)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let question = std::fs::read_to_string(&file).unwrap();
+    let id = file.file_stem().unwrap().to_str().unwrap().to_owned();
+    let sent_line = question.lines().find(|l| l.starts_with("sent: ")).unwrap();
+    // Pin the question's time, then write bob's reply 90.5 s later into alice's inbox.
+    std::fs::write(
+        &file,
+        question.replace(sent_line, "sent: 2026-01-01T00:00:00.000Z"),
+    )
+    .unwrap();
+    let reply_id = id.replace("-alice-", "-bob-");
+    let reply = question
+        .replace(&id, &reply_id)
+        .replace("from: alice", "from: bob")
+        .replace("to: bob", "to: alice")
+        .replace(
+            sent_line,
+            &format!("sent: 2026-01-01T00:01:30.500Z\nreply-to: {id}"),
+        );
+    let inbox = ws.join("message-in-a-bottle/for-alice");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join(format!("{reply_id}.md")), reply).unwrap();
+    let history = sb
+        .datum_in(&ws, &["bottle", "history", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(
+        history["malformed"].as_array().map_or(0, Vec::len),
+        0,
+        "{history}"
+    );
+    assert_eq!(history["replies_received"], 1, "{history}");
+    assert_eq!(
+        history["avg_their_response_s"].as_f64(),
+        Some(90.5),
+        "{history}"
+    );
+    assert_eq!(history["replies_sent"], 0, "{history}");
 }

@@ -10,6 +10,21 @@ fn agent() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9-]{0,20}"
 }
 
+/// Recipients as a hostile peer would send them, honest ones among them.
+fn any_recipient() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => agent(),
+        1 => Just("all".to_owned()),
+        1 => prop::sample::select(vec![
+            "..", "../x", "/etc/passwd", "a/b", "bob/../../x", "Bob", "-", "0abc", "",
+            "x\u{1b}[2J", "all/../x", "for-bob", "bob\n", "b\u{202e}ob",
+        ])
+        .prop_map(str::to_owned),
+        2 => "[a-zA-Z0-9./\\ _-]{0,12}",
+        1 => any::<String>(),
+    ]
+}
+
 /// Any JSON value (finite numbers only: JSON has no NaN).
 fn json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -65,6 +80,23 @@ proptest! {
         // And through the wire form too.
         let wire = serde_json::to_string(&m).unwrap();
         prop_assert_eq!(serde_json::from_str::<Message>(&wire).unwrap(), m);
+    }
+
+    /// A recipient is either a valid agent name (or `all`) and the bottle lands in its
+    /// inbox, or it is refused: never a path anywhere else.
+    #[test]
+    fn any_recipient_is_refused_or_kept_in_its_inbox(m in message(), to in any_recipient()) {
+        let valid = to == "all" || datum_plugin_api::valid_name(&to);
+        let m = Message { to: to.clone(), ..m };
+        match m.to_bottle() {
+            Ok(b) => {
+                prop_assert!(valid, "{to:?} was accepted");
+                let path = b.path();
+                prop_assert!(path.starts_with(&format!("message-in-a-bottle/for-{to}/")), "{path}");
+                prop_assert!(!path.contains("..") && path.matches('/').count() == 2, "{path}");
+            }
+            Err(e) => prop_assert!(!valid, "{to:?} was refused: {e}"),
+        }
     }
 
     #[test]
