@@ -65,8 +65,8 @@ fn a_plugin_whose_api_the_host_no_longer_meets_is_skipped_with_the_fix() {
     let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
     // As if flux-vm had been installed by a datum with API 2.
     let api = lock_field(&ws, "flux-vm", "api");
-    let needle = format!("name = \"flux-vm\"");
-    let start = lock.find(&needle).unwrap();
+    let needle = "name = \"flux-vm\"";
+    let start = lock.find(needle).unwrap();
     let edited = format!(
         "{}{}",
         &lock[..start],
