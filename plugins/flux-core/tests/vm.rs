@@ -102,3 +102,34 @@ fn images_carry_their_profile() {
     let (profile, code) = flux_core::parse_image(&image, None).unwrap();
     assert_eq!((profile, code.len()), (Profile::Reg, 1));
 }
+
+/// §14 rule 3 lets a trap satisfy an empty expected stack in v2.1 files; the project's
+/// `expect_no_trap` closes that hole, and failures name the stack as JSON.
+#[test]
+fn an_empty_expected_stack_can_pin_no_trap() {
+    use flux_core::conformance::Vector;
+    let underflow = |no_trap: bool| -> Vector {
+        serde_json::from_value(serde_json::json!({
+            "name": "add_on_empty",
+            "bytecode_hex": "10 00",
+            "expected_stack": [],
+            "expect_no_trap": no_trap,
+        }))
+        .unwrap()
+    };
+    assert!(
+        underflow(false).check(Profile::Stack, 100).pass,
+        "the v2.1 rule"
+    );
+    let pinned = underflow(true).check(Profile::Stack, 100);
+    assert!(!pinned.pass);
+    assert_eq!(pinned.reason, "unexpected trap STACK_UNDERFLOW");
+    let wrong: Vector = serde_json::from_value(serde_json::json!({
+        "name": "five", "bytecode_hex": "5505000000 00", "expected_stack": [6, 7],
+    }))
+    .unwrap();
+    assert_eq!(
+        wrong.check(Profile::Stack, 100).reason,
+        "expected stack [6,7], got [5]"
+    );
+}

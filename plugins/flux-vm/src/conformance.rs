@@ -198,17 +198,31 @@ fn run_with(
                 result,
                 ..
             } = verdict(&name, index, vector, profile);
-            let expected_pass = !listed.contains_key(&vector.name);
+            let entry = listed.get(&vector.name);
+            let expected_pass = entry.is_none();
             if pass {
                 passed += 1
             } else {
                 failed += 1
             }
-            if !pass && !expected_pass {
+            // An entry `{why, fails_with}` pins the failure itself: failing for another
+            // reason (a different stack, another trap) is as unexpected as passing.
+            let pinned = entry.and_then(|e| e["fails_with"].as_str());
+            let wrong_reason = !pass && pinned.is_some_and(|p| p != reason);
+            if !pass && !expected_pass && !wrong_reason {
                 expected_fail += 1;
             }
             if pass != expected_pass {
-                unexpected.push(json!({"name": vector.name, "pass": pass, "reason": if pass { listed.get(&vector.name).cloned().unwrap_or_default() } else { Value::from(reason.clone()) }}));
+                let why = entry
+                    .map(|e| e.get("why").unwrap_or(e).clone())
+                    .unwrap_or_default();
+                unexpected.push(json!({"name": vector.name, "pass": pass, "reason": if pass { why } else { Value::from(reason.clone()) }}));
+            } else if wrong_reason {
+                unexpected.push(json!({
+                    "name": vector.name,
+                    "pass": false,
+                    "reason": format!("fails with `{reason}`, but FLUX.md §17.2 says it fails with `{}`", pinned.unwrap_or_default()),
+                }));
             }
             verdicts.push(json!({
                 "suite": name,

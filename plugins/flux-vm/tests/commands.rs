@@ -273,6 +273,29 @@ fn an_unexpected_conformance_result_is_an_error() {
     )
     .unwrap();
     assert_eq!(out.data["suites"][0]["expected_failures"], 1);
+    // Pinned by reason: failing as pinned is expected; failing otherwise is not.
+    let run_with = |pin: &str| {
+        let expected = json!({"mine.json": {"wrong": {"why": "on purpose", "fails_with": pin}}});
+        call(
+            Request::new("flux conformance")
+                .with_arg(
+                    "vectors",
+                    file("/x/mine.json", suite.to_string().as_bytes()),
+                )
+                .with_arg(
+                    "expect-failures",
+                    file("/x/xf.json", expected.to_string().as_bytes()),
+                ),
+        )
+    };
+    let ok = run_with("expected stack [2], got [1]").unwrap();
+    assert_eq!(ok.data["suites"][0]["expected_failures"], 1);
+    let err = run_with("unexpected trap DIV_ZERO").unwrap_err();
+    assert!(
+        err.message.contains("fails with `expected stack [2], got [1]`, but FLUX.md §17.2 says it fails with `unexpected trap DIV_ZERO`"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]
