@@ -26,14 +26,16 @@ fn on_nats() -> (NatsServer, Sandbox, PathBuf) {
     (nats, sb, ws)
 }
 
-/// `datum node list` as JSON.
-fn node_list(sb: &Sandbox, ws: &std::path::Path, nats: &NatsServer) -> Value {
-    sb.datum_in(
-        ws,
-        &["node", "list", "--nats", &nats.url, "--format", "json"],
-    )
-    .success()
-    .json()
+/// `datum node list` as JSON, once `want` nodes answered (or, without, every node that
+/// answers within 2 s).
+fn node_list(sb: &Sandbox, ws: &std::path::Path, nats: &NatsServer, want: Option<usize>) -> Value {
+    let want = want.map(|n| n.to_string());
+    let mut args = vec!["node", "list", "--nats", &nats.url, "--format", "json"];
+    match &want {
+        Some(n) => args.extend(["--wait-for", n.as_str()]),
+        None => args.extend(["--wait-ms", "2000"]),
+    }
+    sb.datum_in(ws, &args).success().json()
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
@@ -274,7 +276,7 @@ fn distribute_splits_conformance_across_nodes_and_agrees_with_a_local_run() {
             node
         })
         .collect();
-    let list = node_list(&sb, &ws, &nats);
+    let list = node_list(&sb, &ws, &nats, Some(3));
     let ids: Vec<&str> = list["nodes"]
         .as_array()
         .unwrap()
@@ -287,7 +289,15 @@ fn distribute_splits_conformance_across_nodes_and_agrees_with_a_local_run() {
     let local = sb
         .datum_in(
             &ws,
-            &["distribute", "--nats", &nats.url, "--format", "json"],
+            &[
+                "distribute",
+                "--nats",
+                &nats.url,
+                "--nodes",
+                "3",
+                "--format",
+                "json",
+            ],
         )
         .success()
         .json();
@@ -302,6 +312,8 @@ fn distribute_splits_conformance_across_nodes_and_agrees_with_a_local_run() {
                 "distribute",
                 "--nats",
                 &nats.url,
+                "--nodes",
+                "3",
                 "--strategy",
                 "round-robin",
                 "--chunk",
@@ -319,7 +331,7 @@ fn distribute_splits_conformance_across_nodes_and_agrees_with_a_local_run() {
         "round-robin used every node: {rr}"
     );
     let text = sb
-        .datum_in(&ws, &["distribute", "--nats", &nats.url])
+        .datum_in(&ws, &["distribute", "--nats", &nats.url, "--nodes", "3"])
         .success()
         .stdout();
     assert!(text.starts_with("AGREE 159/159"), "{text}");
@@ -350,6 +362,8 @@ fn a_killed_nodes_work_is_redelivered_and_the_result_is_complete() {
             "distribute",
             "--nats",
             &nats.url,
+            "--nodes",
+            "1",
             "--chunk",
             "4",
             "--ack-wait",
@@ -375,7 +389,7 @@ fn a_killed_nodes_work_is_redelivered_and_the_result_is_complete() {
         "the dead node's results never arrived: {report}"
     );
     assert!(fast.output().contains("(redelivered)"), "{}", fast.output());
-    let list = node_list(&sb, &ws, &nats);
+    let list = node_list(&sb, &ws, &nats, None);
     assert_eq!(
         list["nodes"].as_array().unwrap().len(),
         1,

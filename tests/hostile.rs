@@ -823,7 +823,19 @@ fn bus_agent(sb: &Sandbox, name: &str) -> PathBuf {
 
 fn node_ids(sb: &Sandbox, ws: &Path, url: &str) -> Vec<String> {
     let list = sb
-        .datum_in(ws, &["node", "list", "--nats", url, "--format", "json"])
+        .datum_in(
+            ws,
+            &[
+                "node",
+                "list",
+                "--nats",
+                url,
+                "--wait-for",
+                "1",
+                "--format",
+                "json",
+            ],
+        )
         .success()
         .json();
     list["nodes"]
@@ -881,6 +893,8 @@ fn a_node_busy_with_long_vectors_still_answers_and_wire_limits_are_capped() {
             s(&file),
             "--max-steps",
             "100000000",
+            "--nodes",
+            "1",
             "--chunk",
             "16",
             "--format",

@@ -42,6 +42,8 @@ pub struct Options {
     pub timeout: Duration,
     pub ack_wait: Duration,
     pub discover: Duration,
+    /// Wait (up to `discover`) until this many nodes answer; fewer is an error.
+    pub want_nodes: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -68,7 +70,17 @@ pub struct Report {
 pub async fn run(items: Vec<Item>, opts: &Options, job: &str) -> Result<Report, BusError> {
     let client = connect(&opts.url, "datum-distribute").await?;
     let err = nats_err(&opts.url);
-    let nodes = node::list(&client, &opts.url, opts.discover).await?;
+    let nodes = node::list(&client, &opts.url, opts.discover, opts.want_nodes).await?;
+    if let Some(n) = opts.want_nodes.filter(|n| nodes.len() < *n) {
+        return Err(BusError::Refused {
+            url: opts.url.clone(),
+            reason: format!(
+                "only {} of the {n} nodes asked for answered within {} ms; start more with `datum node start --nats URL`",
+                nodes.len(),
+                opts.discover.as_millis()
+            ),
+        });
+    }
     if nodes.is_empty() {
         return Err(BusError::Refused {
             url: opts.url.clone(),

@@ -352,11 +352,26 @@ impl Cx<'_, '_> {
 
     async fn node_list(&self) -> Result<Output, PluginError> {
         let url = self.nats_url()?;
-        let wait = Duration::from_millis(self.req.arg_i64("wait-ms").unwrap_or(500).max(1) as u64);
+        let want = self.req.arg_i64("wait-for").map(|n| n.max(1) as usize);
+        let default_ms = if want.is_some() { 30_000 } else { 500 };
+        let wait =
+            Duration::from_millis(self.req.arg_i64("wait-ms").unwrap_or(default_ms).max(1) as u64);
         let client = bus::nats::connect(&url, "datum-node-list")
             .await
             .map_err(bus_err)?;
-        let nodes = node::list(&client, &url, wait).await.map_err(bus_err)?;
+        let nodes = node::list(&client, &url, wait, want)
+            .await
+            .map_err(bus_err)?;
+        if let Some(n) = want.filter(|n| nodes.len() < *n) {
+            return Err(PluginError::failed(format!(
+                "only {} of {n} nodes answered on {url} within {} ms",
+                nodes.len(),
+                wait.as_millis()
+            ))
+            .with_hint(
+                "start more with `datum node start --nats URL`, or wait longer with --wait-ms",
+            ));
+        }
         let mut text = format!("{} node(s) on {url}", nodes.len());
         let now = bus::now_ms();
         for n in &nodes {
@@ -392,6 +407,7 @@ impl Cx<'_, '_> {
         };
         let files = self.vector_files()?;
         let items = work::items_of(&files).map_err(PluginError::invalid_args)?;
+        let want_nodes = self.req.arg_i64("nodes").map(|n| n.max(1) as usize);
         let opts = distribute::Options {
             url: self.nats_url()?,
             strategy,
@@ -409,7 +425,8 @@ impl Cx<'_, '_> {
             },
             timeout: self.secs("timeout", 120)?,
             ack_wait: self.secs("ack-wait", 10)?,
-            discover: Duration::from_millis(500),
+            discover: Duration::from_millis(if want_nodes.is_some() { 30_000 } else { 500 }),
+            want_nodes,
         };
         let job = format!("{}-{}-{}", self.agent(), std::process::id(), bus::now_ms());
         let report = distribute::run(items, &opts, &job).await.map_err(bus_err)?;

@@ -205,10 +205,14 @@ async fn answer_pings(
 }
 
 /// Every node that answers within `wait`.
+/// Every node that answers within `wait` — or, with `want`, as soon as that many
+/// have answered (a condition, not a fixed window: loaded machines answer late). The
+/// ping is repeated every 250 ms, so a node that subscribes late is still found.
 pub async fn list(
     client: &async_nats::Client,
     url: &str,
     wait: Duration,
+    want: Option<usize>,
 ) -> Result<Vec<NodeInfo>, BusError> {
     let err = nats_err(url);
     let inbox = client.new_inbox();
@@ -216,18 +220,25 @@ pub async fn list(
         .subscribe(inbox.clone())
         .await
         .map_err(|e| err(e.to_string()))?;
-    client
-        .publish_with_reply(PING, inbox, Vec::new().into())
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    client.flush().await.map_err(|e| err(e.to_string()))?;
-    let mut nodes = Vec::new();
+    let mut nodes = std::collections::BTreeMap::new();
     let deadline = tokio::time::Instant::now() + wait;
-    while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
-        if let Ok(info) = serde_json::from_slice::<NodeInfo>(&msg.payload) {
-            nodes.push(info);
+    loop {
+        client
+            .publish_with_reply(PING, inbox.clone(), Vec::new().into())
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        client.flush().await.map_err(|e| err(e.to_string()))?;
+        let round = (tokio::time::Instant::now() + Duration::from_millis(250)).min(deadline);
+        while let Ok(Some(msg)) = tokio::time::timeout_at(round, replies.next()).await {
+            if let Ok(info) = serde_json::from_slice::<NodeInfo>(&msg.payload) {
+                nodes.insert(info.id.clone(), info);
+            }
+            if want.is_some_and(|n| nodes.len() >= n) {
+                return Ok(nodes.into_values().collect());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(nodes.into_values().collect());
         }
     }
-    nodes.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(nodes)
 }

@@ -66,6 +66,8 @@ fn a_node_that_lies_about_a_verdict_fails_the_distribution() {
         "distribute",
         "--nats",
         &nats.url,
+        "--nodes",
+        "1",
         "--strategy",
         "round-robin",
         "--chunk",
