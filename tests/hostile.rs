@@ -12,7 +12,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use datum_e2e::{bundled_registry, datum_bin, free_port, s, Sandbox};
+use datum_e2e::{bundled_registry, datum_bin, s, Keeper, Sandbox};
 use serde_json::{json, Value};
 
 /// A workshop with the default plugins (flux-vm, mib) from the bundled registry.
@@ -381,146 +381,29 @@ fn links_in_the_workshop_do_not_lead_plugins_outside() {
 // ---------------------------------------------------------------------------
 // Keeper helpers.
 
-struct Keeper {
-    ws: PathBuf,
-    home: PathBuf,
-    pw: PathBuf,
-    admin: String,
-    addr: Option<String>,
-    server: Option<std::process::Child>,
-}
-
-impl Drop for Keeper {
-    fn drop(&mut self) {
-        if let Some(s) = &mut self.server {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
-    }
-}
-
+/// An initialised (not yet served) Keeper with `policy`.
 fn keeper(sb: &Sandbox, policy: &str) -> Keeper {
     let ws = sb.empty_workshop("keep");
-    sb.datum_in(
-        &ws,
-        &[
-            "plugin",
-            "install",
-            "keeper",
-            "--registry",
-            s(&bundled_registry()),
-        ],
-    )
-    .success();
-    let home = sb.path("keeper-home");
-    let pw = sb.path("pw");
-    std::fs::write(&pw, "correct horse battery").unwrap();
-    let admin = sb
-        .datum_in(
-            &ws,
-            &[
-                "keeper",
-                "init",
-                "--home",
-                s(&home),
-                "--password-file",
-                s(&pw),
-                "--format",
-                "json",
-            ],
-        )
-        .success()
-        .json()["admin_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    std::fs::write(home.join("policy.json"), policy).unwrap();
-    Keeper {
-        ws,
-        home,
-        pw,
-        admin,
-        addr: None,
-        server: None,
-    }
+    sb.install(&ws, "keeper");
+    let k = Keeper::init(sb, &ws);
+    k.set_policy(policy);
+    k
 }
 
-impl Keeper {
-    fn serve(&mut self, sb: &Sandbox) {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let server = std::process::Command::new(datum_bin())
-            .args([
-                "--workshop",
-                s(&self.ws),
-                "keeper",
-                "serve",
-                "--home",
-                s(&self.home),
-                "--password-file",
-                s(&self.pw),
-                "--listen",
-                &addr,
-            ])
-            .env("DATUM_HOME", sb.home())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while ureq::get(&format!("http://{addr}/v1/health"))
-            .call()
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "the Keeper did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.addr = Some(addr);
-        self.server = Some(server);
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr.as_deref().unwrap())
-    }
-
-    fn add_secret(&self, sb: &Sandbox, name: &str, value_file: &Path) -> datum_e2e::Run {
-        sb.datum_in(
-            &self.ws,
-            &[
-                "keeper",
-                "add-secret",
-                name,
-                "--home",
-                s(&self.home),
-                "--password-file",
-                s(&self.pw),
-                "--value-file",
-                s(value_file),
-            ],
+fn secret_names(sb: &Sandbox, k: &Keeper) -> Vec<String> {
+    let out = sb
+        .datum_in(
+            &k.workshop,
+            &["keeper", "list", "--home", s(&k.home), "--format", "json"],
         )
-    }
-
-    fn names(&self, sb: &Sandbox) -> Vec<String> {
-        let out = sb
-            .datum_in(
-                &self.ws,
-                &[
-                    "keeper",
-                    "list",
-                    "--home",
-                    s(&self.home),
-                    "--format",
-                    "json",
-                ],
-            )
-            .success()
-            .json();
-        out["secrets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_owned())
-            .collect()
-    }
+        .success()
+        .json();
+    out["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn post(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -559,7 +442,7 @@ fn concurrent_writers_and_a_serving_keeper_lose_no_secret() {
         // The server takes admin PUTs at the same time.
         scope.spawn(move || {
             for i in 0..each {
-                let mut resp = ureq::put(&k.url(&format!("/v1/admin/secrets/http-{i}")))
+                let mut resp = ureq::put(&k.endpoint(&format!("/v1/admin/secrets/http-{i}")))
                     .header("Authorization", &format!("Bearer {}", k.admin))
                     .send_json(json!({ "value": "v" }))
                     .unwrap();
@@ -567,7 +450,7 @@ fn concurrent_writers_and_a_serving_keeper_lose_no_secret() {
             }
         });
     });
-    let names = k.names(&sb);
+    let names = secret_names(&sb, k);
     let expected = writers * each + each;
     assert_eq!(
         names.len(),
@@ -576,7 +459,7 @@ fn concurrent_writers_and_a_serving_keeper_lose_no_secret() {
         names.len()
     );
     // The running server sees the CLI's secrets too (it reloads a changed vault).
-    let mut resp = ureq::get(&k.url("/v1/admin/secrets"))
+    let mut resp = ureq::get(&k.endpoint("/v1/admin/secrets"))
         .header("Authorization", &format!("Bearer {}", k.admin))
         .call()
         .unwrap();
@@ -592,7 +475,7 @@ fn a_granted_agent_name_needs_the_admin_token_or_a_one_time_enrolment_code() {
     let sb = Sandbox::new();
     let mut k = keeper(&sb, r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#);
     k.serve(&sb);
-    let register = k.url("/v1/agents");
+    let register = k.endpoint("/v1/agents");
     let (status, body) = post(&register, None, json!({ "name": "ada" }));
     assert_eq!(status, 403, "{body}");
     assert!(body.to_string().contains("keeper enroll"), "{body}");
@@ -608,7 +491,7 @@ fn a_granted_agent_name_needs_the_admin_token_or_a_one_time_enrolment_code() {
     // An enrolment code works once, through `datum boot --keeper URL --enrol CODE`.
     let code = sb
         .datum_in(
-            &k.ws,
+            &k.workshop,
             &[
                 "keeper",
                 "enroll",
@@ -630,7 +513,7 @@ fn a_granted_agent_name_needs_the_admin_token_or_a_one_time_enrolment_code() {
         json!({ "name": "ada", "enrolment": "0".repeat(64) }),
     );
     assert_eq!(status, 403, "a wrong code must not work");
-    let url = format!("http://{}", k.addr.as_deref().unwrap());
+    let url = k.url().to_owned();
     let ada = sb.path("ada");
     sb.datum(&[
         "boot",
@@ -685,7 +568,7 @@ fn unauthenticated_floods_are_capped_and_the_audit_tail_still_reads() {
     let mut limited = 0;
     for i in 0..300 {
         let (status, _) = post(
-            &k.url("/v1/secrets/request"),
+            &k.endpoint("/v1/secrets/request"),
             Some("not-a-token"),
             json!({ "key": format!("k{i}\u{1b}[2J\u{1b}]0;pwned\u{7}"), "purpose": big, "destination": "x" }),
         );
@@ -703,7 +586,7 @@ fn unauthenticated_floods_are_capped_and_the_audit_tail_still_reads() {
     }
     let run = sb
         .datum_in(
-            &k.ws,
+            &k.workshop,
             &["keeper", "audit", "--home", s(&k.home), "--limit", "3"],
         )
         .success();
@@ -1024,10 +907,10 @@ fn keeper_init_refuses_an_existing_shared_folder() {
             "--home",
             s(&shared),
             "--password-file",
-            s(&k.pw),
+            s(&k.password_file),
         ];
         args.extend_from_slice(extra);
-        sb.datum_in(&k.ws, &args)
+        sb.datum_in(&k.workshop, &args)
     };
     let run = init(&[]).failure();
     assert!(run.stderr().contains("--force"), "{}", run.stderr());
@@ -1040,14 +923,14 @@ fn keeper_init_refuses_an_existing_shared_folder() {
     // A new folder is created owner-only.
     let fresh = sb.path("fresh/keeper");
     sb.datum_in(
-        &k.ws,
+        &k.workshop,
         &[
             "keeper",
             "init",
             "--home",
             s(&fresh),
             "--password-file",
-            s(&k.pw),
+            s(&k.password_file),
         ],
     )
     .success();

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use datum_e2e::{bundled_registry, datum_bin, fixture_registry, free_port, git_clean, s, Sandbox};
+use datum_e2e::{bundled_registry, fixture_registry, free_port, git_clean, s, Keeper, Sandbox};
 use serde_json::{json, Value};
 
 /// The stress fixture, whose `secret` command asks the host for a Keeper secret.
@@ -121,7 +121,7 @@ fn a_served_keeper_answers_an_agent_and_audits() {
         .timeout_global(Some(Duration::from_secs(5)))
         .build()
         .into();
-    let base = &keeper.url;
+    let base = keeper.url();
     // The policy grants `ada`, so registering that name takes the admin token.
     let mut reg = http
         .post(&format!("{base}/v1/agents"))
@@ -185,98 +185,16 @@ fn a_served_keeper_answers_an_agent_and_audits() {
 }
 
 /// A served Keeper with `db/main` in its vault and a policy granting `ada` the `db/*` keys.
-struct Served {
-    server: std::process::Child,
-    url: String,
-    admin: String,
-    home: std::path::PathBuf,
-    workshop: std::path::PathBuf,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-}
-
-fn serve_keeper(sb: &Sandbox) -> Served {
+/// A served Keeper holding `db/main`, whose policy grants it to `ada`.
+fn serve_keeper(sb: &Sandbox) -> Keeper {
     let ws = keeper_workshop(sb);
-    let home = sb.path("keeper-home");
-    let pw = sb.path("pw");
-    std::fs::write(&pw, "correct horse battery").unwrap();
-    let init = [
-        "keeper",
-        "init",
-        "--home",
-        s(&home),
-        "--password-file",
-        s(&pw),
-        "--format",
-        "json",
-    ];
-    let admin = sb.datum_in(&ws, &init).success().json()["admin_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let mut keeper = Keeper::init(sb, &ws);
     let value = sb.path("value");
     std::fs::write(&value, "pg://secret").unwrap();
-    sb.datum_in(
-        &ws,
-        &[
-            "keeper",
-            "add-secret",
-            "db/main",
-            "--home",
-            s(&home),
-            "--password-file",
-            s(&pw),
-            "--value-file",
-            s(&value),
-        ],
-    )
-    .success();
-    std::fs::write(
-        home.join("policy.json"),
-        r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#,
-    )
-    .unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let server = std::process::Command::new(datum_bin())
-        .args([
-            "--workshop",
-            s(&ws),
-            "keeper",
-            "serve",
-            "--home",
-            s(&home),
-            "--password-file",
-            s(&pw),
-            "--listen",
-            &addr,
-        ])
-        .env("DATUM_HOME", sb.home())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://{addr}");
-    let http: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
-        .build()
-        .into();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(&format!("{url}/v1/health")).call().is_err() {
-        assert!(Instant::now() < deadline, "the Keeper did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Served {
-        server,
-        url,
-        admin,
-        home,
-        workshop: ws,
-    }
+    keeper.add_secret(sb, "db/main", &value).success();
+    keeper.set_policy(r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#);
+    keeper.serve(sb);
+    keeper
 }
 
 #[test]
@@ -312,7 +230,7 @@ fn plugins_get_secrets_through_the_host_only_when_both_grant_it() {
             "ada",
             "--no-plugins",
             "--keeper",
-            &keeper.url,
+            keeper.url(),
             "--enrol",
             &code,
             "--format",
@@ -386,7 +304,7 @@ fn plugins_get_secrets_through_the_host_only_when_both_grant_it() {
         s(&ws),
         "--no-plugins",
         "--keeper",
-        &keeper.url,
+        keeper.url(),
     ])
     .success();
     assert_eq!(

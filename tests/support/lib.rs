@@ -491,3 +491,119 @@ impl Drop for NatsServer {
         let _ = self.child.wait();
     }
 }
+
+/// A Keeper for tests: `datum keeper init` in a fresh folder for a workshop that has the
+/// keeper plugin, and — after [`Keeper::serve`] — a server on a free loopback port.
+pub struct Keeper {
+    pub workshop: PathBuf,
+    pub home: PathBuf,
+    pub password_file: PathBuf,
+    pub admin: String,
+    url: Option<String>,
+    server: Option<std::process::Child>,
+}
+
+impl Keeper {
+    pub fn init(sb: &Sandbox, workshop: &Path) -> Keeper {
+        let home = sb.path("keeper-home");
+        let password_file = sb.path("pw");
+        std::fs::write(&password_file, "correct horse battery").unwrap();
+        let args = [
+            "keeper",
+            "init",
+            "--home",
+            home.to_str().unwrap(),
+            "--password-file",
+            password_file.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        let admin = sb.datum_in(workshop, &args).success().json()["admin_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Keeper {
+            workshop: workshop.to_owned(),
+            home,
+            password_file,
+            admin,
+            url: None,
+            server: None,
+        }
+    }
+
+    pub fn set_policy(&self, json: &str) {
+        std::fs::write(self.home.join("policy.json"), json).unwrap();
+    }
+
+    /// `datum keeper add-secret NAME` with the value read from `value_file`.
+    pub fn add_secret(&self, sb: &Sandbox, name: &str, value_file: &Path) -> Run {
+        sb.datum_in(
+            &self.workshop,
+            &[
+                "keeper",
+                "add-secret",
+                name,
+                "--home",
+                self.home.to_str().unwrap(),
+                "--password-file",
+                self.password_file.to_str().unwrap(),
+                "--value-file",
+                value_file.to_str().unwrap(),
+            ],
+        )
+    }
+
+    /// Start `datum keeper serve` and wait (bounded) until it accepts connections.
+    pub fn serve(&mut self, sb: &Sandbox) {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let server = Command::new(datum_bin())
+            .args([
+                "--workshop",
+                self.workshop.to_str().unwrap(),
+                "keeper",
+                "serve",
+                "--home",
+                self.home.to_str().unwrap(),
+                "--password-file",
+                self.password_file.to_str().unwrap(),
+                "--listen",
+                &addr,
+            ])
+            .env("DATUM_HOME", sb.home())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.server = Some(server);
+        let start = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "the Keeper did not listen on {addr} within 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.url = Some(format!("http://{addr}"));
+    }
+
+    /// The served Keeper's base URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> &str {
+        self.url.as_deref().expect("call Keeper::serve first")
+    }
+
+    /// A full URL for `path` on the served Keeper.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.url())
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        if let Some(s) = &mut self.server {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
