@@ -528,6 +528,15 @@ fn a_granted_agent_name_needs_the_admin_token_or_a_one_time_enrolment_code() {
         &code,
     ])
     .success();
+    // The agent's token is owner-only from the moment it exists, and never committed.
+    let token_file = ada.join(".superagent/keeper.json");
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(std::fs::read_to_string(ada.join(".gitignore"))
+        .unwrap()
+        .contains("/.superagent/keeper.json"));
     let eve = sb.path("eve-as-ada");
     let run = sb
         .datum(&[
@@ -1029,10 +1038,13 @@ fn the_command_line_holds_up() {
         )
         .failure();
     assert!(run.stderr().contains("32-bit"), "{}", run.stderr());
-    // Errors are not prefixed twice.
-    let run = sb
-        .datum_in(&ws, &["plugin", "info", "no-such-plugin"])
-        .failure();
+    // Errors are not prefixed twice (clap's own message already starts with "error:").
+    let run = sb.datum_in(&ws, &["flux", "run", "--frobnicate"]).failure();
+    assert!(
+        run.stderr().starts_with("error: unexpected argument"),
+        "{}",
+        run.stderr()
+    );
     assert!(!run.stderr().contains("error: error:"), "{}", run.stderr());
     // `bottle drop all` is not a silent broadcast.
     let run = sb
