@@ -227,3 +227,51 @@ fn boot_without_a_registry_creates_nothing() {
     assert!(r.stderr().contains("does not exist"), "{}", r.stderr());
     assert!(!ws.exists(), "a failed boot leaves no half-made workshop");
 }
+
+/// Boot writes the agent's CAPABILITY.toml (name, role, what its plugins provide,
+/// claimed but unproven) in the boot commit; a re-boot never touches the agent's own file.
+#[test]
+fn boot_writes_a_capability_file_once_and_then_leaves_it_alone() {
+    let sb = Sandbox::new();
+    let ws = sb.path("ada");
+    let reg = bundled_registry();
+    let boot = |extra: &[&str]| {
+        let mut args = vec![
+            "boot",
+            "--workshop",
+            ws.to_str().unwrap(),
+            "--registry",
+            reg.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        sb.datum(&args).success()
+    };
+    boot(&["--name", "ada", "--role", "scout"]);
+    let path = ws.join("CAPABILITY.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let file = capability::CapabilityFile::parse(&text).unwrap();
+    let (profile, warnings) = file.profile();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(profile.agent.name, "ada");
+    assert_eq!(profile.agent.role.as_deref(), Some("scout"));
+    for ability in [
+        "flux-execution",
+        "flux-assembly",
+        "flux-conformance",
+        "messaging",
+        "i2i",
+    ] {
+        let cap = &profile.capabilities[ability];
+        assert_eq!(
+            (cap.confidence, &cap.source),
+            (0.5, &capability::Source::Intrinsic),
+            "{ability}"
+        );
+    }
+    assert!(git_clean(&ws), "the file is committed with the boot");
+    // The agent edits its profile; booting again keeps every byte.
+    let edited = format!("{text}\n# mine\n[capabilities.poetry]\nconfidence = 0.1\n");
+    std::fs::write(&path, &edited).unwrap();
+    boot(&[]);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
+}

@@ -73,7 +73,13 @@ pub fn datum_bin() -> PathBuf {
             let bin = dir.join(format!("datum{}", std::env::consts::EXE_SUFFIX));
             require_fresh(
                 &bin,
-                &["host", "plugin-api", "templates", "plugins/keeper-core"],
+                &[
+                    "host",
+                    "plugin-api",
+                    "templates",
+                    "plugins/keeper-core",
+                    "plugins/capability",
+                ],
                 "cargo build -p datum",
             );
             bin

@@ -167,6 +167,7 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
         ))?;
         keeper = Some(json!({ "mode": "standalone", "home": home, "agent": agent.agent.name }));
     }
+    let profile = write_capability_file(&ctx.home()?, &workshop, &agent)?;
     let verb = if existed { "re-booted" } else { "booted" };
     workshop.journal(&format!(
         "{verb} {} ({}) with datum {}",
@@ -188,6 +189,7 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
         "plugins": installed,
         "commit": commit,
         "keeper": keeper,
+        "capability_file": profile,
         "elapsed_ms": elapsed_ms,
     });
     ctx.reporter.emit(&data, || {
@@ -215,6 +217,47 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
         s.push_str("next: `datum status`, `datum flux run --bytecode 550500000055070000001000`");
         s
     })
+}
+
+/// Write a minimal CAPABILITY.toml for a new agent: its name and role, and what its
+/// installed plugins provide as intrinsic abilities, claimed but not yet proven
+/// (confidence 0.5; `learn` raises it with evidence). An existing file is the agent's
+/// own and is never touched. Returns whether it was written.
+fn write_capability_file(
+    home: &crate::paths::Home,
+    workshop: &Workshop,
+    agent: &crate::workshop::AgentFile,
+) -> anyhow::Result<bool> {
+    let folder = workshop.folder()?;
+    if folder.exists(std::path::Path::new(capability::FILE_NAME)) {
+        return Ok(false);
+    }
+    let runtime = crate::runtime::Runtime::open(home.clone(), workshop.clone())?;
+    let mut abilities = Vec::new();
+    for installed in runtime.installed() {
+        for ability in &installed.manifest.provides {
+            abilities.push((
+                ability.clone(),
+                capability::Capability::new(0.5, capability::Source::Intrinsic),
+            ));
+        }
+    }
+    let role = Some(agent.agent.role.clone()).filter(|r| !r.is_empty());
+    let file = capability::CapabilityFile::new(
+        &capability::Agent {
+            name: agent.agent.name.clone(),
+            role,
+            ..capability::Agent::default()
+        },
+        &abilities,
+    );
+    folder
+        .write(
+            std::path::Path::new(capability::FILE_NAME),
+            file.to_string().as_bytes(),
+        )
+        .with_context(|| format!("cannot write {}", capability::FILE_NAME))?;
+    Ok(true)
 }
 
 /// A valid agent name from a folder name: lower-cased, other characters become '-'.
