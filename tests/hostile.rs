@@ -4,7 +4,8 @@
 //!
 //! Each test holds a case that was reproduced against datum before it was fixed
 //! (issue 10), plus the variants of its class. The property tests at the end are the
-//! bounded fuzz targets for the git-tree reader, the lock parser and the bottle parser.
+//! bounded fuzz targets for the git-tree reader, the lock parser, the bottle parser and
+//! the CAPABILITY.toml reader.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::io::Write;
@@ -1212,6 +1213,33 @@ mod fuzz {
                         for g in &p.grants {
                             prop_assert!(!g.contains(".."), "{g}");
                         }
+                    }
+                }
+            }
+        }
+
+        /// Other agents' CAPABILITY.toml: any bytes are read or refused, never a panic;
+        /// what is accepted has printable names, and every warning prints safely.
+        #[test]
+        fn capability_files_are_read_or_refused(
+            raw in proptest::collection::vec(any::<u8>(), 0..300),
+            entries in proptest::collection::vec(("[a-z\u{1b}\u{202e}-]{1,8}", ".{0,12}"), 0..6),
+        ) {
+            let mut text = String::from("[agent]\nname = \"eve\"\n[capabilities]\n");
+            for (name, value) in &entries {
+                // Quoted by the TOML serializer, so escapes reach the reader as characters.
+                let key = toml::Value::String(name.clone()).to_string();
+                let val = toml::Value::String(value.clone()).to_string();
+                text.push_str(&format!("{key} = {{ confidence = 0.5, role = {val} }}\n"));
+            }
+            for candidate in [text, String::from_utf8_lossy(&raw).into_owned()] {
+                if let Ok(file) = capability::CapabilityFile::parse(&candidate) {
+                    let (profile, warnings) = file.profile();
+                    for name in profile.capabilities.keys() {
+                        prop_assert!(!name.chars().any(char::is_control), "{name:?}");
+                    }
+                    for w in warnings {
+                        prop_assert!(!w.to_string().chars().any(char::is_control));
                     }
                 }
             }
