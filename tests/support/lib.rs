@@ -446,6 +446,18 @@ pub fn free_port() -> u16 {
 /// A private `nats-server` with JetStream on 127.0.0.1, stopped when dropped.
 /// The tests need it: a machine without `nats-server` fails them with the fix
 /// (`scripts/test` installs the Debian package) rather than skipping.
+/// Wait (bounded) until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16, what: &str, seconds: u64) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(seconds),
+            "{what} did not listen on 127.0.0.1:{port} within {seconds} s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub struct NatsServer {
     child: std::process::Child,
     pub url: String,
@@ -475,14 +487,7 @@ impl NatsServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(10),
-                "nats-server did not listen on 127.0.0.1:{port} within 10 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_for_port(port, "nats-server", 10);
         NatsServer {
             child,
             url: format!("nats://127.0.0.1:{port}"),
@@ -583,14 +588,7 @@ impl Keeper {
             .spawn()
             .unwrap();
         self.server = Some(server);
-        let start = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < std::time::Duration::from_secs(60),
-                "the Keeper did not listen on {addr} within 60 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_for_port(port, "the Keeper", 60);
         self.url = Some(format!("http://{addr}"));
     }
 
