@@ -219,18 +219,16 @@ impl Sandbox {
     /// Boot a workshop for agent `name` with the default plugins (flux-vm, mib) from
     /// the bundled registry.
     pub fn agent(&self, name: &str) -> PathBuf {
-        let ws = self.path(name);
         let registry = bundled_registry();
-        self.datum(&[
-            "boot",
-            "--workshop",
-            ws.to_str().unwrap(),
-            "--name",
-            name,
-            "--registry",
-            registry.to_str().unwrap(),
-        ])
-        .success();
+        self.boot(name, &["--registry", registry.to_str().unwrap()])
+    }
+
+    /// `datum boot` of a workshop named after its agent, with `extra` arguments.
+    fn boot(&self, name: &str, extra: &[&str]) -> PathBuf {
+        let ws = self.path(name);
+        let mut args = vec!["boot", "--workshop", ws.to_str().unwrap(), "--name", name];
+        args.extend_from_slice(extra);
+        self.datum(&args).success();
         ws
     }
 
@@ -251,17 +249,7 @@ impl Sandbox {
 
     /// Boot a workshop with no plugins, for tests that install their own.
     pub fn empty_workshop(&self, name: &str) -> PathBuf {
-        let ws = self.path(name);
-        self.datum(&[
-            "boot",
-            "--workshop",
-            ws.to_str().unwrap(),
-            "--name",
-            name,
-            "--no-plugins",
-        ])
-        .success();
-        ws
+        self.boot(name, &["--no-plugins"])
     }
 }
 

@@ -1,11 +1,8 @@
 //! `datum.lock`: the exact, reproducible description of a workshop's plugin set.
 
-use std::path::Path;
-
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::atomic_write;
 use crate::registry::Kind;
 
 pub const LOCK_FILE: &str = "datum.lock";
@@ -41,20 +38,8 @@ pub struct LockedPlugin {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("{path} is not a valid lock file ({message}); restore it from the workshop's git history (`git checkout -- datum.lock`)")]
     Parse { path: String, message: String },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 impl Lock {
@@ -64,18 +49,6 @@ impl Lock {
         Lock {
             version: Lock::CURRENT_VERSION,
             plugins: Vec::new(),
-        }
-    }
-
-    /// Read a lock file from an ambient path (bounded; a missing file is an empty lock).
-    pub fn load(path: &Path) -> Result<Lock, LockError> {
-        match crate::confined::read_text(path, crate::confined::MAX_FILE) {
-            Ok(text) => Lock::parse(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock::empty()),
-            Err(source) => Err(LockError::Read {
-                path: path.display().to_string(),
-                source,
-            }),
         }
     }
 
@@ -142,14 +115,6 @@ impl Lock {
         Ok(format!("# Written by datum; change it with `datum plugin install|remove|update|grant`.\n{body}"))
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), LockError> {
-        let text = self.to_text()?;
-        atomic_write(path, text.as_bytes()).map_err(|source| LockError::Write {
-            path: path.display().to_string(),
-            source,
-        })
-    }
-
     pub fn get(&self, name: &str) -> Option<&LockedPlugin> {
         self.plugins.iter().find(|p| p.name == name)
     }
@@ -177,9 +142,7 @@ mod tests {
 
     #[test]
     fn lock_round_trips_through_toml() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(LOCK_FILE);
-        let mut lock = Lock::load(&path).unwrap();
+        let mut lock = Lock::empty();
         lock.upsert(LockedPlugin {
             name: "flux-vm".into(),
             version: Version::new(0, 1, 0),
@@ -189,19 +152,16 @@ mod tests {
             api: VersionReq::parse("^1.0").unwrap(),
             grants: vec!["kv".into()],
         });
-        lock.save(&path).unwrap();
-        assert_eq!(Lock::load(&path).unwrap(), lock);
-        assert!(std::fs::read_to_string(&path)
-            .unwrap()
-            .contains("[[plugin]]"));
+        let text = lock.to_text().unwrap();
+        assert_eq!(Lock::parse(&text, LOCK_FILE).unwrap(), lock);
+        assert!(text.contains("[[plugin]]"));
     }
 
     #[test]
     fn a_torn_lock_names_the_fix() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(LOCK_FILE);
-        std::fs::write(&path, "[[plugin]\nname=").unwrap();
-        let err = Lock::load(&path).unwrap_err().to_string();
+        let err = Lock::parse("[[plugin]\nname=", LOCK_FILE)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("git checkout"), "{err}");
     }
 }
