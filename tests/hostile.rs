@@ -1133,6 +1133,156 @@ fn bus_history_survives_bytes_that_are_not_utf8() {
 }
 
 // ---------------------------------------------------------------------------
+// Fleet (issue 12): task boards, fleet.toml and GitHub's answers are other parties'
+// bytes. They are shown escaped, checked before use, and never become paths.
+
+fn fleet_agent(sb: &Sandbox, name: &str) -> PathBuf {
+    let ws = agent(sb, name);
+    sb.install(&ws, "fleet");
+    ws
+}
+
+/// A bare board repository whose HEAD tree holds exactly `entries` (raw, so a link or
+/// an oversized file gets through as an attacker would send it).
+fn hostile_board(sb: &Sandbox, name: &str, entries: &[(&str, &[u8], &[u8])]) -> PathBuf {
+    let path = sb.path(name);
+    let repo = git2::Repository::init_bare(&path).unwrap();
+    let blobs: Vec<(&str, &[u8], git2::Oid)> = entries
+        .iter()
+        .map(|(mode, file, body)| (*mode, *file, repo.blob(body).unwrap()))
+        .collect();
+    let tree = repo.find_tree(raw_tree(&repo, &blobs)).unwrap();
+    let sig = git2::Signature::now("eve", "eve@example.invalid").unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "board", &tree, &[])
+        .unwrap();
+    path
+}
+
+#[test]
+fn a_hostile_task_board_is_shown_escaped_and_refused_when_it_is_not_a_plain_file() {
+    let sb = Sandbox::new();
+    let ws = fleet_agent(&sb, "ada");
+    let evil = "- [ ] TASK-001 [HIGH] Clear \u{1b}[2J\u{1b}]8;;http://x\u{7}screen \u{202e}txt.exe — open\n- [~] TASK-002 Two — claimed by \u{1b}[31meve\n";
+    let board = hostile_board(
+        &sb,
+        "evil.git",
+        &[("100644", b"TASKBOARD.md", evil.as_bytes())],
+    );
+    sb.datum_in(&ws, &["fleet", "add-board", "evil", s(&board)])
+        .success();
+    let list = sb.datum_in(&ws, &["fleet", "tasks", "list"]).success();
+    let out = list.stdout();
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{7}') && !out.contains('\u{202e}'),
+        "{out:?}"
+    );
+    assert!(out.contains("TASK-001 [HIGH] Clear"), "{out}");
+    let taken = sb
+        .datum_in(&ws, &["fleet", "tasks", "claim", "TASK-002"])
+        .failure();
+    assert!(!taken.stderr().contains('\u{1b}'), "{:?}", taken.stderr());
+
+    // A TASKBOARD.md that is a symbolic link, or too big to be a board, is refused.
+    let link = hostile_board(
+        &sb,
+        "link.git",
+        &[("120000", b"TASKBOARD.md", b"/etc/passwd")],
+    );
+    let r = sb
+        .datum_in(&ws, &["fleet", "add-board", "link", s(&link)])
+        .failure();
+    assert!(r.stderr().contains("not a regular file"), "{}", r.stderr());
+    let huge = vec![b'x'; 5 * 1024 * 1024];
+    let big = hostile_board(&sb, "big.git", &[("100644", b"TASKBOARD.md", &huge)]);
+    let r = sb
+        .datum_in(&ws, &["fleet", "add-board", "big", s(&big)])
+        .failure();
+    assert!(r.stderr().contains("limit"), "{}", r.stderr());
+    // None of them got into the configuration.
+    let config = std::fs::read_to_string(ws.join(".superagent/fleet.toml")).unwrap();
+    assert!(
+        !config.contains("link") && !config.contains("big"),
+        "{config}"
+    );
+}
+
+#[test]
+fn a_hostile_fleet_toml_is_an_error_never_a_path() {
+    let sb = Sandbox::new();
+    let ws = fleet_agent(&sb, "ada");
+    let config = ws.join(".superagent/fleet.toml");
+    std::fs::write(
+        &config,
+        "[[boards]]\nname = \"../../../tmp/x\"\nremote = \"/nowhere\"\n",
+    )
+    .unwrap();
+    let r = sb.datum_in(&ws, &["fleet", "tasks", "list"]).failure();
+    assert!(r.stderr().contains("not a valid name"), "{}", r.stderr());
+    assert!(!sb.path("tmp").exists());
+    std::fs::write(&config, "default = 7\n[[sources]\n").unwrap();
+    let r = sb.datum_in(&ws, &["fleet", "discover"]).failure();
+    assert!(r.stderr().contains("fleet.toml"), "{}", r.stderr());
+    // A link out of the workshop is not followed.
+    std::fs::remove_file(&config).unwrap();
+    symlink("/etc/passwd", &config).unwrap();
+    let r = sb.datum_in(&ws, &["fleet", "sources"]).failure();
+    assert!(!r.stdout().contains("root:"), "{}", r.stdout());
+}
+
+#[test]
+fn hostile_github_answers_are_skipped_escaped_or_refused() {
+    use datum_e2e::github::{FixtureRepo, GitHubFixture};
+    let sb = Sandbox::new();
+    let ws = fleet_agent(&sb, "ada");
+    let t = 1_795_000_000;
+    let repos = vec![
+        FixtureRepo::new("../../escape", t).file("CAPABILITY.toml", "[agent]\nname = \"x\"\n"),
+        FixtureRepo::new("ansi\u{1b}[2J", t).file("CAPABILITY.toml", "[agent]\nname = \"y\"\n"),
+        FixtureRepo {
+            description: Some("\u{1b}[31mred".into()),
+            ..FixtureRepo::new("fine", t).file(
+                "CAPABILITY.toml",
+                "[agent]\nname = \"fine\"\nrole = \"\\u001b[2Jwipe\"\n",
+            )
+        },
+    ];
+    let fx = GitHubFixture::start("acme", repos, None);
+    let run = sb
+        .datum_in(
+            &ws,
+            &["fleet", "discover", "--org", "acme", "--api-url", &fx.url],
+        )
+        .success();
+    let out = run.stdout();
+    assert!(!out.contains('\u{1b}'), "{out:?}");
+    assert!(
+        out.contains("fine") && out.contains("skipped a repository named"),
+        "{out}"
+    );
+    assert!(!out.contains("escape (") && !ws.join("escape").exists());
+
+    // A server that answers garbage: a clear error, not a crash or an empty fleet.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten().take(8) {
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\nconnection: close\r\n\r\n{garbage!",
+            );
+        }
+    });
+    let r = sb
+        .datum_in(
+            &ws,
+            &["fleet", "discover", "--org", "acme", "--api-url", &url],
+        )
+        .failure();
+    assert!(r.stderr().contains("not JSON"), "{}", r.stderr());
+}
+
+// ---------------------------------------------------------------------------
 // Fuzz targets (bounded property tests): the git-tree reader, the lock parser and
 // the bottle parser must never panic, and whatever they accept must be safe.
 

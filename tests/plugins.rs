@@ -446,16 +446,7 @@ fn a_git_repository_is_a_registry() {
     // Make a local git remote holding the fixture registry.
     let remote = sb.path("remote-registry");
     copy_dir(&src, &remote);
-    let repo = git2::Repository::init(&remote).unwrap();
-    let mut index = repo.index().unwrap();
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("t", "t@localhost").unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "registry", &tree, &[])
-        .unwrap();
+    datum_e2e::github::commit_files(&remote, &[], 1_795_000_000);
 
     let url = format!("git+file://{}", remote.display());
     let ws = sb.empty_workshop("ned");

@@ -45,7 +45,9 @@ pub enum KeeperError {
     NotConfigured,
     #[error("the standalone Keeper at {home}: {message}")]
     Standalone { home: String, message: String },
-    #[error("cannot save the Keeper registration: {0}")]
+    #[error("the Keeper registration {CONFIG_FILE} is unreadable: {0}; register again with `datum boot --keeper URL` or remove the file")]
+    Corrupt(String),
+    #[error("cannot read or save the Keeper registration: {0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -244,8 +246,13 @@ pub fn config_path(workshop: &Path) -> PathBuf {
 pub fn load(workshop: &Path) -> Result<KeeperConfig, KeeperError> {
     let bytes = crate::confined::Folder::open(workshop)
         .and_then(|f| f.read(Path::new(CONFIG_FILE), 64 * 1024))
-        .map_err(|_| KeeperError::NotConfigured)?;
-    serde_json::from_slice(&bytes).map_err(|_| KeeperError::NotConfigured)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => KeeperError::NotConfigured,
+            _ => KeeperError::Io(e),
+        })?;
+    // A registration that exists but does not read is not "no Keeper": a plugin that
+    // can do without secrets must not quietly run without them.
+    serde_json::from_slice(&bytes).map_err(|e| KeeperError::Corrupt(e.to_string()))
 }
 
 /// Save the registration owner-only and keep it out of the workshop's git history.

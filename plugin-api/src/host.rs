@@ -175,6 +175,38 @@ impl<'a> Host<'a> {
         })
     }
 
+    /// Like [`Host::secret`], but a workshop registered with no Keeper at all answers
+    /// `None` instead of an error, for plugins that can work without the secret and
+    /// say so (the fleet plugin runs unauthenticated). A Keeper that is configured but
+    /// refuses, or cannot be reached, is still an error. Since API 1.4.
+    pub fn secret_if_kept(
+        &self,
+        key: &str,
+        purpose: &str,
+        destination: &str,
+    ) -> Result<Option<String>, PluginError> {
+        let v = self.call_service(
+            "secret.get",
+            json!({ "key": key, "purpose": purpose, "destination": destination, "optional": true }),
+        )?;
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            _ => Err(PluginError::new(
+                ErrorKind::HostService,
+                "the Keeper returned a non-text secret",
+            )),
+        }
+    }
+
+    /// Commit the changes under one workshop folder to the workshop's history, with no
+    /// remote involved (`git:PATH` grant). Returns whether a commit was made (`false`
+    /// when there was nothing to commit). Since API 1.4.
+    pub fn git_commit(&self, path: &str, message: &str) -> Result<bool, PluginError> {
+        let v = self.call_service("git.commit", json!({ "path": path, "message": message }))?;
+        Ok(v["committed"].as_bool().unwrap_or(false))
+    }
+
     /// Run a command in another build (`"native"` or `"wasm"`) of an installed plugin,
     /// e.g. a plugin comparing its own builds (`call:PLUGIN` grant). Since API 1.1.
     pub fn call_plugin_kind(

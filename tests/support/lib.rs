@@ -2,6 +2,8 @@
 //! with a private DATUM_HOME, against the bundled and fixture registries.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod github;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -151,21 +153,26 @@ impl Sandbox {
         self.dir.path().join(rel)
     }
 
-    /// `datum ARGS` run in `cwd` with this sandbox's home and no inherited workshop.
-    pub fn datum_in(&self, cwd: &Path, args: &[&str]) -> Run {
+    /// The command `datum ARGS` in `cwd` with this sandbox's home and no inherited
+    /// workshop, not yet run (for tests that start several at once).
+    pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
         std::fs::create_dir_all(cwd).unwrap();
-        let output = Command::new(datum_bin())
+        let mut command = Command::new(datum_bin());
+        command
             .args(args)
             .current_dir(cwd)
             .env("DATUM_HOME", self.home())
             .env_remove("DATUM_WORKSHOP")
             .env_remove("DATUM_REGISTRY")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .unwrap();
+            .env("GIT_CONFIG_NOSYSTEM", "1");
+        command
+    }
+
+    /// `datum ARGS` run in `cwd` with this sandbox's home and no inherited workshop.
+    pub fn datum_in(&self, cwd: &Path, args: &[&str]) -> Run {
         Run {
             args: args.join(" "),
-            output,
+            output: self.command(cwd, args).output().unwrap(),
         }
     }
 

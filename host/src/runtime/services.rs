@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Weak;
 
-use datum_plugin_api::{ErrorKind, Output, PermissionKind, PluginError, Request, Response};
-use serde_json::{Map, Value};
+use datum_plugin_api::{ErrorKind, Output, PermissionKind, PluginError, Response};
+use serde_json::{json, Map, Value};
 
 use super::Runtime;
 use crate::confined::{EntryKind, Folder, MAX_FILE};
@@ -164,6 +164,18 @@ impl Caller {
                             .with_hint("check the remote with `git -C WORKSHOP remote -v`, or pass --remote PATH_OR_URL")
                     })
             }
+            "git.commit" => {
+                let rel = self.path_arg(args)?;
+                self.require(PermissionKind::Git, Some(&rel))?;
+                let message = args["message"].as_str().unwrap_or("update");
+                crate::workshop::commit_path(&self.workshop, &rel, message)
+                    .map(|id| json!({ "committed": id.is_some(), "commit": id }))
+                    .map_err(|e| {
+                        PluginError::new(ErrorKind::HostService, format!("{e:#}")).with_hint(
+                            "check that the workshop is a git repository (`datum status`)",
+                        )
+                    })
+            }
             "plugin.call" => {
                 let target = str_arg(args, "plugin")?;
                 self.require(PermissionKind::Call, Some(target))?;
@@ -179,7 +191,9 @@ impl Caller {
                     .runtime
                     .upgrade()
                     .ok_or_else(|| host_err("the runtime is shutting down"))?;
-                let mut request = Request::new(str_arg(args, "command")?);
+                // The callee runs for the same agent in the same workshop: the host fills
+                // in what it owns, exactly as for a command typed by the user.
+                let mut request = runtime.request(str_arg(args, "command")?);
                 if let Some(Value::Object(a)) = args.get("args") {
                     request.args = a.clone();
                 }
@@ -204,8 +218,15 @@ impl Caller {
                 self.require(PermissionKind::Secrets, Some(key))?;
                 let purpose = args["purpose"].as_str().unwrap_or_default();
                 let destination = args["destination"].as_str().unwrap_or_default();
-                let config = crate::keeper::load(&self.workshop)
-                    .map_err(|e| PluginError::new(ErrorKind::HostService, e.to_string()))?;
+                let config = match crate::keeper::load(&self.workshop) {
+                    // API 1.4: a plugin that can do without the secret asks with
+                    // `optional`, and learns that no Keeper is configured.
+                    Err(crate::keeper::KeeperError::NotConfigured) if args["optional"] == true => {
+                        return Ok(Value::Null)
+                    }
+                    other => other
+                        .map_err(|e| PluginError::new(ErrorKind::HostService, e.to_string()))?,
+                };
                 crate::keeper::request_secret(&config, key, purpose, destination)
                     .map(Value::String)
                     .map_err(|e| match e {
