@@ -47,6 +47,11 @@ fn fleet_and_mib_answer_their_own_fleet_commands() {
         .success()
         .json();
     assert!(sent.to_string().contains("bob"), "{sent}");
+    let received = sb
+        .datum_in(&ws, &["fleet", "receive", "--format", "json"])
+        .success()
+        .json();
+    assert!(received.is_array() || received.is_object(), "{received}");
     let found = sb
         .datum_in(
             &ws,

@@ -347,3 +347,51 @@ fn hostile_capability_files_are_warnings_never_raw_text() {
     let json = serde_json::to_string(&f).unwrap();
     assert!(!json.contains('\u{1b}'), "escaped in JSON too");
 }
+
+#[test]
+fn git_urls_are_mirrored_and_read_like_a_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet_dir = tmp.path().join("fleet");
+    std::fs::create_dir_all(&fleet_dir).unwrap();
+    plain_git_fleet(&fleet_dir, NOW);
+    let folder = fleet::assemble(
+        "git:x".into(),
+        GitFleet::folder(&fleet_dir).list().unwrap(),
+        NOW,
+        90,
+    );
+    let urls: Vec<String> = FLEET
+        .iter()
+        .map(|n| format!("file://{}", fleet_dir.join(n).display()))
+        .collect();
+    let cache = tmp.path().join("cache");
+    let mut source = GitFleet::urls(urls.clone(), &cache);
+    let mirrored = fleet::assemble("git:x".into(), source.list().unwrap(), NOW, 90);
+    let names = |f: &fleet::Fleet| {
+        f.agents
+            .iter()
+            .map(|a| (a.name.clone(), a.last_activity.clone(), a.capability_count))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&mirrored), names(&folder));
+    assert_eq!(mirrored.without_capability, folder.without_capability);
+    // A later commit arrives on the next listing (the mirror is fetched, not frozen).
+    datum_e2e::github::commit_files(
+        &fleet_dir.join("notes"),
+        &[(
+            "CAPABILITY.toml".into(),
+            "[agent]\nname = \"notes\"\n".into(),
+        )],
+        NOW,
+    );
+    let again = fleet::assemble("git:x".into(), source.list().unwrap(), NOW, 90);
+    assert!(again.agent("notes").is_some());
+    // An unreachable URL is an error, not an empty fleet.
+    let err = GitFleet::urls(
+        vec![format!("file://{}", tmp.path().join("gone").display())],
+        &cache,
+    )
+    .list()
+    .unwrap_err();
+    assert!(matches!(err, FleetError::Unreachable { .. }), "{err:?}");
+}
