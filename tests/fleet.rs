@@ -3,6 +3,7 @@
 //! hygiene, task boards raced by two agents, and the fleet audit.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 use datum_e2e::github::{commit_files, plain_git_fleet, FixtureRepo, GitHubFixture, FLEET};
@@ -133,23 +134,28 @@ fn a_configured_source_capabilities_who_and_topology() {
     let sb = Sandbox::new();
     let ws = fleet_agent(&sb, "ada");
     let dir = git_fleet(&sb);
-    sb.datum_in(
-        &ws,
-        &[
-            "fleet",
-            "add-source",
-            "lab",
-            "--git-path",
-            s(&dir),
-            "--default",
-        ],
-    )
-    .success();
+    // Given relative to where the user stands; kept absolute for later calls elsewhere.
+    let add = [
+        "fleet",
+        "add-source",
+        "lab",
+        "--git-path",
+        "../fleet-repos",
+        "--default",
+    ];
+    sb.datum_in(&ws, &add).success();
     let sources = sb
-        .datum_in(&ws, &["fleet", "sources", "--format", "json"])
+        .datum_in(
+            &ws.join("context"),
+            &["fleet", "sources", "--format", "json"],
+        )
         .success()
         .json();
     assert_eq!(sources["default"], "lab");
+    let kept = std::path::PathBuf::from(sources["sources"][0]["path"].as_str().unwrap());
+    assert_eq!(kept, dir.canonicalize().unwrap());
+    let missing = ["fleet", "add-source", "x", "--git-path", "no-such-folder"];
+    sb.datum_in(&ws, &missing).failure();
 
     let caps = sb
         .datum_in(&ws, &["fleet", "capabilities", "--agent", "oracle1"])
@@ -510,6 +516,96 @@ fn two_agents_claim_the_same_task_and_exactly_one_wins() {
     let mut walk = repo.revwalk().unwrap();
     walk.push_head().unwrap();
     assert_eq!(walk.count(), ROUNDS + 1);
+}
+
+/// `git daemon` serving `root` (pushes allowed) on a free loopback port; killed on drop.
+struct GitDaemon(std::process::Child, u16);
+
+impl GitDaemon {
+    fn serve(root: &Path) -> GitDaemon {
+        let port = datum_e2e::free_port();
+        let child = std::process::Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--enable=receive-pack",
+                "--listen=127.0.0.1",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", root.display()))
+            .arg(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            // Its own process group: the per-connection children go with it.
+            .process_group(0)
+            .spawn()
+            .expect("git-daemon runs (scripts/install-system-packages installs git)");
+        datum_e2e::wait_for_port(port, "git daemon", 30);
+        GitDaemon(child, port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn over_the_git_protocol_the_servers_refusal_is_the_swap() {
+    const ROUNDS: usize = 5;
+    let sb = Sandbox::new();
+    let bare = board_remote(&sb, ROUNDS);
+    let served = sb.path("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::rename(&bare, served.join("board.git")).unwrap();
+    let daemon = GitDaemon::serve(&served);
+    let url = format!("git://127.0.0.1:{}/board.git", daemon.1);
+    let workshops: Vec<PathBuf> = ["ada", "bob"]
+        .iter()
+        .map(|a| {
+            let ws = fleet_agent(&sb, a);
+            sb.datum_in(&ws, &["fleet", "add-board", "fleet", &url])
+                .success();
+            ws
+        })
+        .collect();
+    for round in 1..=ROUNDS {
+        let id = format!("TASK-{round:03}");
+        let children: Vec<std::process::Child> = workshops
+            .iter()
+            .map(|ws| {
+                sb.command(ws, &["fleet", "tasks", "claim", &id])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<std::process::Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let winners = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(
+            winners,
+            1,
+            "round {round}: {:?}",
+            outs.iter()
+                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                .collect::<Vec<_>>()
+        );
+        let loser = outs.iter().find(|o| !o.status.success()).unwrap();
+        assert!(String::from_utf8_lossy(&loser.stderr).contains("is already claimed by"));
+    }
+    let text = board_text(&served.join("board.git"));
+    assert_eq!(text.matches("— claimed by ").count(), ROUNDS, "{text}");
 }
 
 #[test]

@@ -570,8 +570,17 @@ impl Cx<'_> {
                 "use a-z, 0-9 and '-', starting with a letter",
             ));
         }
-        let urls = self.args("git-url");
-        let entry = match (self.arg("org"), self.arg("git-path"), urls.is_empty()) {
+        let urls: Vec<String> = self.args("git-url").iter().map(|u| absolute(u)).collect();
+        let path = self.arg("git-path").map(absolute);
+        if let Some(p) = &path {
+            if !std::path::Path::new(p).is_dir() {
+                return Err(FleetError::invalid(
+                    format!("--git-path {p} is not a folder"),
+                    "name the folder that holds the fleet's repositories",
+                ));
+            }
+        }
+        let entry = match (self.arg("org"), path.as_deref(), urls.is_empty()) {
             (Some(org), None, true) => {
                 GitHub::new(org, DEFAULT_API, None)?;
                 SourceConfig { name: name.clone(), kind: SourceKind::Github, org: Some(org.to_owned()), api_url: self.arg("api-url").map(str::to_owned), path: None, urls: vec![] }
@@ -615,7 +624,7 @@ impl Cx<'_> {
 
     fn add_board(&self) -> Result<Output, FleetError> {
         let name = self.request.require_str("name")?.to_owned();
-        let remote = self.request.require_str("remote")?.to_owned();
+        let remote = absolute(self.request.require_str("remote")?);
         if !config::valid_name(&name) {
             return Err(FleetError::invalid(
                 format!("`{}` is not a valid board name", capability::shown(&name)),
@@ -808,6 +817,16 @@ impl Cx<'_> {
             "`datum fleet tasks list` shows the tasks",
         ))
     }
+}
+
+/// A relative path that exists, made absolute: the configuration is read from other
+/// folders later. URLs and everything else stay as given.
+fn absolute(given: &str) -> String {
+    let path = std::path::Path::new(given);
+    if given.contains("://") || path.is_absolute() || !path.exists() {
+        return given.to_owned();
+    }
+    std::fs::canonicalize(path).map_or_else(|_| given.to_owned(), |p| p.display().to_string())
 }
 
 /// `30d`, `12w`, `90` (days) → days.
