@@ -417,6 +417,37 @@ fn scan_is_a_dry_run_until_yes() {
         .any(|(r, w)| r == "nolicense" && w["license"].is_string()));
 }
 
+/// Agents that have learned fleet and added the board at `remote`.
+fn board_agents(sb: &Sandbox, names: &[&str], remote: &str) -> Vec<PathBuf> {
+    names
+        .iter()
+        .map(|a| {
+            let ws = fleet_agent(sb, a);
+            sb.datum_in(&ws, &["fleet", "add-board", "fleet", remote])
+                .success();
+            ws
+        })
+        .collect()
+}
+
+/// Every workshop claims `id` at the same moment; their outputs, in order.
+fn claim_at_once(sb: &Sandbox, workshops: &[PathBuf], id: &str) -> Vec<std::process::Output> {
+    let children: Vec<std::process::Child> = workshops
+        .iter()
+        .map(|ws| {
+            sb.command(ws, &["fleet", "tasks", "claim", id])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
 /// A bare board repository whose TASKBOARD.md holds `n` open tasks.
 fn board_remote(sb: &Sandbox, n: usize) -> PathBuf {
     let work = sb.path("board-work");
@@ -450,32 +481,11 @@ fn two_agents_claim_the_same_task_and_exactly_one_wins() {
     let sb = Sandbox::new();
     let remote = board_remote(&sb, ROUNDS);
     let agents = ["ada", "bob"];
-    let workshops: Vec<PathBuf> = agents
-        .iter()
-        .map(|a| {
-            let ws = fleet_agent(&sb, a);
-            sb.datum_in(&ws, &["fleet", "add-board", "fleet", s(&remote)])
-                .success();
-            ws
-        })
-        .collect();
+    let workshops = board_agents(&sb, &agents, s(&remote));
     let mut winners = Vec::new();
     for round in 1..=ROUNDS {
         let id = format!("TASK-{round:03}");
-        let children: Vec<std::process::Child> = workshops
-            .iter()
-            .map(|ws| {
-                sb.command(ws, &["fleet", "tasks", "claim", &id])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outs: Vec<std::process::Output> = children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect();
+        let outs = claim_at_once(&sb, &workshops, &id);
         let won: Vec<usize> = (0..2).filter(|i| outs[*i].status.success()).collect();
         assert_eq!(
             won.len(),
@@ -567,31 +577,10 @@ fn over_the_git_protocol_the_servers_refusal_is_the_swap() {
     std::fs::rename(&bare, served.join("board.git")).unwrap();
     let daemon = GitDaemon::serve(&served);
     let url = format!("git://127.0.0.1:{}/board.git", daemon.1);
-    let workshops: Vec<PathBuf> = ["ada", "bob"]
-        .iter()
-        .map(|a| {
-            let ws = fleet_agent(&sb, a);
-            sb.datum_in(&ws, &["fleet", "add-board", "fleet", &url])
-                .success();
-            ws
-        })
-        .collect();
+    let workshops = board_agents(&sb, &["ada", "bob"], &url);
     for round in 1..=ROUNDS {
         let id = format!("TASK-{round:03}");
-        let children: Vec<std::process::Child> = workshops
-            .iter()
-            .map(|ws| {
-                sb.command(ws, &["fleet", "tasks", "claim", &id])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        let outs: Vec<std::process::Output> = children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap())
-            .collect();
+        let outs = claim_at_once(&sb, &workshops, &id);
         let winners = outs.iter().filter(|o| o.status.success()).count();
         assert_eq!(
             winners,
