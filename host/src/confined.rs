@@ -210,10 +210,12 @@ impl Folder {
         if !file.metadata()?.is_file() {
             return Err(not_regular(&self.label.join(rel)));
         }
-        file.write_all(line.as_bytes())?;
+        // One write: with O_APPEND, concurrent appenders' lines never interleave.
+        let mut bytes = line.as_bytes().to_vec();
         if !line.ends_with('\n') {
-            file.write_all(b"\n")?;
+            bytes.push(b'\n');
         }
+        file.write_all(&bytes)?;
         file.sync_data()
     }
 

@@ -63,6 +63,20 @@ impl Request {
         self.arg(name).and_then(Value::as_i64)
     }
 
+    /// A `multiple = true` string argument's values (one value reads as one item).
+    /// Since API 1.4.
+    pub fn arg_strs(&self, name: &str) -> Vec<String> {
+        match self.arg(name) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    }
+
     pub fn arg_bool(&self, name: &str) -> bool {
         self.arg(name).and_then(Value::as_bool).unwrap_or(false)
     }

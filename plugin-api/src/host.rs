@@ -105,6 +105,15 @@ impl<'a> Host<'a> {
         Ok(v.as_bool().unwrap_or(false))
     }
 
+    /// Append text to a workshop file as one write, creating it if need be
+    /// (`fs-write:PREFIX` grant); a newline is added when missing. Appends from several
+    /// processes never interleave, and nothing already there is rewritten. At most 64 KiB
+    /// at a time. Since API 1.4.
+    pub fn append_file(&self, path: &str, contents: &str) -> Result<(), PluginError> {
+        self.call_service("fs.append", json!({ "path": path, "contents": contents }))
+            .map(drop)
+    }
+
     /// The entries of a workshop folder (`fs-read:PREFIX` grant), sorted; folders end
     /// in `/`. A missing folder is an empty list. Since API 1.3.
     pub fn list_dir(&self, path: &str) -> Result<Vec<String>, PluginError> {

@@ -1,6 +1,7 @@
 //! The `datum` command line: host verbs, plus every command an installed plugin
 //! contributes (routed by [`dynamic`]).
 
+mod audit;
 mod batch;
 mod boot;
 mod dynamic;
@@ -53,6 +54,8 @@ pub enum Command {
     Boot(boot::BootArgs),
     /// Show the agent, the workshop's health and its installed plugins.
     Status,
+    /// Check the workshop: layout, git, plugins (hashes, updates, grants), records.
+    Audit(audit::AuditArgs),
     /// Find, install and manage plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -150,6 +153,7 @@ pub fn main() -> ExitCode {
     let result = match command {
         Command::Boot(args) => boot::run(&ctx, args),
         Command::Status => status::run(&ctx),
+        Command::Audit(args) => audit::run(&ctx, args),
         Command::Plugin(cmd) => plugin::run(&ctx, cmd),
         Command::Registry(cmd) => registry_cmd::run(&ctx, cmd),
         Command::Batch(args) => batch::run(&ctx, args),

@@ -107,6 +107,22 @@ impl Caller {
                     .map(Value::Bool)
                     .map_err(|e| host_err(format!("cannot create {shown}: {e}")))
             }
+            "fs.append" => {
+                // API 1.4: a log that is only ever added to (JOURNAL.md, TRAIL.md).
+                let (folder, rel, shown) = self.granted(PermissionKind::FsWrite, args, true)?;
+                let contents = str_arg(args, "contents")?;
+                if contents.len() > MAX_APPEND {
+                    return Err(host_err(format!(
+                        "an append to {shown} is {} bytes, over the {MAX_APPEND}-byte limit",
+                        contents.len()
+                    )));
+                }
+                folder
+                    .ok_or_else(|| host_err(format!("cannot append to {shown}: no folder")))?
+                    .append_line(&rel, contents)
+                    .map(|()| Value::Null)
+                    .map_err(|e| host_err(format!("cannot append to {shown}: {e}")))
+            }
             "fs.list" => {
                 let (folder, rel, shown) = self.granted(PermissionKind::FsRead, args, false)?;
                 let Some(folder) = folder else {
@@ -380,6 +396,8 @@ const MAX_SLEEP_MS: u64 = 60_000;
 
 /// A plugin's key-value store may not grow past this.
 const MAX_KV_BYTES: u64 = 4 * 1024 * 1024;
+/// One append: an entry, not a file.
+const MAX_APPEND: usize = 64 * 1024;
 
 fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, PluginError> {
     args[name].as_str().ok_or_else(|| {

@@ -36,7 +36,39 @@ pub fn commit_path(root: &Path, folder: &str, message: &str) -> anyhow::Result<O
     commit_paths(root, folder, message)
 }
 
+/// Another process holding git's index or HEAD lock, or moving HEAD between our read
+/// and our write, is a reason to try again, not to fail.
+fn contended(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<git2::Error>().is_some_and(|g| {
+        matches!(
+            g.code(),
+            git2::ErrorCode::Locked | git2::ErrorCode::Modified | git2::ErrorCode::Exists
+        ) || g.message().contains(".lock")
+            || g.message().contains("current tip is not the first parent")
+            // A file another process was appending to while we staged it.
+            || g.message().contains("file changed before we could read it")
+    })
+}
+
 fn commit_paths(root: &Path, pathspec: &str, message: &str) -> anyhow::Result<Option<String>> {
+    // Bounded: 100 tries with a short, varying pause (several agents' tools commit to
+    // one workshop at once, e.g. `datum journal add` from parallel scripts).
+    let mut last = None;
+    for attempt in 0..100u64 {
+        match commit_paths_once(root, pathspec, message) {
+            Err(e) if contended(&e) => {
+                last = Some(e);
+                let jitter = (u64::from(std::process::id()) + attempt * 7) % 23;
+                std::thread::sleep(std::time::Duration::from_millis(5 + jitter));
+            }
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("the workshop's git history stayed locked")))
+        .context("another process kept the workshop's git index locked; try again")
+}
+
+fn commit_paths_once(root: &Path, pathspec: &str, message: &str) -> anyhow::Result<Option<String>> {
     let repo = Repository::open(root)
         .with_context(|| format!("{} is not a git repository", root.display()))?;
     let mut index = repo.index()?;
@@ -54,9 +86,8 @@ fn commit_paths(root: &Path, pathspec: &str, message: &str) -> anyhow::Result<Op
     let tree = repo.find_tree(tree_id)?;
     let sig = signature(&repo)?;
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    let id = repo
-        .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-        .context("cannot commit to the workshop's history")?;
+    // Not `.context()`: the git2 error stays downcastable for the retry above.
+    let id = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
     Ok(Some(id.to_string()))
 }
 

@@ -101,19 +101,6 @@ impl Cx<'_> {
         self.request.arg_str(name).filter(|s| !s.is_empty())
     }
 
-    /// A `multiple = true` argument's values.
-    fn args(&self, name: &str) -> Vec<String> {
-        match self.request.arg(name) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect(),
-            Some(Value::String(s)) => vec![s.clone()],
-            _ => Vec::new(),
-        }
-    }
-
     fn json(&self) -> bool {
         self.request.format == Format::Json
     }
@@ -169,7 +156,7 @@ impl Cx<'_> {
             let api = self.arg("api-url").unwrap_or(DEFAULT_API).to_owned();
             return self.github(org, &api);
         }
-        let gits = self.args("git");
+        let gits = self.request.arg_strs("git");
         if !gits.is_empty() {
             return self.git(None, &gits);
         }
@@ -570,7 +557,12 @@ impl Cx<'_> {
                 "use a-z, 0-9 and '-', starting with a letter",
             ));
         }
-        let urls: Vec<String> = self.args("git-url").iter().map(|u| absolute(u)).collect();
+        let urls: Vec<String> = self
+            .request
+            .arg_strs("git-url")
+            .iter()
+            .map(|u| absolute(u))
+            .collect();
         let path = self.arg("git-path").map(absolute);
         if let Some(p) = &path {
             if !std::path::Path::new(p).is_dir() {
