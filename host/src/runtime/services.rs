@@ -117,11 +117,17 @@ impl Caller {
                         contents.len()
                     )));
                 }
-                folder
-                    .ok_or_else(|| host_err(format!("cannot append to {shown}: no folder")))?
-                    .append_line(&rel, contents)
-                    .map(|()| Value::Null)
-                    .map_err(|e| host_err(format!("cannot append to {shown}: {e}")))
+                let folder = folder
+                    .ok_or_else(|| host_err(format!("cannot append to {shown}: no folder")))?;
+                // Under the workshop's write lock: a commit never stages a half-written
+                // entry.
+                crate::workshop::with_write_lock(&self.workshop, || {
+                    folder
+                        .append_line(&rel, contents)
+                        .map_err(anyhow::Error::from)
+                })
+                .map(|()| Value::Null)
+                .map_err(|e| host_err(format!("cannot append to {shown}: {e:#}")))
             }
             "fs.list" => {
                 let (folder, rel, shown) = self.granted(PermissionKind::FsRead, args, false)?;

@@ -45,12 +45,44 @@ fn contended(e: &anyhow::Error) -> bool {
             git2::ErrorCode::Locked | git2::ErrorCode::Modified | git2::ErrorCode::Exists
         ) || g.message().contains(".lock")
             || g.message().contains("current tip is not the first parent")
-            // A file another process was appending to while we staged it.
+            // A file another program was writing while we staged it.
             || g.message().contains("file changed before we could read it")
+            || g.message().contains("failed to read file into stream")
     })
 }
 
+/// Run `f` holding the workshop's write lock (`.git/datum-write.lock`, an exclusive
+/// `flock`): datum processes committing, or appending to a file a commit may be
+/// staging, take turns instead of catching each other half-way. Git itself does not
+/// know this lock; its own lock files are the reason `commit_paths` also retries.
+pub fn with_write_lock<T>(root: &Path, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let git_dir = root.join(".git");
+    if !git_dir.is_dir() {
+        return f();
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(git_dir.join("datum-write.lock"))
+        .context("cannot open the workshop's write lock")?;
+    file.lock()
+        .context("cannot take the workshop's write lock")?;
+    let out = f();
+    // Dropping the file releases the lock too; unlocking first keeps the hold short.
+    let _ = file.unlock();
+    out
+}
+
 fn commit_paths(root: &Path, pathspec: &str, message: &str) -> anyhow::Result<Option<String>> {
+    with_write_lock(root, || commit_paths_retrying(root, pathspec, message))
+}
+
+fn commit_paths_retrying(
+    root: &Path,
+    pathspec: &str,
+    message: &str,
+) -> anyhow::Result<Option<String>> {
     // Bounded: 100 tries with a short, varying pause (several agents' tools commit to
     // one workshop at once, e.g. `datum journal add` from parallel scripts).
     let mut last = None;

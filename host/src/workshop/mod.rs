@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::confined::{Folder, MAX_FILE};
 use crate::store::{Lock, LOCK_FILE};
 
-pub use git::{commit_all, commit_path, is_clean};
+pub use git::{commit_all, commit_path, is_clean, with_write_lock};
 
 /// The marker that makes a folder a workshop.
 pub const AGENT_FILE: &str = ".superagent/agent.toml";
