@@ -40,8 +40,8 @@ pub fn parse_tag(tag: &str) -> Option<String> {
 }
 
 /// Control characters (other than newlines and tabs) become visible escapes: an entry
-/// is read on terminals later.
-fn clean(text: &str) -> String {
+/// is read on terminals later, and a journal may come from a cloned workshop.
+pub fn clean(text: &str) -> String {
     let mut out = String::new();
     for c in text.chars() {
         if c == '\n' || c == '\t' || !c.is_control() {
@@ -101,12 +101,12 @@ pub fn parse(text: &str) -> Vec<Entry> {
             entries.push(Entry {
                 when: when.trim().to_owned(),
                 kind,
-                text: words.join(" "),
+                text: clean(&words.join(" ")),
                 tags,
             });
         } else if let (Some(cont), Some(last)) = (line.strip_prefix("  "), entries.last_mut()) {
             last.text.push('\n');
-            last.text.push_str(cont);
+            last.text.push_str(&clean(cont));
         }
     }
     entries
@@ -148,6 +148,26 @@ mod tests {
         let e = parse(&text);
         assert_eq!(e.len(), 1, "{text}");
         assert!(!text.contains('\u{1b}'));
+    }
+
+    use proptest::prelude::*;
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// A journal from anywhere (a cloned workshop): any bytes parse without a panic,
+        /// and no entry carries a control character to the terminal.
+        #[test]
+        fn any_journal_parses_to_printable_entries(
+            lines in proptest::collection::vec("(- 2026-11-27T1[0-9]:00:00Z — )?(\\[[A-Z]{1,4}\\] )?[^\n]{0,30}( #[a-z]{1,5})?", 0..12),
+            raw in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            for text in [lines.join("\n"), String::from_utf8_lossy(&raw).into_owned()] {
+                for e in parse(&text) {
+                    prop_assert!(!e.text.chars().any(|c| c.is_control() && c != '\n' && c != '\t'), "{:?}", e.text);
+                    prop_assert!(parse_kind(&e.kind).is_some() || e.kind == LOG);
+                }
+            }
+        }
     }
 
     #[test]
