@@ -146,7 +146,19 @@ fn ten_processes_writing_at_once_lose_no_entry() {
 fn resume_starts_sessions_and_says_what_to_do_next() {
     let sb = Sandbox::new();
     let ws = sb.agent("ada");
+    let lifecycle = |ws: &Path| {
+        sb.datum_in(ws, &["status", "--format", "json"])
+            .success()
+            .json()["agent"]["lifecycle"]
+            .clone()
+    };
+    assert_eq!(lifecycle(&ws), "uninitialized");
     let first = sb.datum_in(&ws, &["resume"]).success().stdout();
+    assert_eq!(
+        lifecycle(&ws),
+        "active",
+        "a started session makes the agent active"
+    );
     assert!(
         first.starts_with("Session 1 started — the first one"),
         "{first}"
@@ -174,6 +186,11 @@ fn resume_starts_sessions_and_says_what_to_do_next() {
         &["journal", "add", "NOTE", "Halfway through the audit"],
     )
     .success();
+    let text = sb.datum_in(&ws, &["status"]).success().stdout();
+    assert!(
+        text.starts_with("agent     ada (generalist, active)"),
+        "{text}"
+    );
     let peek = sb
         .datum_in(&ws, &["resume", "--peek", "--format", "json"])
         .success()

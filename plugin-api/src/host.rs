@@ -216,6 +216,16 @@ impl<'a> Host<'a> {
         Ok(v["committed"].as_bool().unwrap_or(false))
     }
 
+    /// Move the agent's lifecycle forward (`"onboarded"`, `"active"`; never back) and
+    /// return the state after. Always allowed; the host records it in agent.toml and
+    /// commits it. Since API 1.4.
+    pub fn advance_lifecycle(&self, to: &str) -> Result<String, PluginError> {
+        let v = self.call_service("agent.lifecycle", json!({ "to": to }))?;
+        v.as_str().map(str::to_owned).ok_or_else(|| {
+            PluginError::new(ErrorKind::HostService, "host sent a non-text lifecycle")
+        })
+    }
+
     /// Run a command in another build (`"native"` or `"wasm"`) of an installed plugin,
     /// e.g. a plugin comparing its own builds (`call:PLUGIN` grant). Since API 1.1.
     pub fn call_plugin_kind(

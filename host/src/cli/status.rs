@@ -40,7 +40,7 @@ pub fn run(ctx: &Context) -> anyhow::Result<()> {
         .collect();
     let healthy = missing.is_empty() && runtime.skipped.is_empty();
     let data = json!({
-        "agent": { "name": agent.agent.name, "role": agent.agent.role, "created": agent.agent.created },
+        "agent": { "name": agent.agent.name, "role": agent.agent.role, "created": agent.agent.created, "lifecycle": agent.agent.lifecycle },
         "workshop": {
             "path": workshop.root(),
             "healthy": healthy,
@@ -51,9 +51,10 @@ pub fn run(ctx: &Context) -> anyhow::Result<()> {
     });
     ctx.reporter.emit(&data, || {
         let mut s = format!(
-            "agent     {} ({})\nworkshop  {}\nhealth    {}{}\n",
+            "agent     {} ({}, {})\nworkshop  {}\nhealth    {}{}\n",
             agent.agent.name,
             agent.agent.role,
+            agent.agent.lifecycle.as_str(),
             workshop.root().display(),
             if healthy { "ok" } else { "needs attention" },
             if clean { "" } else { " (uncommitted changes)" }

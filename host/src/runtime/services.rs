@@ -186,6 +186,19 @@ impl Caller {
                             .with_hint("check the remote with `git -C WORKSHOP remote -v`, or pass --remote PATH_OR_URL")
                     })
             }
+            "agent.lifecycle" => {
+                // API 1.4: always allowed (like the clock), forward only, logged.
+                let to = str_arg(args, "to")?;
+                let to = crate::workshop::Lifecycle::parse(to).ok_or_else(|| {
+                    host_err(format!("`{to}` is not a lifecycle state"))
+                        .with_hint("uninitialized, onboarded or active")
+                })?;
+                let ws = crate::workshop::Workshop::open(&self.workshop)
+                    .map_err(|e| host_err(format!("{e:#}")))?;
+                ws.advance_lifecycle(to)
+                    .map(|now| Value::from(now.as_str()))
+                    .map_err(|e| host_err(format!("{e:#}")))
+            }
             "git.commit" => {
                 let rel = self.path_arg(args)?;
                 self.require(PermissionKind::Git, Some(&rel))?;

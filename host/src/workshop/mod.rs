@@ -40,6 +40,39 @@ pub struct AgentSection {
     pub role: String,
     #[serde(default)]
     pub created: String,
+    /// Where the agent is in its life: booted, onboarded, working. Only ever moves
+    /// forward ([`Workshop::advance_lifecycle`]).
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+}
+
+/// `uninitialized → onboarded → active` (a step may be skipped, never undone).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    #[default]
+    Uninitialized,
+    Onboarded,
+    Active,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Uninitialized => "uninitialized",
+            Lifecycle::Onboarded => "onboarded",
+            Lifecycle::Active => "active",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lifecycle> {
+        match s {
+            "uninitialized" => Some(Lifecycle::Uninitialized),
+            "onboarded" => Some(Lifecycle::Onboarded),
+            "active" => Some(Lifecycle::Active),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -184,6 +217,29 @@ impl Workshop {
             .with_context(|| format!("cannot write {}", self.lock_path().display()))
     }
 
+    /// Move the agent's lifecycle forward to `to` (never back), editing agent.toml in
+    /// place (comments and other keys kept) and committing it. Returns the state after.
+    pub fn advance_lifecycle(&self, to: Lifecycle) -> anyhow::Result<Lifecycle> {
+        let current = self.agent()?.agent.lifecycle;
+        if to <= current {
+            return Ok(current);
+        }
+        let text = self.read_text(AGENT_FILE)?;
+        let mut doc: toml_edit::DocumentMut = text
+            .parse()
+            .with_context(|| format!("{AGENT_FILE} is not valid TOML"))?;
+        doc["agent"]["lifecycle"] = toml_edit::value(to.as_str());
+        self.folder()?
+            .write(Path::new(AGENT_FILE), doc.to_string().as_bytes())
+            .with_context(|| format!("cannot write {AGENT_FILE}"))?;
+        commit_path(
+            &self.root,
+            AGENT_FILE,
+            &format!("lifecycle: {}", to.as_str()),
+        )?;
+        Ok(to)
+    }
+
     /// Append a dated entry to JOURNAL.md.
     pub fn journal(&self, entry: &str) -> anyhow::Result<()> {
         let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
@@ -214,5 +270,39 @@ impl Workshop {
             .filter(|f| !folder.exists(Path::new(f.path)))
             .map(|f| f.path)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_lifecycle_only_moves_forward_and_keeps_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ws, _) = Workshop::create(&dir.path().join("ada"), "ada", "researcher").unwrap();
+        crate::workshop::commit_all(ws.root(), "boot").unwrap();
+        assert_eq!(
+            ws.agent().unwrap().agent.lifecycle,
+            Lifecycle::Uninitialized
+        );
+        assert_eq!(
+            ws.advance_lifecycle(Lifecycle::Active).unwrap(),
+            Lifecycle::Active
+        );
+        // Never back: asking for an earlier state changes nothing.
+        assert_eq!(
+            ws.advance_lifecycle(Lifecycle::Onboarded).unwrap(),
+            Lifecycle::Active
+        );
+        let text = ws.read_text(AGENT_FILE).unwrap();
+        assert!(text.contains("lifecycle = \"active\""), "{text}");
+        assert!(
+            text.contains("# uninitialized → onboarded → active"),
+            "comments kept: {text}"
+        );
+        assert_eq!(ws.agent().unwrap().agent.role, "researcher");
+        assert!(is_clean(ws.root()).unwrap(), "the change is committed");
     }
 }

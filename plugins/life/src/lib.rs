@@ -187,6 +187,8 @@ fn resume(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
     if !peek {
         host.append_file(TRAIL, &format!("- {now_s} session {number} start"))?;
         host.git_commit(TRAIL, &format!("session {number}"))?;
+        // A session started: the agent is at work (forward only; a no-op after the first).
+        host.advance_lifecycle("active")?;
     }
     let entries = journal::parse(&read_or_empty(host, journal::FILE)?);
     let recent: Vec<&journal::Entry> = entries
