@@ -52,7 +52,10 @@ fn fleet_and_mib_answer_their_own_fleet_commands() {
         .datum_in(&ws, &["fleet", "receive", "--format", "json"])
         .success()
         .json();
-    assert!(received.is_array() || received.is_object(), "{received}");
+    assert!(
+        received["messages"].is_array(),
+        "mib answered its own command: {received}"
+    );
     let found = sb
         .datum_in(
             &ws,
@@ -119,11 +122,7 @@ fn discover_a_plain_git_fleet() {
     let gone = sb
         .datum_in(&ws, &["fleet", "discover", "--git", s(&sb.path("nowhere"))])
         .failure();
-    assert!(
-        gone.stderr().contains("unreachable") || gone.stderr().contains("nowhere"),
-        "{}",
-        gone.stderr()
-    );
+    assert!(gone.stderr().contains("unreachable"), "{}", gone.stderr());
     // No source at all names the fix.
     let none = sb.datum_in(&ws, &["fleet", "discover"]).failure();
     assert!(none.stderr().contains("add-source"), "{}", none.stderr());

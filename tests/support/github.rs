@@ -494,29 +494,16 @@ async fn root_contents(
         .into_response()
 }
 
+/// GitHub wraps its base64 at 60 characters; so does the fixture.
 fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for (i, chunk) in bytes.chunks(3).enumerate() {
-        // GitHub wraps its base64 at 60 characters; so does the fixture.
-        if i > 0 && i % 15 == 0 {
-            out.push('\n');
-        }
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            out.push(if k <= chunk.len() {
-                ABC[(n >> (18 - 6 * k) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
+    use base64::Engine as _;
+    let flat = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let lines: Vec<&str> = flat
+        .as_bytes()
+        .chunks(60)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    lines.join("\n")
 }
 
 async fn blob(

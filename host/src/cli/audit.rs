@@ -46,6 +46,16 @@ pub struct Finding {
     pub fix: String,
 }
 
+impl Severity {
+    fn label(self) -> &'static str {
+        match self {
+            Severity::Error => "ERROR",
+            Severity::Warning => "WARN",
+            Severity::Info => "INFO",
+        }
+    }
+}
+
 fn finding(severity: Severity, id: &str, message: String, fix: String) -> Finding {
     Finding {
         severity,
@@ -204,15 +214,13 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
             s.push_str("all clear\n");
         }
         for f in &findings {
-            s.push_str(
-                &format!(
-                    "  [{:?}] {} — {}\n      fix: {}\n",
-                    f.severity, f.id, f.message, f.fix
-                )
-                .replace("[Error]", "[ERROR]")
-                .replace("[Warning]", "[WARN]")
-                .replace("[Info]", "[INFO]"),
-            );
+            s.push_str(&format!(
+                "  [{}] {} — {}\n      fix: {}\n",
+                f.severity.label(),
+                f.id,
+                f.message,
+                f.fix
+            ));
         }
         s.push_str(&format!(
             "{errors} error(s), {warnings} warning(s), {infos} note(s)"
@@ -319,8 +327,8 @@ fn markdown(data: &Value, findings: &[Finding]) -> String {
         for f in findings {
             let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
             md.push_str(&format!(
-                "| {:?} | {} | {} | `{}` |\n",
-                f.severity,
+                "| {} | {} | {} | `{}` |\n",
+                f.severity.label(),
                 f.id,
                 cell(&f.message),
                 cell(&f.fix)

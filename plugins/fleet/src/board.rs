@@ -214,6 +214,15 @@ impl Board {
         })
     }
 
+    /// A board with no lines (a repository that has none yet).
+    pub fn empty() -> Board {
+        Board {
+            lines: Vec::new(),
+            trailing_newline: true,
+            tasks: Vec::new(),
+        }
+    }
+
     pub fn task(&self, id: &str) -> Option<&Task> {
         let id = id.to_ascii_uppercase();
         self.tasks.iter().find(|t| t.id == id)

@@ -125,7 +125,7 @@ impl BoardRepo {
     /// The board at a commit (an empty board when the repository has none yet).
     pub fn board_at(&self, tip: Option<Oid>) -> Result<Board, FleetError> {
         let Some(tip) = tip else {
-            return Board::parse("").map_err(|e| FleetError::failed(e, ""));
+            return Ok(Board::empty());
         };
         let tree = self.mirror.find_commit(tip)?.tree()?;
         let Some(entry) = tree.get_name(BOARD_FILE) else {

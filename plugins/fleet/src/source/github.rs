@@ -657,7 +657,7 @@ impl GitHub {
                                 let path = format!("{prefix}/repos/{}/{repo}/contents/LICENSE", self.org);
                                 let body = json!({
                                     "message": format!("Add the {spdx} licence (datum fleet scan --apply-license)"),
-                                    "content": base64_encode(text.as_bytes()),
+                                    "content": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text.as_bytes()),
                                 });
                                 self.send(&client, Method::PUT, &path, Some(&body), None, &mut requests)
                                     .await
@@ -976,78 +976,20 @@ fn decode_blob(v: &Value) -> Option<String> {
     if v["encoding"].as_str() != Some("base64") {
         return None;
     }
+    use base64::Engine as _;
     let clean: String = content.chars().filter(|c| !c.is_whitespace()).collect();
-    let bytes = base64_decode(&clean)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(clean)
+        .ok()?;
     if bytes.len() as u64 > MAX_CAPABILITY_BYTES {
         return None;
     }
     String::from_utf8(bytes).ok()
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard base64 (GitHub's blob encoding). Short enough to keep here rather than add a
-/// crate for one call.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_of_github_blobs() {
-        assert_eq!(base64_decode("aGVsbG8=").as_deref(), Some(&b"hello"[..]));
-        assert_eq!(base64_decode("aGk").as_deref(), Some(&b"hi"[..]));
-        assert_eq!(base64_decode("a$b"), None);
-        for s in ["", "h", "hi", "hel", "hello"] {
-            assert_eq!(
-                base64_decode(&base64_encode(s.as_bytes())).as_deref(),
-                Some(s.as_bytes())
-            );
-        }
-        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
-    }
 
     #[test]
     fn enterprise_graphql_lives_beside_v3() {
