@@ -395,3 +395,53 @@ fn git_urls_are_mirrored_and_read_like_a_folder() {
     .unwrap_err();
     assert!(matches!(err, FleetError::Unreachable { .. }), "{err:?}");
 }
+
+/// A bare repository whose HEAD holds one CAPABILITY.toml entry of `mode`.
+fn raw_capability(dir: &std::path::Path, name: &str, mode: i32, body: &[u8]) {
+    let repo = git2::Repository::init_bare(dir.join(name)).unwrap();
+    let blob = repo.blob(body).unwrap();
+    let mut tree = repo.treebuilder(None).unwrap();
+    tree.insert("CAPABILITY.toml", blob, mode).unwrap();
+    let tree = repo.find_tree(tree.write().unwrap()).unwrap();
+    let sig = git2::Signature::new("eve", "eve@example.invalid", &git2::Time::new(NOW, 0)).unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "x", &tree, &[])
+        .unwrap();
+}
+
+#[test]
+fn hostile_plain_git_repositories_are_not_followed_or_read_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A link named CAPABILITY.toml is not a capability file: /etc/passwd is never read.
+    raw_capability(tmp.path(), "link.git", 0o120000, b"/etc/passwd");
+    let huge = format!(
+        "[agent]\nname = \"huge\"\n# {}\n",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    raw_capability(tmp.path(), "huge.git", 0o100644, huge.as_bytes());
+    raw_capability(
+        tmp.path(),
+        "fine.git",
+        0o100644,
+        b"[agent]\nname = \"fine\"\n",
+    );
+    let listing = GitFleet::folder(tmp.path()).list().unwrap();
+    let link = listing.repos.iter().find(|r| r.name == "link").unwrap();
+    assert!(link.capability.is_none(), "a symbolic link is not read");
+    let big = listing.repos.iter().find(|r| r.name == "huge").unwrap();
+    assert!(
+        big.capability.as_ref().unwrap().text.is_none(),
+        "over the limit: not read"
+    );
+    let f = fleet::assemble("git:x".into(), listing, NOW, 90);
+    assert_eq!(
+        f.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+        ["fine"]
+    );
+    assert!(
+        f.warnings
+            .iter()
+            .any(|w| w.contains("huge") && w.contains("not read")),
+        "{:?}",
+        f.warnings
+    );
+}
