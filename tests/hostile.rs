@@ -981,7 +981,12 @@ fn an_agent_role_cannot_inject_keys_and_a_reboot_keeps_the_name() {
     assert_eq!(parsed["agent"]["role"].as_str(), Some(role), "{text}");
     assert_eq!(
         parsed["plugins"]["default"],
-        toml::Value::Array(vec!["flux-vm".into(), "mib".into(), "life".into()]),
+        toml::Value::Array(vec![
+            "flux-vm".into(),
+            "mib".into(),
+            "life".into(),
+            "growth".into()
+        ]),
         "{text}"
     );
     // Re-boot works, and a different name is refused rather than ignored.

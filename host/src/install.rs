@@ -60,6 +60,10 @@ pub struct InstallOptions {
     pub force: bool,
     /// Commit the change to the workshop's history.
     pub commit: bool,
+    /// Set when an installed plugin asked for this install through the host
+    /// (`plugin.install`): that plugin's name and its reason. Recorded in the lock, the
+    /// journal and the commit message.
+    pub requested: Option<(String, String)>,
 }
 
 impl Default for InstallOptions {
@@ -72,6 +76,7 @@ impl Default for InstallOptions {
             locked: false,
             force: false,
             commit: true,
+            requested: None,
         }
     }
 }
@@ -115,10 +120,13 @@ impl Installer<'_> {
                 );
             }
             self.workshop.save_lock(&lock)?;
-            let line = format!(
+            let mut line = format!(
                 "learned {} {} ({})",
                 outcome.name, outcome.version, outcome.kind
             );
+            if let Some((by, why)) = &options.requested {
+                line.push_str(&format!(", installed by {by}: {why}"));
+            }
             self.workshop.journal(&line)?;
             self.workshop.trail(&format!(
                 "plugin install {}@{} {}",
@@ -245,6 +253,11 @@ impl Installer<'_> {
             sha256: resolved.artifact.sha256.clone(),
             api: manifest.api.clone(),
             grants: grants.clone(),
+            // Who first asked for it stays on record through later updates.
+            requested_by: match &previous {
+                Some(p) => p.requested_by.clone(),
+                None => options.requested.as_ref().map(|(by, _)| by.clone()),
+            },
         });
         let changed = previous.as_ref().is_none_or(|p| {
             p.sha256 != resolved.artifact.sha256
@@ -427,6 +440,11 @@ pub fn parse_grant(grant: &str) -> anyhow::Result<(PermissionKind, Option<String
     {
         if s != "." && crate::fsutil::confined_relative(s).is_none() {
             bail!("`{s}` must be a path inside the workshop (relative, no `..`)");
+        }
+    }
+    if let (PermissionKind::Install | PermissionKind::Call, Some(s)) = (kind, &scope) {
+        if s != "*" && !datum_plugin_api::valid_name(s) {
+            bail!("`{s}` must be a plugin name or `*`");
         }
     }
     Ok((kind, scope))

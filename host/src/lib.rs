@@ -12,6 +12,7 @@ pub mod install;
 pub mod keeper;
 pub mod loader;
 pub mod paths;
+pub mod prove;
 pub mod registry;
 pub mod runtime;
 pub mod store;

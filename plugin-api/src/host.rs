@@ -226,6 +226,76 @@ impl<'a> Host<'a> {
         })
     }
 
+    /// The workshop's installed plugins as the host sees them: for each, `name`,
+    /// `version`, `kind`, `provides`, `commands` (paths), `grants`, `requested_by`
+    /// (the plugin whose install service added it, if one did). Always allowed: it is
+    /// what `datum plugin list` shows. Since API 1.5.
+    pub fn plugins(&self) -> Result<Vec<Value>, PluginError> {
+        let v = self.call_service("plugin.list", json!({}))?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// What the workshop's registry says about a plugin, installed or not: `versions`
+    /// (newest first, each with `provides`, `description`, `permissions`, `commands`,
+    /// `requires`), the installed `current` version and the newest `compatible` one, and
+    /// its `readme` when the registry carries it. Always allowed (`datum plugin info`
+    /// shows the same). Since API 1.5.
+    pub fn plugin_info(&self, name: &str) -> Result<Value, PluginError> {
+        self.call_service("plugin.info", json!({ "name": name }))
+    }
+
+    /// Registry plugins whose manifest `provides` the ability, newest version each.
+    /// Always allowed. Since API 1.5.
+    pub fn plugins_providing(&self, ability: &str) -> Result<Vec<Value>, PluginError> {
+        let v = self.call_service("plugin.providing", json!({ "ability": ability }))?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Install `spec` (`NAME` or `NAME@REQ`, e.g. `stress@=1.0.0`) into the workshop
+    /// (`install:NAME` grant), with the trust and consent rules of `datum plugin
+    /// install`: a native build from an untrusted registry is refused, never consented
+    /// to on the user's behalf. `why` is recorded with the install (lock, journal,
+    /// commit). Returns `name`, `version`, `kind`, `changed`, `previous` (the version it
+    /// replaced) and `commit`. Since API 1.5.
+    pub fn install_plugin(
+        &self,
+        spec: &str,
+        why: &str,
+        options: &InstallRequest<'_>,
+    ) -> Result<Value, PluginError> {
+        self.call_service(
+            "plugin.install",
+            json!({
+                "spec": spec,
+                "reason": why,
+                "sha256": options.sha256,
+                "dry_run": options.dry_run,
+                "commit": !options.no_commit,
+            }),
+        )
+    }
+
+    /// Remove a plugin this plugin installed (`install:NAME` grant; a plugin the user
+    /// installed is the user's to remove). Since API 1.5.
+    pub fn remove_plugin(&self, name: &str) -> Result<Value, PluginError> {
+        self.call_service("plugin.remove", json!({ "name": name }))
+    }
+
+    /// Run an installed plugin's golden manifest examples in a fresh scratch workshop
+    /// (its real grants, the real loaders) and report each: `examples` (`run`,
+    /// `expected`, `got`, `passed`), `passed`, `total`, `skipped` (illustrations).
+    /// Needs `call:NAME`, since it runs that plugin. Since API 1.5.
+    pub fn prove_plugin(&self, name: &str) -> Result<Value, PluginError> {
+        self.call_service("plugin.prove", json!({ "plugin": name }))
+    }
+
+    /// The workshop's history touching `path` (`"."` for all of it), newest first:
+    /// `total` commits and the first `limit` of them (`id`, `when` in RFC 3339,
+    /// `subject`). Needs `git:PATH`, like committing it. Since API 1.5.
+    pub fn git_log(&self, path: &str, limit: usize) -> Result<Value, PluginError> {
+        self.call_service("git.log", json!({ "path": path, "limit": limit }))
+    }
+
     /// Run a command in another build (`"native"` or `"wasm"`) of an installed plugin,
     /// e.g. a plugin comparing its own builds (`call:PLUGIN` grant). Since API 1.1.
     pub fn call_plugin_kind(
@@ -253,6 +323,17 @@ impl<'a> Host<'a> {
             json!({ "plugin": plugin, "command": command, "args": args }),
         )
     }
+}
+
+/// How [`Host::install_plugin`] installs. Since API 1.5.
+#[derive(Debug, Clone, Default)]
+pub struct InstallRequest<'a> {
+    /// The exact artifact expected (another agent's lock): a different one is refused.
+    pub sha256: Option<&'a str>,
+    /// Only answer what would be installed.
+    pub dry_run: bool,
+    /// Leave the change uncommitted (the caller commits several changes as one).
+    pub no_commit: bool,
 }
 
 #[cfg(test)]

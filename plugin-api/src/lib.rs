@@ -45,7 +45,7 @@ mod manifest;
 pub mod __private;
 
 pub use envelope::{AgentInfo, ErrorKind, FileArg, Format, Output, PluginError, Request, Response};
-pub use host::{Host, LogLevel};
+pub use host::{Host, InstallRequest, LogLevel};
 pub use manifest::{
     valid_name, ArgSpec, ArgType, CommandSpec, Defaults, Example, Limits, Manifest, ManifestError,
     Permission, PermissionKind, Requirement, RESERVED_ARGS,

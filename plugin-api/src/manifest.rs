@@ -105,6 +105,20 @@ pub struct Example {
     /// What the text rendering prints (checked by the plugin's tests).
     #[serde(default)]
     pub output: String,
+    /// Whether `output` is exactly what the command prints in a fresh workshop, so the
+    /// host can run the example as a golden test (`plugin.prove`, `datum learn`). Set
+    /// `golden = false` for an illustration (it needs a network, a GPU, or prints the
+    /// time). Since API 1.5.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub golden: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// A host service the plugin asks for, with the reason shown at install.
@@ -144,16 +158,21 @@ pub enum PermissionKind {
     /// Commit, pull and push a workshop path through git (`git:message-in-a-bottle`).
     /// Since API 1.3.
     Git,
+    /// Install (and update) plugins into the workshop through the host, under the same
+    /// trust and consent rules as `datum plugin install` (`install:NAME` or
+    /// `install:*`). Since API 1.5.
+    Install,
 }
 
 impl PermissionKind {
-    pub const ALL: [PermissionKind; 6] = [
+    pub const ALL: [PermissionKind; 7] = [
         PermissionKind::Kv,
         PermissionKind::FsRead,
         PermissionKind::FsWrite,
         PermissionKind::Call,
         PermissionKind::Secrets,
         PermissionKind::Git,
+        PermissionKind::Install,
     ];
 }
 
@@ -166,6 +185,7 @@ impl fmt::Display for PermissionKind {
             PermissionKind::Call => "call",
             PermissionKind::Secrets => "secrets",
             PermissionKind::Git => "git",
+            PermissionKind::Install => "install",
         })
     }
 }
@@ -178,7 +198,7 @@ impl std::str::FromStr for PermissionKind {
             .find(|k| k.to_string() == s)
             .ok_or_else(|| {
                 ManifestError::Invalid(format!(
-                    "unknown permission kind `{s}`; expected one of kv, fs-read, fs-write, call, secrets, git"
+                    "unknown permission kind `{s}`; expected one of kv, fs-read, fs-write, call, secrets, git, install"
                 ))
             })
     }
@@ -345,7 +365,7 @@ impl Manifest {
 }
 
 /// Flags every command gets from the host; plugins may not redefine them.
-pub const RESERVED_ARGS: &[&str] = &["format", "workshop", "help"];
+pub const RESERVED_ARGS: &[&str] = &["format", "workshop", "registry", "help"];
 
 /// Plugin and agent names: also used as path components, so kept to a safe alphabet.
 pub fn valid_name(name: &str) -> bool {

@@ -223,7 +223,7 @@ impl Sandbox {
         self.datum_in(self.dir.path(), args)
     }
 
-    /// Boot a workshop for agent `name` with the default plugins (flux-vm, mib, life) from
+    /// Boot a workshop for agent `name` with the default plugins (flux-vm, mib, life, growth) from
     /// the bundled registry.
     pub fn agent(&self, name: &str) -> PathBuf {
         let registry = bundled_registry();

@@ -31,6 +31,7 @@ struct Call {
 
 pub fn run(ctx: &Context, args: BatchArgs) -> anyhow::Result<()> {
     let runtime = Runtime::open(ctx.home()?, ctx.workshop()?)?;
+    runtime.set_registry(ctx.registry.clone());
     let reader: Box<dyn BufRead> = if args.input == "-" {
         Box::new(std::io::stdin().lock())
     } else {

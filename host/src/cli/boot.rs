@@ -40,6 +40,12 @@ pub struct BootArgs {
 }
 
 pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
+    let (data, text) = boot(ctx, args)?;
+    ctx.reporter.emit(&data, || text)
+}
+
+/// Boot and return the report (JSON data and its text), for `boot` and `onboard`.
+pub fn boot(ctx: &Context, args: BootArgs) -> anyhow::Result<(serde_json::Value, String)> {
     let started = Instant::now();
     let dir = match &ctx.workshop {
         Some(d) => d.clone(),
@@ -192,7 +198,7 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
         "capability_file": profile,
         "elapsed_ms": elapsed_ms,
     });
-    ctx.reporter.emit(&data, || {
+    let text = {
         let mut s = format!(
             "{verb} {} ({}) in {}\n",
             agent.agent.name,
@@ -216,7 +222,8 @@ pub fn run(ctx: &Context, args: BootArgs) -> anyhow::Result<()> {
         }
         s.push_str("next: `datum status`, `datum flux run --bytecode 550500000055070000001000`");
         s
-    })
+    };
+    Ok((data, text))
 }
 
 /// Write a minimal CAPABILITY.toml for a new agent: its name and role, and what its

@@ -14,6 +14,8 @@ use crate::runtime::Runtime;
 /// Host flags accepted after a plugin command too (clap hands them over unparsed).
 pub struct HostFlags {
     pub workshop: Option<std::path::PathBuf>,
+    /// Where a plugin that installs through the host (`datum learn`) installs from.
+    pub registry: Option<String>,
     pub format: Option<Format>,
     pub rest: Vec<String>,
 }
@@ -23,6 +25,7 @@ pub struct HostFlags {
 pub fn split_host_flags(args: Vec<String>) -> anyhow::Result<HostFlags> {
     let mut flags = HostFlags {
         workshop: None,
+        registry: None,
         format: None,
         rest: Vec::new(),
     };
@@ -39,13 +42,15 @@ pub fn split_host_flags(args: Vec<String>) -> anyhow::Result<HostFlags> {
             _ => (a.clone(), None),
         };
         match key.as_str() {
-            "--workshop" | "--format" => {
+            "--workshop" | "--format" | "--registry" => {
                 let value = match inline {
                     Some(v) => v,
                     None => it.next().with_context(|| format!("{key} needs a value"))?,
                 };
                 if key == "--workshop" {
                     flags.workshop = Some(value.into());
+                } else if key == "--registry" {
+                    flags.registry = Some(value);
                 } else {
                     flags.format = Some(match value.as_str() {
                         "json" => Format::Json,
@@ -69,10 +74,12 @@ pub fn run(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
         .collect();
     let workshop = ctx.workshop()?;
     let runtime = Runtime::open(ctx.home()?, workshop)?;
+    runtime.set_registry(ctx.registry.clone());
     let Some(route) = runtime.route(&words) else {
         // `datum flux` alone: list the commands under that prefix, like a command group.
         let under: Vec<(String, String)> = runtime
             .commands()
+            .into_iter()
             .filter(|(_, c)| {
                 !words.is_empty() && c.words().take(words.len()).eq(words.iter().copied())
             })
@@ -88,6 +95,7 @@ pub fn run(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
         }
         let available: Vec<String> = runtime
             .commands()
+            .into_iter()
             .map(|(_, c)| format!("`datum {}`", c.path))
             .collect();
         let first = words.first().copied().unwrap_or_default();
@@ -113,26 +121,17 @@ pub fn run(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
             }
         );
     };
-    let command = clap_command(&route.command);
     let rest = &args[route.words..];
-    let matches = command.try_get_matches_from(
-        std::iter::once(format!("datum {}", route.command.path)).chain(rest.iter().cloned()),
-    );
-    let matches = match matches {
-        Ok(m) => m,
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
-        {
-            print!("{e}");
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let args = match parse_args(&route.command, rest, &cwd)? {
+        Parsed::Args(a) => a,
+        Parsed::Help(text) => {
+            print!("{text}");
             return Ok(());
         }
-        Err(e) => anyhow::bail!("{}", e.render().to_string().trim_end()),
     };
     let mut request = runtime.request(&route.command.path);
-    request.args = collect_args(&route.command, &matches)?;
+    request.args = args;
     request.format = match ctx.reporter.format {
         Format::Json => WireFormat::Json,
         Format::Text => WireFormat::Text,
@@ -152,6 +151,38 @@ pub fn run(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
         },
     }
     Ok(())
+}
+
+/// A plugin command's arguments as the plugin receives them, or the help asked for.
+pub enum Parsed {
+    Args(Map<String, Value>),
+    Help(String),
+}
+
+/// Parse `rest` (the words after the command path) against the command's manifest
+/// arguments; relative paths are taken from `cwd`. Shared by the command line and by
+/// golden examples run in a scratch workshop.
+pub fn parse_args(
+    spec: &CommandSpec,
+    rest: &[String],
+    cwd: &std::path::Path,
+) -> anyhow::Result<Parsed> {
+    let command = clap_command(spec);
+    let matches = command.try_get_matches_from(
+        std::iter::once(format!("datum {}", spec.path)).chain(rest.iter().cloned()),
+    );
+    match matches {
+        Ok(m) => Ok(Parsed::Args(collect_args(spec, &m, cwd)?)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            Ok(Parsed::Help(e.to_string()))
+        }
+        Err(e) => anyhow::bail!("{}", e.render().to_string().trim_end()),
+    }
 }
 
 fn clap_command(spec: &CommandSpec) -> clap::Command {
@@ -198,7 +229,11 @@ fn clap_arg(spec: &ArgSpec) -> Arg {
     arg
 }
 
-fn collect_args(spec: &CommandSpec, m: &clap::ArgMatches) -> anyhow::Result<Map<String, Value>> {
+fn collect_args(
+    spec: &CommandSpec,
+    m: &clap::ArgMatches,
+    cwd: &std::path::Path,
+) -> anyhow::Result<Map<String, Value>> {
     let mut out = Map::new();
     for a in &spec.args {
         let value = match a.ty {
@@ -220,8 +255,8 @@ fn collect_args(spec: &CommandSpec, m: &clap::ArgMatches) -> anyhow::Result<Map<
                 let mut vals = Vec::new();
                 for v in m.get_many::<String>(&a.name).into_iter().flatten() {
                     vals.push(match a.ty {
-                        ArgType::Path => Value::String(absolute(v)?),
-                        ArgType::File => read_file_arg(&a.name, v)?,
+                        ArgType::Path => Value::String(absolute(v, cwd)),
+                        ArgType::File => read_file_arg(&a.name, v, cwd)?,
                         ArgType::Text if v == "-" => Value::String(read_stdin_arg(&a.name)?),
                         _ => Value::String(v.clone()),
                     });
@@ -262,8 +297,8 @@ fn read_stdin_arg(name: &str) -> anyhow::Result<String> {
 const MAX_FILE_ARG: u64 = 16 * 1024 * 1024;
 
 /// Read a file the user named for a `type = "file"` argument.
-fn read_file_arg(name: &str, path: &str) -> anyhow::Result<Value> {
-    let abs = absolute(path)?;
+fn read_file_arg(name: &str, path: &str, cwd: &std::path::Path) -> anyhow::Result<Value> {
+    let abs = absolute(path, cwd);
     // Bounded by reading, not by trusting the length metadata claims (a FIFO or
     // /dev/zero has none); only regular files are read.
     match crate::confined::read_file(std::path::Path::new(&abs), MAX_FILE_ARG) {
@@ -280,12 +315,12 @@ fn read_file_arg(name: &str, path: &str) -> anyhow::Result<Value> {
 }
 
 /// Paths are resolved against the caller's directory, since the plugin has none.
-fn absolute(p: &str) -> anyhow::Result<String> {
+fn absolute(p: &str, cwd: &std::path::Path) -> String {
     let path = std::path::Path::new(p);
     let abs = if path.is_absolute() {
         path.to_owned()
     } else {
-        std::env::current_dir()?.join(path)
+        cwd.join(path)
     };
-    Ok(abs.display().to_string())
+    abs.display().to_string()
 }

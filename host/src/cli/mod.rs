@@ -4,7 +4,8 @@
 mod audit;
 mod batch;
 mod boot;
-mod dynamic;
+pub(crate) mod dynamic;
+mod onboard;
 mod output;
 mod plugin;
 mod registry_cmd;
@@ -56,6 +57,9 @@ pub enum Command {
     Status,
     /// Check the workshop: layout, git, plugins (hashes, updates, grants), records.
     Audit(audit::AuditArgs),
+    /// Onboard an agent: configuration, Keeper, workshop, bootcamp, first task
+    /// (`--progress NAME` shows its bootcamp, `--list` the participants).
+    Onboard(onboard::OnboardArgs),
     /// Find, install and manage plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -93,37 +97,11 @@ impl Context {
 
     /// `--registry`, then `DATUM_REGISTRY`, then the bundled registry.
     pub fn open_registry(&self, home: &Home) -> anyhow::Result<Registry> {
-        let spec = self.registry.clone().or_else(|| {
-            std::env::var("DATUM_REGISTRY")
-                .ok()
-                .filter(|s| !s.is_empty())
-        });
-        match spec {
-            Some(spec) => Ok(Registry::open(&spec, home)?),
-            None => {
-                let bundled = bundled_registry();
-                Registry::open(&bundled.display().to_string(), home).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{e}\nthe bundled registry is built from this repository by `scripts/build-registry`; run it, or pass --registry"
-                    )
-                })
-            }
-        }
+        crate::registry::open_configured(self.registry.as_deref(), home)
     }
 }
 
-/// The registry built next to the binary (`scripts/build-registry` writes `registry/dist`).
-pub fn bundled_registry() -> PathBuf {
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            let beside = dir.join("../share/datum/registry");
-            if beside.join("registry.json").is_file() {
-                return beside;
-            }
-        }
-    }
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../registry/dist"))
-}
+pub use crate::registry::bundled_registry;
 
 /// Parse the command line, run, and return the exit code.
 pub fn main() -> ExitCode {
@@ -140,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::External(args) => match dynamic::split_host_flags(args) {
             Ok(flags) => {
                 ctx.workshop = flags.workshop.or(ctx.workshop);
+                ctx.registry = flags.registry.or(ctx.registry);
                 ctx.reporter = Reporter::new(flags.format.unwrap_or(cli.format));
                 Command::External(flags.rest)
             }
@@ -154,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Boot(args) => boot::run(&ctx, args),
         Command::Status => status::run(&ctx),
         Command::Audit(args) => audit::run(&ctx, args),
+        Command::Onboard(args) => onboard::run(&ctx, args),
         Command::Plugin(cmd) => plugin::run(&ctx, cmd),
         Command::Registry(cmd) => registry_cmd::run(&ctx, cmd),
         Command::Batch(args) => batch::run(&ctx, args),

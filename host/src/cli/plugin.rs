@@ -84,6 +84,7 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<()> {
                 locked,
                 force,
                 commit: true,
+                requested: None,
             };
             install(ctx, specs, &options)
         }

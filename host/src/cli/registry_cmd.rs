@@ -21,6 +21,10 @@ pub enum RegistryCommand {
         /// Override the target triple recorded for the artifact.
         #[arg(long)]
         target: Option<String>,
+        /// The plugin's README, carried by the registry so `datum plugin info` and
+        /// `datum learn --full` can read it before installing.
+        #[arg(long, value_name = "FILE")]
+        readme: Option<PathBuf>,
     },
     /// Set registry.json fields: the default plugin set and whether it is trusted.
     Configure {
@@ -43,7 +47,15 @@ pub fn run(ctx: &Context, cmd: RegistryCommand) -> anyhow::Result<()> {
             artifact,
             into,
             target,
+            readme,
         } => {
+            let readme = match &readme {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .with_context(|| format!("--readme {}: cannot read it", p.display()))?,
+                ),
+                None => None,
+            };
             let kind = if artifact.extension().is_some_and(|e| e == "wasm") {
                 Kind::Wasm
             } else {
@@ -58,7 +70,14 @@ pub fn run(ctx: &Context, cmd: RegistryCommand) -> anyhow::Result<()> {
             let described = loader::describe(instance.as_mut())
                 .with_context(|| format!("{} did not describe itself", artifact.display()))?;
             let target = target.unwrap_or_else(|| kind.target().to_owned());
-            let entry = registry::publish(&into, &described.manifest, kind, &target, &artifact)?;
+            let entry = registry::publish(
+                &into,
+                &described.manifest,
+                kind,
+                &target,
+                &artifact,
+                readme.as_deref(),
+            )?;
             let m = &described.manifest;
             ctx.reporter.emit(
                 &json!({"name": m.name, "version": m.version.to_string(), "kind": kind, "target": target, "artifact": entry}),

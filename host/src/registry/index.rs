@@ -75,7 +75,15 @@ pub struct IndexVersion {
     pub yanked: bool,
     /// By target triple.
     pub artifacts: BTreeMap<String, Artifact>,
+    /// The plugin's README (`registry publish --readme`), so what a plugin does can be
+    /// read before any of its code runs (`datum learn --full`). Registry text: shown
+    /// escaped, never trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readme: Option<String>,
 }
+
+/// The most README text a registry entry carries.
+pub const MAX_README: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifact {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use datum_plugin_api::valid_name;
 use semver::{Version, VersionReq};
 
-pub use index::{Artifact, IndexFile, IndexVersion, Kind, RegistryConfig};
+pub use index::{Artifact, IndexFile, IndexVersion, Kind, RegistryConfig, MAX_README};
 pub use publish::publish;
 
 use crate::paths::Home;
@@ -295,4 +295,38 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RegistryE
         path: path.to_owned(),
         message: e.to_string(),
     })
+}
+
+/// The registry a command uses: `spec` (`--registry`), then `DATUM_REGISTRY`, then the
+/// bundled one. Plugins that install through the host get the same one.
+pub fn open_configured(spec: Option<&str>, home: &Home) -> anyhow::Result<Registry> {
+    let spec = spec.map(str::to_owned).or_else(|| {
+        std::env::var("DATUM_REGISTRY")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    match spec {
+        Some(spec) => Ok(Registry::open(&spec, home)?),
+        None => {
+            let bundled = bundled_registry();
+            Registry::open(&bundled.display().to_string(), home).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}\nthe bundled registry is built from this repository by `scripts/build-registry`; run it, or pass --registry"
+                )
+            })
+        }
+    }
+}
+
+/// The registry built next to the binary (`scripts/build-registry` writes `registry/dist`).
+pub fn bundled_registry() -> PathBuf {
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let beside = dir.join("../share/datum/registry");
+            if beside.join("registry.json").is_file() {
+                return beside;
+            }
+        }
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../registry/dist"))
 }

@@ -17,7 +17,17 @@ pub fn publish(
     kind: Kind,
     target: &str,
     artifact: &Path,
+    readme: Option<&str>,
 ) -> Result<Artifact, RegistryError> {
+    if readme.is_some_and(|r| r.len() > super::index::MAX_README) {
+        return Err(RegistryError::Malformed {
+            path: artifact.to_owned(),
+            message: format!(
+                "the README is over {} bytes; shorten it",
+                super::index::MAX_README
+            ),
+        });
+    }
     let bytes = std::fs::read(artifact).map_err(|e| RegistryError::io(artifact, e))?;
     let config_path = root.join("registry.json");
     if !config_path.exists() {
@@ -63,12 +73,16 @@ pub fn publish(
         Some(v) => {
             v.manifest = manifest.clone();
             v.artifacts.insert(target.to_owned(), entry.clone());
+            if let Some(r) = readme {
+                v.readme = Some(r.to_owned());
+            }
         }
         None => index.versions.push(IndexVersion {
             version: manifest.version.clone(),
             manifest: manifest.clone(),
             yanked: false,
             artifacts: [(target.to_owned(), entry.clone())].into(),
+            readme: readme.map(str::to_owned),
         }),
     }
     index.versions.sort_by(|a, b| a.version.cmp(&b.version));

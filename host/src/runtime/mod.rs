@@ -3,6 +3,7 @@
 //! [`RuntimeError`].
 
 mod error;
+mod plugin_services;
 pub mod services;
 
 use std::path::PathBuf;
@@ -59,7 +60,11 @@ pub struct Runtime {
     pub workshop: Workshop,
     store: Store,
     agent: AgentInfo,
-    installed: Vec<Installed>,
+    /// Re-read after a plugin installs another through the host (`plugin.install`), so
+    /// the new plugin can be called in the same run.
+    installed: std::sync::RwLock<Vec<Installed>>,
+    /// The registry this run was pointed at (`--registry`), for `plugin.install`.
+    registry_spec: std::sync::OnceLock<Option<String>>,
     /// Plugins in the lock that cannot run here, with the reason (shown by status).
     pub skipped: Vec<(LockedPlugin, String)>,
     /// wasmtime's cache config, written the first time a WASM plugin is loaded (not on
@@ -80,9 +85,32 @@ impl Runtime {
     /// Open the runtime of a workshop. Plugins whose API requirement this host does not
     /// meet, or whose store entry is missing, are skipped (listed in `skipped`), never fatal.
     pub fn open(home: Home, workshop: Workshop) -> anyhow::Result<Arc<Runtime>> {
-        let lock = workshop.lock()?;
         let agent = workshop.agent()?;
         let store = Store::new(home.store());
+        let (installed, skipped) = Self::read_lock(&workshop, &store)?;
+        Ok(Arc::new_cyclic(|me| Runtime {
+            home,
+            workshop,
+            store,
+            agent: AgentInfo {
+                name: agent.agent.name,
+                role: agent.agent.role,
+            },
+            installed: std::sync::RwLock::new(installed),
+            registry_spec: std::sync::OnceLock::new(),
+            skipped,
+            wasm_cache: std::sync::OnceLock::new(),
+            me: me.clone(),
+        }))
+    }
+
+    /// The lock's plugins that can run here, and those that cannot (with the reason).
+    #[allow(clippy::type_complexity)]
+    fn read_lock(
+        workshop: &Workshop,
+        store: &Store,
+    ) -> anyhow::Result<(Vec<Installed>, Vec<(LockedPlugin, String)>)> {
+        let lock = workshop.lock()?;
         let api = api_version();
         let mut installed = Vec::new();
         let mut skipped = Vec::new();
@@ -100,28 +128,40 @@ impl Runtime {
                 Err(e) => skipped.push((locked, e.to_string())),
             }
         }
-        Ok(Arc::new_cyclic(|me| Runtime {
-            home,
-            workshop,
-            store,
-            agent: AgentInfo {
-                name: agent.agent.name,
-                role: agent.agent.role,
-            },
-            installed,
-            skipped,
-            wasm_cache: std::sync::OnceLock::new(),
-            me: me.clone(),
-        }))
+        Ok((installed, skipped))
     }
 
-    pub fn installed(&self) -> &[Installed] {
-        &self.installed
+    /// Read datum.lock again (after an install during this run).
+    pub fn refresh(&self) -> anyhow::Result<()> {
+        let (installed, _) = Self::read_lock(&self.workshop, &self.store)?;
+        *self
+            .installed
+            .write()
+            .map_err(|_| anyhow::anyhow!("the plugin list is poisoned"))? = installed;
+        Ok(())
+    }
+
+    /// The registry `--registry` named for this run (None: DATUM_REGISTRY, then bundled).
+    pub fn set_registry(&self, spec: Option<String>) {
+        let _ = self.registry_spec.set(spec);
+    }
+
+    pub fn registry_spec(&self) -> Option<String> {
+        self.registry_spec.get().cloned().flatten()
+    }
+
+    pub fn installed(&self) -> Vec<Installed> {
+        // A poisoned lock only means another thread panicked mid-refresh; the list it
+        // holds is still a whole list.
+        match self.installed.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
     }
 
     /// The plugin command whose path is the longest prefix of `words`.
     pub fn route(&self, words: &[&str]) -> Option<Route> {
-        self.installed
+        self.installed()
             .iter()
             .filter_map(|p| {
                 p.manifest.match_command(words).map(|(c, n)| Route {
@@ -133,15 +173,22 @@ impl Runtime {
             .max_by_key(|r| r.words)
     }
 
-    /// Every installed command, for help and completion.
-    pub fn commands(&self) -> impl Iterator<Item = (&Installed, &CommandSpec)> {
-        self.installed
-            .iter()
-            .flat_map(|p| p.manifest.commands.iter().map(move |c| (p, c)))
+    /// Every installed command with its plugin's name, for help and completion.
+    pub fn commands(&self) -> Vec<(String, CommandSpec)> {
+        self.installed()
+            .into_iter()
+            .flat_map(|p| {
+                let name = p.locked.name.clone();
+                p.manifest
+                    .commands
+                    .into_iter()
+                    .map(move |c| (name.clone(), c))
+            })
+            .collect()
     }
 
-    fn find(&self, name: &str) -> Result<&Installed, RuntimeError> {
-        self.installed.iter().find(|p| p.locked.name == name).ok_or_else(|| {
+    fn find(&self, name: &str) -> Result<Installed, RuntimeError> {
+        self.installed().into_iter().find(|p| p.locked.name == name).ok_or_else(|| {
             RuntimeError::Other(format!(
                 "plugin `{name}` is not installed in this workshop; install it with `datum plugin install {name}`"
             ))
@@ -232,7 +279,7 @@ impl Runtime {
         depth: usize,
         command: Option<&str>,
     ) -> Result<Session, RuntimeError> {
-        let mut installed = self.find(plugin)?.clone();
+        let mut installed = self.find(plugin)?;
         if let Some(kind) = kind.filter(|k| *k != installed.locked.kind) {
             let (sha, manifest) = self.twin(&installed.locked, kind)?;
             installed.locked.sha256 = sha;

@@ -200,10 +200,16 @@ impl Caller {
                     .map_err(|e| host_err(format!("{e:#}")))
             }
             "git.commit" => {
-                let rel = self.path_arg(args)?;
+                let rel = self.path_or_root(args)?;
                 self.require(PermissionKind::Git, Some(&rel))?;
                 let message = args["message"].as_str().unwrap_or("update");
-                crate::workshop::commit_path(&self.workshop, &rel, message)
+                // API 1.5: "." commits the whole workshop (needs `git:.`).
+                let commit = if rel == "." {
+                    crate::workshop::Workshop::open(&self.workshop).and_then(|w| w.commit(message))
+                } else {
+                    crate::workshop::commit_path(&self.workshop, &rel, message)
+                };
+                commit
                     .map(|id| json!({ "committed": id.is_some(), "commit": id }))
                     .map_err(|e| {
                         PluginError::new(ErrorKind::HostService, format!("{e:#}")).with_hint(
@@ -247,6 +253,39 @@ impl Caller {
                     .invoke_at_depth(target, kind, request, self.depth + 1)
                     .map(|out| out.data)
                     .map_err(|e| PluginError::new(ErrorKind::HostService, e.to_string()))
+            }
+            // API 1.5: plugins that grow the agent (learn, improve).
+            "plugin.list" => Ok(super::plugin_services::list(&*self.runtime()?)),
+            "plugin.info" => {
+                super::plugin_services::info(&*self.runtime()?, str_arg(args, "name")?)
+            }
+            "plugin.providing" => {
+                super::plugin_services::providing(&*self.runtime()?, str_arg(args, "ability")?)
+            }
+            "plugin.install" => {
+                let spec = str_arg(args, "spec")?;
+                let name = spec.split('@').next().unwrap_or_default();
+                self.require(PermissionKind::Install, Some(name))?;
+                let outcome =
+                    super::plugin_services::install(&*self.runtime()?, &self.plugin, args);
+                tracing::info!(plugin = %self.plugin, %spec, ok = outcome.is_ok(), "plugin install requested");
+                outcome
+            }
+            "plugin.remove" => {
+                let name = str_arg(args, "name")?;
+                self.require(PermissionKind::Install, Some(name))?;
+                super::plugin_services::remove(&*self.runtime()?, &self.plugin, name)
+            }
+            "plugin.prove" => {
+                let target = str_arg(args, "plugin")?;
+                self.require(PermissionKind::Call, Some(target))?;
+                super::plugin_services::prove(&*self.runtime()?, target)
+            }
+            "git.log" => {
+                let rel = self.path_or_root(args)?;
+                self.require(PermissionKind::Git, Some(&rel))?;
+                let limit = args["limit"].as_u64().unwrap_or(100).min(10_000) as usize;
+                super::plugin_services::git_log(&self.workshop, &rel, limit)
             }
             "secret.get" => {
                 let key = str_arg(args, "key")?;
@@ -307,6 +346,20 @@ impl Caller {
             format!("{} {} is not granted `{wanted}`", self.plugin, self.version),
         )
         .with_hint(format!("datum plugin grant {} {wanted}", self.plugin)))
+    }
+
+    fn runtime(&self) -> Result<std::sync::Arc<Runtime>, PluginError> {
+        self.runtime
+            .upgrade()
+            .ok_or_else(|| host_err("the runtime is shutting down"))
+    }
+
+    /// A workshop path, or `.` for the whole workshop.
+    fn path_or_root(&self, args: &Value) -> Result<String, PluginError> {
+        match args["path"].as_str() {
+            Some(".") => Ok(".".to_owned()),
+            _ => self.path_arg(args),
+        }
     }
 
     fn path_arg(&self, args: &Value) -> Result<String, PluginError> {
@@ -394,7 +447,9 @@ pub fn grant_allows(grant: &str, kind: PermissionKind, target: Option<&str>) -> 
             Some(prefix) => key.starts_with(prefix),
             None => scope == key,
         },
-        (PermissionKind::Call, Some(scope), Some(t)) => scope == "*" || scope == t,
+        (PermissionKind::Call | PermissionKind::Install, Some(scope), Some(t)) => {
+            scope == "*" || scope == t
+        }
         (
             PermissionKind::FsRead | PermissionKind::FsWrite | PermissionKind::Git,
             Some(scope),
@@ -469,5 +524,25 @@ mod tests {
             Some("keeper")
         ));
         assert!(grant_allows("call:*", PermissionKind::Call, Some("keeper")));
+        assert!(grant_allows(
+            "install:*",
+            PermissionKind::Install,
+            Some("fleet")
+        ));
+        assert!(grant_allows(
+            "install:fleet",
+            PermissionKind::Install,
+            Some("fleet")
+        ));
+        assert!(!grant_allows(
+            "install:fleet",
+            PermissionKind::Install,
+            Some("keeper")
+        ));
+        assert!(!grant_allows(
+            "call:*",
+            PermissionKind::Install,
+            Some("keeper")
+        ));
     }
 }

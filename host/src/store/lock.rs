@@ -34,6 +34,10 @@ pub struct LockedPlugin {
     /// Permissions granted to it, as grant strings (`kv`, `fs-read:journal/`, …).
     #[serde(default)]
     pub grants: Vec<String>,
+    /// The installed plugin whose `plugin.install` call added this one (e.g. `growth`
+    /// learning an ability); absent when the user installed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +103,15 @@ impl Lock {
                     p.source.escape_debug()
                 ));
             }
+            if let Some(by) = &p.requested_by {
+                if !datum_plugin_api::valid_name(by) {
+                    return Err(format!(
+                        "{}'s requested_by `{}` is not a plugin name",
+                        p.name,
+                        by.escape_debug()
+                    ));
+                }
+            }
             for g in &p.grants {
                 crate::install::parse_grant(g)
                     .map_err(|e| format!("{}'s grant `{}`: {e}", p.name, g.escape_debug()))?;
@@ -151,6 +164,7 @@ mod tests {
             sha256: "ab".repeat(32),
             api: VersionReq::parse("^1.0").unwrap(),
             grants: vec!["kv".into()],
+            requested_by: None,
         });
         let text = lock.to_text().unwrap();
         assert_eq!(Lock::parse(&text, LOCK_FILE).unwrap(), lock);

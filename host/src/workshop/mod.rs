@@ -240,6 +240,31 @@ impl Workshop {
         Ok(to)
     }
 
+    /// Give the agent a role (onboarding). Edited in place like the lifecycle; the
+    /// caller commits. Only before onboarding: an onboarded agent keeps its role.
+    pub fn set_role(&self, role: &str) -> anyhow::Result<()> {
+        let agent = self.agent()?.agent;
+        if agent.role == role {
+            return Ok(());
+        }
+        if agent.lifecycle != Lifecycle::Uninitialized {
+            anyhow::bail!(
+                "agent `{}` is already {} as a {}; a role is chosen once, at onboarding",
+                agent.name,
+                agent.lifecycle.as_str(),
+                agent.role
+            );
+        }
+        let text = self.read_text(AGENT_FILE)?;
+        let mut doc: toml_edit::DocumentMut = text
+            .parse()
+            .with_context(|| format!("{AGENT_FILE} is not valid TOML"))?;
+        doc["agent"]["role"] = toml_edit::value(role);
+        self.folder()?
+            .write(Path::new(AGENT_FILE), doc.to_string().as_bytes())
+            .with_context(|| format!("cannot write {AGENT_FILE}"))
+    }
+
     /// Append a dated entry to JOURNAL.md.
     pub fn journal(&self, entry: &str) -> anyhow::Result<()> {
         let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());

@@ -257,6 +257,34 @@ pub struct Endpoints {
     pub bus: Option<String>,
 }
 
+/// `[career]`: the agent's record as `datum career export --as toml` computed it from
+/// the workshop (sessions, commits, bottles) plus its career entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Career {
+    #[serde(default)]
+    pub sessions: u64,
+    #[serde(default)]
+    pub commits: u64,
+    #[serde(default)]
+    pub bottles_sent: u64,
+    #[serde(default)]
+    pub bottles_received: u64,
+    #[serde(default)]
+    pub entries: Vec<CareerEntry>,
+}
+
+/// One `[[career.entries]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CareerEntry {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    #[schemars(range(min = 1, max = 5))]
+    pub stars: u8,
+    pub title: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
 /// The typed view of a file: what datum understands of it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(
@@ -271,6 +299,8 @@ pub struct Profile {
     pub links: Vec<Link>,
     #[serde(default)]
     pub endpoints: Endpoints,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub career: Option<Career>,
 }
 
 /// The JSON Schema of the file's structure (checked in as `schema.json`).
@@ -428,6 +458,34 @@ impl CapabilityFile {
         }
     }
 
+    /// Replace `[career]` (computed figures and entries; nothing in it is hand-kept).
+    pub fn set_career(&mut self, career: &Career) {
+        let mut table = toml_edit::Table::new();
+        for (key, n) in [
+            ("sessions", career.sessions),
+            ("commits", career.commits),
+            ("bottles_sent", career.bottles_sent),
+            ("bottles_received", career.bottles_received),
+        ] {
+            table.insert(key, toml_edit::value(i64::try_from(n).unwrap_or(i64::MAX)));
+        }
+        let mut entries = toml_edit::ArrayOfTables::new();
+        for e in &career.entries {
+            let mut t = toml_edit::Table::new();
+            t.insert("date", toml_edit::value(e.date.as_str()));
+            t.insert("stars", toml_edit::value(i64::from(e.stars)));
+            t.insert("title", toml_edit::value(e.title.as_str()));
+            if !e.notes.is_empty() {
+                t.insert("notes", toml_edit::value(e.notes.as_str()));
+            }
+            entries.push(t);
+        }
+        if !entries.is_empty() {
+            table.insert("entries", Item::ArrayOfTables(entries));
+        }
+        self.doc["career"] = Item::Table(table);
+    }
+
     /// Remove a capability; `false` when there was none.
     pub fn remove_capability(&mut self, name: &str) -> bool {
         self.doc
@@ -553,7 +611,63 @@ impl Reader<'_> {
                 None => self.warn(Some(item), "[endpoints] must be a table; ignored".into()),
             }
         }
+        if let Some(item) = doc.get("career") {
+            match item.as_table_like() {
+                Some(c) => profile.career = Some(self.career(c)),
+                None => self.warn(Some(item), "[career] must be a table; ignored".into()),
+            }
+        }
         profile
+    }
+
+    fn career(&mut self, t: &dyn TableLike) -> Career {
+        let mut career = Career::default();
+        for (key, slot) in [
+            ("sessions", &mut career.sessions),
+            ("commits", &mut career.commits),
+            ("bottles_sent", &mut career.bottles_sent),
+            ("bottles_received", &mut career.bottles_received),
+        ] {
+            if let Some(item) = t.get(key) {
+                match item.as_integer().and_then(|n| u64::try_from(n).ok()) {
+                    Some(n) => *slot = n,
+                    None => self.warn(Some(item), format!("career.{key} must be a count; ignored")),
+                }
+            }
+        }
+        if let Some(item) = t.get("entries") {
+            match item.as_array_of_tables() {
+                Some(entries) => {
+                    for e in entries.iter() {
+                        let title = self.text(e, "title", "a career entry's `title`");
+                        let date = self.text(e, "date", "a career entry's `date`");
+                        let notes = self.text(e, "notes", "a career entry's `notes`");
+                        let stars = e
+                            .get("stars")
+                            .and_then(Item::as_integer)
+                            .filter(|n| (1..=5).contains(n))
+                            .map_or(0, |n| n as u8);
+                        match title {
+                            Some(title) => career.entries.push(CareerEntry {
+                                date: date.unwrap_or_default(),
+                                stars,
+                                title,
+                                notes: notes.unwrap_or_default(),
+                            }),
+                            None => self.warn(
+                                Some(item),
+                                "a [[career.entries]] entry needs a `title`; ignored".into(),
+                            ),
+                        }
+                    }
+                }
+                None => self.warn(
+                    Some(item),
+                    "`career.entries` must be [[career.entries]] tables; ignored".into(),
+                ),
+            }
+        }
+        career
     }
 
     fn agent(&mut self, t: &dyn TableLike) -> Agent {

@@ -12,6 +12,7 @@ pub mod board;
 pub mod config;
 pub mod error;
 pub mod fleet;
+pub mod pins;
 pub mod scan;
 pub mod source;
 pub mod tasks;
@@ -39,6 +40,7 @@ impl Plugin for FleetPlugin {
             "fleet discover" => cx.discover(),
             "fleet capabilities" => cx.capabilities(),
             "fleet who" => cx.who(),
+            "fleet lock" => cx.lock(),
             "fleet topology" => cx.topology(),
             "fleet scan" => cx.scan(),
             "fleet sources" => cx.sources(),
@@ -329,6 +331,74 @@ impl Cx<'_> {
             Output::new(json!({ "agent": agent, "warnings": fleet.warnings }))
                 .with_text(text.trim_end().to_owned()),
         )
+    }
+
+    /// `fleet lock --agent A`: the exact plugin versions A's datum.lock pins.
+    fn lock(&self) -> Result<Output, FleetError> {
+        let who = self
+            .arg("agent")
+            .ok_or_else(|| FleetError::invalid("which agent?", "pass --agent NAME"))?
+            .to_owned();
+        let mut chosen = self.choose()?;
+        let label = chosen.source().label();
+        let listing = self.list(&mut chosen)?;
+        let now = self.now()?;
+        let fleet = fleet::assemble(label, listing.clone(), now, fleet::DEFAULT_STALE_DAYS);
+        let agent = fleet.agent(&who).ok_or_else(|| {
+            FleetError::invalid(
+                format!("no agent `{}` in {}", capability::shown(&who), fleet.source),
+                "`datum fleet discover` lists the agents",
+            )
+        })?;
+        let repo = listing
+            .repos
+            .iter()
+            .find(|r| r.name == agent.repo)
+            .ok_or_else(|| {
+                FleetError::failed(
+                    format!("{}'s repository vanished during the listing", agent.name),
+                    "run it again",
+                )
+            })?;
+        let text = chosen
+            .source()
+            .root_file(repo, "datum.lock")?
+            .ok_or_else(|| {
+                FleetError::invalid(
+                    format!(
+                        "{}'s repository ({}) has no datum.lock",
+                        agent.name,
+                        capability::shown(&repo.name)
+                    ),
+                    "that agent has no pinned plugins to share; learn from the registry instead",
+                )
+            })?;
+        let (pins, warnings) = pins::parse(&text).map_err(|e| {
+            FleetError::invalid(
+                format!("{}'s datum.lock: {e}", agent.name),
+                "ask that agent to fix its lock (`datum plugin install --locked`)",
+            )
+        })?;
+        let mut out = format!(
+            "{} ({}) pins {} plugin(s):\n",
+            agent.name,
+            capability::shown(&repo.name),
+            pins.len()
+        );
+        for p in &pins {
+            out.push_str(&format!(
+                "  {} {} ({}) sha256:{}\n",
+                p.name,
+                p.version,
+                p.kind,
+                &p.sha256[..12]
+            ));
+        }
+        for w in &warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
+        Ok(Output::new(json!({ "agent": agent.name, "repo": repo.name, "plugins": pins, "warnings": warnings }))
+            .with_text(out.trim_end().to_owned()))
     }
 
     fn who(&self) -> Result<Output, FleetError> {

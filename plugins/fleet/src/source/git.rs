@@ -249,7 +249,45 @@ pub fn flux_files_at(repo: &Repository, head: &str) -> Result<Vec<(String, Strin
     Ok(out)
 }
 
+/// A regular file at the root of `head`'s tree, as text, bounded.
+pub fn root_file_at(
+    repo: &Repository,
+    head: &str,
+    name: &str,
+) -> Result<Option<String>, FleetError> {
+    let Ok(commit) = repo
+        .find_reference(head)
+        .and_then(|r| r.resolve())
+        .and_then(|r| r.peel_to_commit())
+    else {
+        return Ok(None);
+    };
+    let tree = commit.tree()?;
+    let Some(entry) = tree.get_name(name) else {
+        return Ok(None);
+    };
+    // Only a regular file: a link in another agent's repository is never followed.
+    if entry.kind() != Some(ObjectType::Blob) || entry.filemode() & 0o170000 != 0o100000 {
+        return Ok(None);
+    }
+    let (size, _) = repo.odb()?.read_header(entry.id())?;
+    if size as u64 > MAX_CAPABILITY_BYTES {
+        return Ok(None);
+    }
+    let blob = repo.find_blob(entry.id())?;
+    Ok(std::str::from_utf8(blob.content()).ok().map(str::to_owned))
+}
+
 impl Source for GitFleet {
+    fn root_file(&mut self, repo: &Repo, name: &str) -> Result<Option<String>, FleetError> {
+        match &self.place {
+            Where::Folder(_) => root_file_at(&Repository::open(&repo.url)?, "HEAD", name),
+            Where::Urls { cache, .. } => {
+                root_file_at(&mirror(&repo.url, cache)?, MIRROR_HEAD, name)
+            }
+        }
+    }
+
     fn flux_files(&mut self, repo: &Repo) -> Result<Vec<(String, String)>, FleetError> {
         match &self.place {
             Where::Folder(_) => {

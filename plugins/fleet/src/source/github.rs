@@ -76,6 +76,12 @@ const FLUX_QUERY: &str = r#"query($owner: String!, $name: String!) {
   }
 }"#;
 
+const FILE_QUERY: &str = r#"query($owner: String!, $name: String!, $expression: String!) {
+  repository(owner: $owner, name: $name) {
+    object(expression: $expression) { ... on Blob { byteSize isBinary text } }
+  }
+}"#;
+
 /// Capability texts by blob id, carried between listings (the plugin keeps it in its
 /// key-value store).
 pub type BlobCache = BTreeMap<String, String>;
@@ -719,6 +725,39 @@ impl Source for GitHub {
                 }
             }
             Ok(out)
+        })
+    }
+
+    fn root_file(&mut self, repo: &Repo, name: &str) -> Result<Option<String>, FleetError> {
+        if !self.authenticated() {
+            return Err(FleetError::invalid(
+                format!(
+                    "reading {}'s {name} needs GitHub's GraphQL API, which needs a token",
+                    repo.name
+                ),
+                "register this workshop with a Keeper holding `github-token`",
+            ));
+        }
+        let runtime = runtime()?;
+        runtime.block_on(async {
+            let (client, prefix) = self.client()?;
+            let body = json!({ "query": FILE_QUERY, "variables": { "owner": self.org, "name": repo.name, "expression": format!("HEAD:{name}") } });
+            let mut n = 0;
+            let answer = self
+                .send(&client, Method::POST, &Self::graphql_path(&prefix), Some(&body), None, &mut n)
+                .await
+                .map_err(|s| match s {
+                    Stop::Limited(why) => FleetError::failed(why, "retry after the limit resets"),
+                    Stop::Fatal(e) | Stop::NotFound(e) => e,
+                })?;
+            let object = &answer.body["data"]["repository"]["object"];
+            if object["isBinary"] == true {
+                return Ok(None);
+            }
+            Ok(object["text"]
+                .as_str()
+                .filter(|t| t.len() as u64 <= MAX_CAPABILITY_BYTES)
+                .map(str::to_owned))
         })
     }
 

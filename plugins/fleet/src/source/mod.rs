@@ -72,6 +72,9 @@ pub trait Source {
     /// root), as `(path, text)`, at most [`MAX_FLUX_FILES`] of at most
     /// [`MAX_CAPABILITY_BYTES`] each.
     fn flux_files(&mut self, repo: &Repo) -> Result<Vec<(String, String)>, FleetError>;
+    /// A regular text file at the root of a repository's default branch (e.g. the
+    /// agent's `datum.lock`), at most [`MAX_CAPABILITY_BYTES`]; `None` when it has none.
+    fn root_file(&mut self, repo: &Repo, name: &str) -> Result<Option<String>, FleetError>;
 }
 
 /// The most FLUX files taken from one repository.
@@ -110,6 +113,13 @@ impl<A: Source, B: Source> Source for Both<A, B> {
         match self.0.flux_files(repo) {
             Ok(files) if !files.is_empty() => Ok(files),
             _ => self.1.flux_files(repo),
+        }
+    }
+
+    fn root_file(&mut self, repo: &Repo, name: &str) -> Result<Option<String>, FleetError> {
+        match self.0.root_file(repo, name) {
+            Ok(Some(text)) => Ok(Some(text)),
+            _ => self.1.root_file(repo, name),
         }
     }
 }
