@@ -1163,6 +1163,183 @@ fn hostile_board(sb: &Sandbox, name: &str, entries: &[(&str, &[u8], &[u8])]) -> 
     path
 }
 
+// ---------------------------------------------------------------------------
+// Growth (issue 13): the bootcamp judges files the agent (or a clone) put in the
+// workshop, `workflow learn` reads another agent's datum.lock, and a lock names the
+// plugin that asked for an install. All of it is judged, checked or refused.
+
+#[test]
+fn bootcamp_evidence_is_judged_never_followed_and_never_fatal() {
+    let sb = Sandbox::new();
+    let ws = sb.path("ada");
+    let registry = bundled_registry();
+    sb.datum(&[
+        "onboard",
+        "--agent",
+        "ada",
+        "--role",
+        "generalist",
+        "--workshop",
+        s(&ws),
+        "--registry",
+        s(&registry),
+    ])
+    .success();
+    // The right answer, outside the workshop, reached through a link: not evidence.
+    let outside = sb.path("outside.md");
+    std::fs::write(&outside, "[104, 101, 108, 108, 111]\n").unwrap();
+    symlink(&outside, ws.join("bootcamp/01-hello-world/RESULT.md")).unwrap();
+    symlink("/etc/passwd", ws.join("tools/passwd.flux")).unwrap();
+    // A tool that never halts, and one whose case line carries terminal escapes.
+    std::fs::write(ws.join("tools/loop.flux"), "; case: 1 -> 1\nl: jmp l\n").unwrap();
+    std::fs::write(
+        ws.join("tools/escape.flux"),
+        "; case: 1\u{1b}[2J -> 1\n halt\n",
+    )
+    .unwrap();
+    let run = sb
+        .datum_in(&ws, &["onboard", "--progress", "--format", "json"])
+        .success();
+    let json = run.json();
+    assert_eq!(json["exercises"][0]["state"], "todo", "{json}");
+    assert_eq!(json["exercises"][3]["state"], "started", "{json}");
+    assert_eq!(json["done"], 0);
+    let text = sb
+        .datum_in(&ws, &["onboard", "--progress"])
+        .success()
+        .stdout();
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(
+        text.contains("[○] Exercise 4: Write your first tool"),
+        "{text}"
+    );
+}
+
+#[test]
+fn another_agents_lock_is_checked_before_anything_is_installed_from_it() {
+    let sb = Sandbox::new();
+    let fixtures = datum_e2e::fixture_registry();
+    let fleet = sb.path("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    let cap: &[u8] =
+        b"[agent]\nname = \"mallory\"\n[capabilities]\nmisbehaviour = { confidence = 1.0 }\n";
+    let bad_lock = format!(
+        "version = 1\n[[plugin]]\nname = \"../evil\"\nversion = \"1.0.0\"\nkind = \"wasm\"\nsha256 = \"{}\"\n[[plugin]]\nname = \"stress\"\nversion = \"1.0.0\"\nkind = \"exe\"\nsha256 = \"XYZ\"\n",
+        "ab".repeat(32)
+    );
+    hostile_board(
+        &sb,
+        "fleet/mallory",
+        &[
+            ("100644", b"CAPABILITY.toml", cap),
+            ("100644", b"datum.lock", bad_lock.as_bytes()),
+        ],
+    );
+    // A lock that is a link in the tree is not read at all.
+    hostile_board(
+        &sb,
+        "fleet/linky",
+        &[
+            ("100644", b"CAPABILITY.toml", b"[agent]\nname = \"linky\"\n"),
+            ("120000", b"datum.lock", b"/etc/passwd"),
+        ],
+    );
+    // A well-formed pin whose bytes differ from the registry's.
+    let wrong = format!(
+        "version = 1\n[[plugin]]\nname = \"stress\"\nversion = \"1.0.0\"\nkind = \"wasm\"\nsha256 = \"{}\"\n",
+        "cd".repeat(32)
+    );
+    hostile_board(
+        &sb,
+        "fleet/trudy",
+        &[
+            (
+                "100644",
+                b"CAPABILITY.toml",
+                b"[agent]\nname = \"trudy\"\n[capabilities]\nmisbehaviour = { confidence = 1.0 }\n",
+            ),
+            ("100644", b"datum.lock", wrong.as_bytes()),
+        ],
+    );
+
+    let ws = fleet_agent(&sb, "ada");
+    sb.datum_in(
+        &ws,
+        &[
+            "fleet",
+            "add-source",
+            "lab",
+            "--git-path",
+            s(&fleet),
+            "--default",
+        ],
+    )
+    .success();
+    let lock_before = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
+    let pins = sb
+        .datum_in(
+            &ws,
+            &["fleet", "lock", "--agent", "mallory", "--format", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(pins["plugins"], json!([]), "{pins}");
+    assert_eq!(pins["warnings"].as_array().unwrap().len(), 2, "{pins}");
+    let linky = sb
+        .datum_in(&ws, &["fleet", "lock", "--agent", "linky"])
+        .failure();
+    assert!(
+        linky.stderr().contains("has no datum.lock"),
+        "{}",
+        linky.stderr()
+    );
+    let learn = [
+        "workflow",
+        "learn",
+        "--abilities",
+        "misbehaviour",
+        "--registry",
+        s(&fixtures),
+    ];
+    let refused = sb
+        .datum_in(&ws, &[&learn[..], &["--from", "mallory"]].concat())
+        .failure();
+    assert!(
+        refused.stderr().contains("pins no plugin"),
+        "{}",
+        refused.stderr()
+    );
+    let different = sb
+        .datum_in(&ws, &[&learn[..], &["--from", "trudy"]].concat())
+        .failure();
+    assert!(
+        different
+            .stderr()
+            .contains("published different bytes under one version"),
+        "{}",
+        different.stderr()
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("datum.lock")).unwrap(),
+        lock_before
+    );
+}
+
+#[test]
+fn a_lock_cannot_name_a_path_as_the_plugin_that_installed_another() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
+    let evil = lock.replacen(
+        "[[plugin]]\n",
+        "[[plugin]]\nrequested_by = \"../../etc\"\n",
+        1,
+    );
+    std::fs::write(ws.join("datum.lock"), evil).unwrap();
+    let run = sb.datum_in(&ws, &["plugin", "list"]).failure();
+    assert!(run.stderr().contains("requested_by"), "{}", run.stderr());
+}
+
 #[test]
 fn a_hostile_task_board_is_shown_escaped_and_refused_when_it_is_not_a_plain_file() {
     let sb = Sandbox::new();

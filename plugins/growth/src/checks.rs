@@ -112,8 +112,11 @@ impl<'h> Evidence<'h> {
         r
     }
 
+    /// An exercise's RESULT.md. One that cannot be read (a link out of the workshop,
+    /// a file too large, not text) counts as not written: the agent's evidence never
+    /// stops the other checks.
     fn result_md(&self, dir: &str) -> Result<Option<String>, PluginError> {
-        read_opt(self.host, &format!("{dir}/RESULT.md"))
+        Ok(read_opt(self.host, &format!("{dir}/RESULT.md")).unwrap_or(None))
     }
 
     fn tools(&mut self) -> Result<&[(String, tool::Report)], PluginError> {
@@ -124,8 +127,18 @@ impl<'h> Evidence<'h> {
                     continue;
                 }
                 let path = format!("tools/{name}");
-                if let Some(text) = read_opt(self.host, &path)? {
-                    found.push((path, tool::check(&text)));
+                match read_opt(self.host, &path) {
+                    Ok(Some(text)) => found.push((path, tool::check(&text))),
+                    Ok(None) => {}
+                    // Unreadable (a link leaving the workshop, too large): judged, not fatal.
+                    Err(e) => found.push((
+                        path,
+                        tool::Report {
+                            cases: 0,
+                            passed: 0,
+                            problems: vec![format!("cannot be read: {}", e.message)],
+                        },
+                    )),
                 }
             }
             self.tools = Some(found);
