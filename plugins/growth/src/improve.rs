@@ -544,8 +544,10 @@ pub fn auto(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
                 )
             }))
             .chain(
-                (!changed_caps.is_empty())
-                    .then(|| format!("re-proved {} abilities", changed_caps.len())),
+                (!changed_caps.is_empty()).then(|| match changed_caps.len() {
+                    1 => "re-proved 1 ability".to_owned(),
+                    n => format!("re-proved {n} abilities"),
+                }),
             )
             .collect();
         let message = format!(
