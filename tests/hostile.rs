@@ -1341,6 +1341,33 @@ fn a_lock_cannot_name_a_path_as_the_plugin_that_installed_another() {
 }
 
 #[test]
+fn a_question_is_echoed_escaped_and_a_save_name_is_never_a_path() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    sb.install(&ws, "think");
+    let run = sb
+        .datum_in(&ws, &["think", "clear \u{1b}[2J the \u{202e}screen"])
+        .failure();
+    assert!(
+        !run.stderr().contains('\u{1b}') && !run.stderr().contains('\u{202e}'),
+        "{:?}",
+        run.stderr()
+    );
+    assert!(run.stderr().contains("\\u{1b}"), "{:?}", run.stderr());
+    for name in ["../escape", "/etc/x", "a/b", "Big"] {
+        let bad = sb
+            .datum_in(&ws, &["think", "fibonacci 3", "--save", name])
+            .failure();
+        assert!(
+            bad.stderr().contains("is not a tool name"),
+            "{name}: {}",
+            bad.stderr()
+        );
+    }
+    assert!(!sb.path("escape.flux").exists());
+}
+
+#[test]
 fn a_hostile_task_board_is_shown_escaped_and_refused_when_it_is_not_a_plain_file() {
     let sb = Sandbox::new();
     let ws = fleet_agent(&sb, "ada");
