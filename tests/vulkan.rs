@@ -185,3 +185,26 @@ fn no_device_is_an_error_naming_the_fix_and_cpu_fallback_only_when_asked() {
         .failure();
     assert!(r.stderr().contains("datum gpu list"), "{}", r.stderr());
 }
+
+#[test]
+fn think_verify_includes_the_gpu_when_vulkan_compute_is_installed() {
+    let sb = Sandbox::new();
+    let ws = workshop(&sb);
+    sb.install(&ws, "think");
+    let out = sb
+        .datum_in(&ws, &["think", "is 97 prime", "--verify"])
+        .success()
+        .stdout();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("Cross-verified: "))
+        .unwrap();
+    assert!(
+        line.contains(", GPU (") && line.ends_with("— AGREE"),
+        "{out}"
+    );
+    assert!(
+        !line.contains("GPU (the CPU"),
+        "the program ran on the device: {line}"
+    );
+}

@@ -102,6 +102,8 @@ pub fn run(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         "fuel": result.fuel,
         "confidence": result.confidence,
         "trace": result.trace,
+        // Where a `--runtime vulkan` run went (the device, or why it came back to the CPU).
+        "ran": ran,
     });
     Ok(Output::new(data).with_text(text))
 }

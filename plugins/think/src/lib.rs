@@ -375,10 +375,11 @@ fn verify(
             gpu.insert("runtime".into(), Value::from("vulkan"));
             match host.call_plugin("flux-vm", "flux run", gpu) {
                 Ok(v) => {
-                    let device = v["device"]
+                    // flux-vm says where it ran: the device, or why it came back.
+                    let device = v["ran"]
                         .as_str()
-                        .or_else(|| v["ran_on"].as_str())
-                        .unwrap_or("GPU")
+                        .map(|r| r.strip_prefix("ran on ").unwrap_or(r))
+                        .unwrap_or("device unknown")
                         .to_owned();
                     results.push((format!("GPU ({device})"), stack_of(&v)));
                 }
