@@ -24,7 +24,13 @@ fn search_and_info_show_the_manifest_before_download() {
         ])
         .success()
         .json();
-    let hit = &found["plugins"][0];
+    // Several plugins mention FLUX; flux-vm is among them.
+    let hit = found["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "flux-vm")
+        .unwrap();
     assert_eq!(hit["name"], "flux-vm");
     assert_eq!(hit["kinds"], serde_json::json!(["wasm", "native"]));
     assert_eq!(hit["compatible"], true);

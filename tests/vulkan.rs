@@ -208,3 +208,35 @@ fn think_verify_includes_the_gpu_when_vulkan_compute_is_installed() {
         "the program ran on the device: {line}"
     );
 }
+
+#[test]
+fn evolve_on_the_gpu_scores_every_generation_exactly_as_the_cpu() {
+    let sb = Sandbox::new();
+    let ws = workshop(&sb);
+    sb.install(&ws, "evolve");
+    let run = |runtime: &str| {
+        json(
+            &sb,
+            &ws,
+            &[
+                "evolve",
+                "--target",
+                "max-of-three",
+                "--population",
+                "60",
+                "--generations",
+                "3",
+                "--seed",
+                "5",
+                "--runtime",
+                runtime,
+            ],
+        )
+    };
+    let (cpu, gpu) = (run("cpu"), run("vulkan"));
+    assert_eq!(cpu["generations"].as_array().unwrap().len(), 3);
+    // Fitness, size and instruction counts per generation, and the program: identical.
+    assert_eq!(cpu["generations"], gpu["generations"]);
+    assert_eq!(cpu["bytecode"], gpu["bytecode"]);
+    assert!(gpu["device"].is_string(), "{gpu}");
+}

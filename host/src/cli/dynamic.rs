@@ -214,6 +214,10 @@ fn clap_arg(spec: &ArgSpec) -> Arg {
         _ if spec.multiple => arg.action(ArgAction::Append),
         _ => arg.action(ArgAction::Set),
     };
+    // `--stack -8`, `--offset -3`: a negative number is a value, not a flag.
+    if spec.ty != ArgType::Bool {
+        arg = arg.allow_negative_numbers(true);
+    }
     match spec.ty {
         ArgType::Int => arg = arg.value_parser(clap::value_parser!(i64)).value_name("N"),
         ArgType::Path | ArgType::File => arg = arg.value_name("FILE"),

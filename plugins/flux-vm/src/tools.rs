@@ -28,10 +28,36 @@ pub fn disasm(request: &Request) -> Result<Output, PluginError> {
         .with_text(text))
 }
 
+/// The fewest inputs any `; case: INPUTS -> STACK` line of a tool declares.
+fn case_depth(source: &str) -> Option<usize> {
+    source
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(';')?.trim().strip_prefix("case:"))
+        .filter_map(|c| c.split_once("->").map(|(i, _)| i))
+        .map(|i| i.split([' ', ',']).filter(|w| !w.trim().is_empty()).count())
+        .min()
+}
+
 pub fn validate(request: &Request) -> Result<Output, PluginError> {
     let profile = program::profile_arg(request)?;
     let mut programs: Vec<Program> = Vec::new();
+    // The stack depth each program starts with: `--depth`, else what a tool's
+    // `; case: INPUTS -> …` lines put there (the fewest inputs), else 0.
+    let mut depths: Vec<usize> = Vec::new();
+    let depth_arg = match request.arg_i64("depth") {
+        Some(d) => Some(
+            usize::try_from(d)
+                .map_err(|_| PluginError::invalid_args("--depth must be 0 or more"))?,
+        ),
+        None => None,
+    };
     for file in request.arg_files("files")? {
+        let declared = if file.exists && file.path.ends_with(".flux") {
+            case_depth(&file.text())
+        } else {
+            None
+        };
+        depths.push(depth_arg.or(declared).unwrap_or(0));
         programs.push(program::from_file(&file, profile)?);
     }
     if request.arg_bool("all-examples") {
@@ -53,10 +79,12 @@ pub fn validate(request: &Request) -> Result<Output, PluginError> {
     let full = request.arg_bool("report");
     let reports: Vec<(String, Report)> = programs
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
+            let depth = depths.get(i).copied().unwrap_or(depth_arg.unwrap_or(0));
             (
                 p.name.clone(),
-                flux_core::validate::validate(&p.code, p.profile, 0),
+                flux_core::validate::validate(&p.code, p.profile, depth),
             )
         })
         .collect();

@@ -117,10 +117,8 @@ fn installed(host: &Host<'_>, name: &str) -> Result<Option<Value>, PluginError> 
 }
 
 fn valid_ability(a: &str) -> Result<(), PluginError> {
-    let ok = a.len() <= 64
-        && a.starts_with(|c: char| c.is_ascii_lowercase())
-        && a.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    // Ability names follow the plugin-name rule (a-z, 0-9, '-'; never a path).
+    let ok = datum_plugin_api::valid_name(a);
     if ok {
         Ok(())
     } else {

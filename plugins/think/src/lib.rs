@@ -452,12 +452,8 @@ fn save(
     main: &Ran,
     want: i64,
 ) -> Result<String, PluginError> {
-    let plain = name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !plain {
+    // A tool name is a plugin-style name: never a path.
+    if !datum_plugin_api::valid_name(name) {
         return Err(PluginError::invalid_args(format!(
             "`{}` is not a tool name",
             shown_text(name)
