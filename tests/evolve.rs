@@ -101,3 +101,52 @@ fn the_same_seed_gives_the_same_program_and_a_saved_one_passes_its_held_out_case
         .json();
     assert!(presets["presets"].as_array().unwrap().len() >= 10);
 }
+
+#[test]
+fn an_interrupted_run_keeps_its_best_program() {
+    let sb = Sandbox::new();
+    let ws = sb.agent("ada");
+    sb.install(&ws, "evolve");
+    // A hard target and a long run: it will not finish by itself in this test.
+    let mut run = sb.spawn_in(
+        &ws,
+        &[
+            "evolve",
+            "--target",
+            "count-primes",
+            "--population",
+            "2000",
+            "--generations",
+            "100000",
+            "--save",
+            "primes",
+        ],
+    );
+    run.wait_for("Generation 2:", std::time::Duration::from_secs(60));
+    let pid = run.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    let status = run.wait_exit(std::time::Duration::from_secs(30));
+    assert!(!status.success());
+    let tool = std::fs::read_to_string(ws.join("tools/primes.flux")).unwrap();
+    assert!(
+        tool.starts_with("; primes — evolved for count-primes"),
+        "{tool}"
+    );
+    assert!(tool.contains("best so far, generation "), "{tool}");
+    assert!(tool.contains("; case: 50 -> 15\n"), "{tool}");
+    // The best so far is a whole, valid tool.
+    sb.datum_in(&ws, &["flux", "validate", "tools/primes.flux"])
+        .success();
+    // A second run does not overwrite it.
+    let again = sb
+        .datum_in(&ws, &["evolve", "--target", "double", "--save", "primes"])
+        .failure();
+    assert!(
+        again.stderr().contains("already exists"),
+        "{}",
+        again.stderr()
+    );
+}

@@ -145,9 +145,23 @@ fn verify_agrees_across_profiles_and_builds_and_refusals_exit_non_zero() {
         .failure();
     assert!(
         examples.stderr().contains("gives 4 examples")
-            && examples.stderr().contains("datum evolve"),
+            && examples.stderr().contains("datum plugin install evolve"),
         "{}",
         examples.stderr()
+    );
+    // With evolve installed, the examples are handed over.
+    sb.install(&ws, "evolve");
+    let evolved = sb
+        .datum_in(&ws, &["think", "f(1)=2, f(2)=4, f(3)=6, f(4)=8, f(5)=10"])
+        .success()
+        .stdout();
+    assert!(
+        evolved.contains("it gives 5 examples, so evolve searched for a program"),
+        "{evolved}"
+    );
+    assert!(
+        evolved.contains("1/1 held-out examples — SOLVED"),
+        "{evolved}"
     );
 }
 

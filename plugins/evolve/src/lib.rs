@@ -181,10 +181,34 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         },
     };
     let quiet = request.arg_bool("quiet") || request.format == datum_plugin_api::Format::Json;
+    // `--save NAME`: the file is claimed before the search (never over an existing
+    // tool) and holds the best program so far from the first generation on, so an
+    // interrupted run (Ctrl-C) keeps its best; the finished one is committed.
+    let save_path = match request.arg_str("save") {
+        Some(name) => {
+            if !datum_plugin_api::valid_name(name) {
+                return Err(PluginError::invalid_args(format!(
+                    "`{}` is not a tool name",
+                    name.escape_debug()
+                ))
+                .with_hint("a-z, 0-9 and '-'"));
+            }
+            let path = format!("tools/{name}.flux");
+            if !host.create_file(
+                &path,
+                &format!("; {name} — evolving for {label}; no generation finished yet\n"),
+            )? {
+                return Err(PluginError::invalid_args(format!("{path} already exists"))
+                    .with_hint("choose another name"));
+            }
+            Some((name.to_owned(), path))
+        }
+        None => None,
+    };
     let runtime = request.arg_str("runtime").unwrap_or("cpu");
     let started = host.now_ms()?;
     let mut last_fitness = -1.0;
-    let mut on_generation = |r: &gp::GenerationReport, _: &gp::Individual| -> bool {
+    let mut on_generation = |r: &gp::GenerationReport, best: &gp::Individual| -> bool {
         let show = r.fitness > last_fitness
             || r.generation.is_multiple_of(10)
             || r.generation == 1
@@ -202,6 +226,21 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
                 r.size,
                 r.evals as f64 * 1000.0 / ms as f64
             ));
+        }
+        if r.fitness > last_fitness {
+            if let Some((name, path)) = &save_path {
+                let note = format!("best so far, generation {}", r.generation);
+                let text = render(
+                    name,
+                    &label,
+                    &params,
+                    &train,
+                    &test,
+                    &gp::source(&best.genes),
+                    &note,
+                );
+                let _ = host.write_file(path, &text);
+            }
         }
         last_fitness = last_fitness.max(r.fitness);
         true
@@ -251,10 +290,10 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         text.push(source.trim_end().to_owned());
     }
     let mut saved = None;
-    if let Some(name) = request.arg_str("save") {
-        let path = save(host, name, &label, &params, &train, &test, &source)?;
+    if let Some((name, path)) = &save_path {
+        save(host, name, path, &label, &params, &train, &test, &source)?;
         text.push(format!("Best program saved to {path}"));
-        saved = Some(path);
+        saved = Some(path.clone());
     }
     Ok(Output::new(json!({
         "target": label,
@@ -277,25 +316,18 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
     .with_text(text.join("\n")))
 }
 
-fn save(
-    host: &Host<'_>,
+/// A tool file: the run in its first line, every case, the program.
+fn render(
     name: &str,
     label: &str,
     params: &Params,
     train: &[Case],
     test: &[Case],
     source: &str,
-) -> Result<String, PluginError> {
-    // A tool name is a plugin-style name: never a path.
-    if !datum_plugin_api::valid_name(name) {
-        return Err(PluginError::invalid_args(format!(
-            "`{}` is not a tool name",
-            name.escape_debug()
-        ))
-        .with_hint("a-z, 0-9 and '-'"));
-    }
+    note: &str,
+) -> String {
     let mut text = format!(
-        "; {name} — evolved for {label} (seed {}, population {}, {} generations)\n",
+        "; {name} — evolved for {label} (seed {}, population {}, {} generations; {note})\n",
         params.seed, params.population, params.generations
     );
     for c in train.iter().chain(test) {
@@ -308,6 +340,21 @@ fn save(
         text.push_str(&format!("; case: {ins} -> {}\n", c.output));
     }
     text.push_str(source);
+    text
+}
+
+#[allow(clippy::too_many_arguments)]
+fn save(
+    host: &Host<'_>,
+    name: &str,
+    path: &str,
+    label: &str,
+    params: &Params,
+    train: &[Case],
+    test: &[Case],
+    source: &str,
+) -> Result<(), PluginError> {
+    let text = render(name, label, params, train, test, source, "finished");
     let code = flux_core::asm::assemble(&text)
         .map_err(|e| PluginError::failed(format!("the evolved program does not assemble: {e}")))?;
     let depth = train.iter().map(|c| c.input.len()).min().unwrap_or(0);
@@ -319,11 +366,7 @@ fn save(
             report.findings
         )));
     }
-    let path = format!("tools/{name}.flux");
-    if !host.create_file(&path, &text)? {
-        return Err(PluginError::invalid_args(format!("{path} already exists"))
-            .with_hint("choose another name"));
-    }
+    host.write_file(path, &text)?;
     host.git_commit("tools", &format!("evolve: save {name} ({label})"))?;
-    Ok(path)
+    Ok(())
 }

@@ -143,7 +143,7 @@ fn refuse(text: &str, refusal: Refusal) -> PluginError {
             shown_text(text),
             cases.len()
         ))
-        .with_hint("datum evolve --cases FILE (one `inputs -> output` per line) once the evolve plugin is installed"),
+        .with_hint("install evolve (`datum plugin install evolve --kind native`) and ask again: the examples are handed to it"),
     }
 }
 
@@ -165,7 +165,11 @@ fn shown_text(s: &str) -> String {
 
 fn think(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
     let text = request.require_str("question")?;
-    let q = question::parse(text).map_err(|r| refuse(text, r))?;
+    let q = match question::parse(text) {
+        Ok(q) => q,
+        Err(Refusal::Examples(cases)) => return hand_over(request, host, text, cases),
+        Err(r) => return Err(refuse(text, r)),
+    };
     let want = q.direct().map_err(PluginError::invalid_args)?;
     let all = patterns::strategies(&q)
         .map_err(|e| PluginError::new(datum_plugin_api::ErrorKind::Internal, e))?;
@@ -313,6 +317,71 @@ fn think(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         data["saved"] = Value::from(saved);
     }
     Ok(Output::new(data).with_text(lines.join("\n")))
+}
+
+/// A question made of examples (`f(1)=1, f(2)=4, …`) goes to the evolve plugin, when it
+/// is installed: the examples become its cases (every fifth held out).
+fn hand_over(
+    request: &Request,
+    host: &Host<'_>,
+    text: &str,
+    cases: Vec<(Vec<i64>, i64)>,
+) -> Result<Output, PluginError> {
+    let mut file = String::new();
+    for (ins, out) in &cases {
+        let ins: Vec<String> = ins.iter().map(i64::to_string).collect();
+        file.push_str(&format!("{} -> {out}\n", ins.join(" ")));
+    }
+    let mut args = Map::new();
+    args.insert(
+        "cases".into(),
+        datum_plugin_api::FileArg::to_value("the question's examples", file.as_bytes()),
+    );
+    args.insert("quiet".into(), Value::Bool(true));
+    args.insert("population".into(), Value::from(1000));
+    args.insert("generations".into(), Value::from(50));
+    if let Some(name) = request.arg_str("save") {
+        args.insert("save".into(), Value::from(name));
+    }
+    let evolved = match host.call_plugin("evolve", "evolve", args) {
+        Ok(v) => v,
+        Err(e) if e.message.contains("is not installed") => {
+            return Err(refuse(text, Refusal::Examples(cases)))
+        }
+        Err(e) => return Err(e),
+    };
+    let held = &evolved["held_out"];
+    let lines = [
+        format!(
+            "Cannot auto-compile \"{}\": it gives {} examples, so evolve searched for a program.",
+            shown_text(text),
+            cases.len()
+        ),
+        format!(
+            "Evolved: {} genes, fitness {:.2}, {}/{} held-out examples — {}",
+            evolved["size"],
+            evolved["fitness"].as_f64().unwrap_or(0.0),
+            held["passed"],
+            held["total"],
+            if evolved["solved"] == true {
+                "SOLVED"
+            } else {
+                "not solved"
+            }
+        ),
+        format!(
+            "Bytecode: {}",
+            evolved["bytecode"].as_str().unwrap_or_default()
+        ),
+    ];
+    let mut lines = lines.to_vec();
+    if let Some(path) = evolved["saved"].as_str() {
+        lines.push(format!("Saved {path} (validated, committed)"));
+    }
+    Ok(
+        Output::new(json!({ "question": text, "handed_to": "evolve", "evolve": evolved }))
+            .with_text(lines.join("\n")),
+    )
 }
 
 /// `--verify`: the register program, the other flux-vm builds, a GPU, and the direct
