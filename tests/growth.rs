@@ -325,6 +325,25 @@ fn onboarding_claims_the_first_open_task_of_the_fleet_board() {
         mine.trim(),
         "TASK-001 [HIGH] Audit the runtimes — in progress"
     );
+    // Onboarding again keeps the bootcamp and takes no second task.
+    let again = sb
+        .datum(&[
+            "onboard",
+            "--agent",
+            "eve",
+            "--role",
+            "quartermaster",
+            "--workshop",
+            s(&ws),
+            "--registry",
+            s(&registry),
+        ])
+        .success()
+        .stdout();
+    assert!(
+        again.contains("5. first task: taken at the first onboarding"),
+        "{again}"
+    );
 }
 
 /// A file as the workshop's HEAD commit has it.

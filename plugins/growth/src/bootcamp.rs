@@ -26,6 +26,9 @@ pub fn assign(request: &Request, host: &Host<'_>) -> Result<Output, PluginError>
     let agent = &request.agent.name;
     let role = role(&curricula, &request.agent.role)?;
     let plan = curricula.plan(role);
+    // Onboarding again (a re-run of `datum onboard`) keeps the bootcamp and does not
+    // take a second task.
+    let again = read_opt(host, "bootcamp/CURRICULUM.md")?.is_some();
     let mut written = Vec::new();
     for (n, exercise) in &plan {
         let path = format!("{}/TASK.md", folder(*n, exercise));
@@ -52,7 +55,15 @@ pub fn assign(request: &Request, host: &Host<'_>) -> Result<Output, PluginError>
     // Step 5: the first task — the fleet's board when one is configured, else the
     // workshop's own TASKBOARD.md.
     let mut notes = Vec::new();
-    let first = first_task(host, &mut notes)?;
+    let first = if again {
+        notes.push(
+            "already onboarded: no new first task (see `datum fleet tasks mine` or TASKBOARD.md)"
+                .into(),
+        );
+        None
+    } else {
+        first_task(host, &mut notes)?
+    };
     journal(
         host,
         "NOTE",
@@ -84,6 +95,7 @@ pub fn assign(request: &Request, host: &Host<'_>) -> Result<Output, PluginError>
             shown(t["title"].as_str().unwrap_or_default()),
             t["from"].as_str().unwrap_or_default()
         )),
+        None if again => text.push_str("  5. first task: taken at the first onboarding\n"),
         None => text.push_str("  5. first task: none open (add one to TASKBOARD.md)\n"),
     }
     text.push_str(&format!(
