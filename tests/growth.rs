@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use datum_e2e::github::commit_files;
-use datum_e2e::{bundled_registry, fixture_registry, git_clean, s, Sandbox};
+use datum_e2e::{bundled_registry, committed, fixture_registry, git_clean, s, Sandbox};
 
 /// `datum onboard` for a new agent in its own folder, from the bundled registry.
 fn onboard(sb: &Sandbox, name: &str, role: &str) -> (PathBuf, String) {
@@ -296,21 +296,8 @@ fn onboarding_claims_the_first_open_task_of_the_fleet_board() {
     sb.install(&ws, "fleet");
     sb.datum_in(&ws, &["fleet", "add-board", "fleet", s(&bare)])
         .success();
-    let registry = bundled_registry();
-    let out = sb
-        .datum(&[
-            "onboard",
-            "--agent",
-            "eve",
-            "--role",
-            "quartermaster",
-            "--workshop",
-            s(&ws),
-            "--registry",
-            s(&registry),
-        ])
-        .success()
-        .stdout();
+    // `onboard` works in sb.path("eve"): the workshop booted above.
+    let (_, out) = onboard(&sb, "eve", "quartermaster");
     assert!(
         out.contains(
             "5. first task: TASK-001 Audit the runtimes (claimed on the fleet task board)"
@@ -326,32 +313,11 @@ fn onboarding_claims_the_first_open_task_of_the_fleet_board() {
         "TASK-001 [HIGH] Audit the runtimes — in progress"
     );
     // Onboarding again keeps the bootcamp and takes no second task.
-    let again = sb
-        .datum(&[
-            "onboard",
-            "--agent",
-            "eve",
-            "--role",
-            "quartermaster",
-            "--workshop",
-            s(&ws),
-            "--registry",
-            s(&registry),
-        ])
-        .success()
-        .stdout();
+    let (_, again) = onboard(&sb, "eve", "quartermaster");
     assert!(
         again.contains("5. first task: taken at the first onboarding"),
         "{again}"
     );
-}
-
-/// A file as the workshop's HEAD commit has it.
-fn committed(ws: &Path, rel: &str) -> String {
-    let repo = git2::Repository::open(ws).unwrap();
-    let tree = repo.head().unwrap().peel_to_tree().unwrap();
-    let blob = repo.find_blob(tree.get_name(rel).unwrap().id()).unwrap();
-    String::from_utf8(blob.content().to_vec()).unwrap()
 }
 
 fn capability(ws: &Path) -> toml::Value {

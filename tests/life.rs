@@ -8,12 +8,7 @@ use datum_e2e::Sandbox;
 
 /// JOURNAL.md as the workshop's HEAD commit has it.
 fn committed_journal(ws: &Path) -> String {
-    let repo = git2::Repository::open(ws).unwrap();
-    let tree = repo.head().unwrap().peel_to_tree().unwrap();
-    let blob = repo
-        .find_blob(tree.get_name("JOURNAL.md").unwrap().id())
-        .unwrap();
-    String::from_utf8(blob.content().to_vec()).unwrap()
+    datum_e2e::committed(ws, "JOURNAL.md")
 }
 
 #[test]

@@ -330,6 +330,14 @@ pub fn git_clean(workshop: &Path) -> bool {
 }
 
 /// A path as the `&str` argument `datum` takes.
+/// A workshop file as the HEAD commit has it (what was committed, not what is on disk).
+pub fn committed(workshop: &Path, rel: &str) -> String {
+    let repo = git2::Repository::open(workshop).unwrap();
+    let tree = repo.head().unwrap().peel_to_tree().unwrap();
+    let blob = repo.find_blob(tree.get_name(rel).unwrap().id()).unwrap();
+    String::from_utf8(blob.content().to_vec()).unwrap()
+}
+
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }

@@ -85,7 +85,11 @@ pub fn info(runtime: &Runtime, name: &str) -> Result<Value, PluginError> {
         .iter()
         .find(runnable)
         .map(|v| v.version.to_string());
-    let readme = versions.iter().find_map(|v| v.readme.clone());
+    // Registry text: a README over the size `registry publish` allows is not passed on.
+    let readme = versions
+        .iter()
+        .find_map(|v| v.readme.clone())
+        .filter(|r| r.len() <= crate::registry::MAX_README);
     Ok(json!({
         "name": name,
         "registry": registry.source_id,

@@ -82,6 +82,17 @@ impl Gene {
         }
     }
 
+    /// The gene index a jump at `at` goes to, in a genome of `len` genes (`len` is the
+    /// final HALT); `None` for every other gene. One rule for the assembly, the bytes and
+    /// the non-effective-code analysis.
+    pub fn target(self, at: usize, len: usize) -> Option<usize> {
+        match self {
+            Gene::Jz(n) => Some((at + 1 + n as usize).min(len)),
+            Gene::Jnz(n) => Some(at.saturating_sub(n as usize)),
+            _ => None,
+        }
+    }
+
     /// Its assembly (datum syntax, §13.2); jumps name labels `gN`.
     fn asm(self, at: usize, len: usize) -> String {
         match self {
@@ -106,8 +117,8 @@ impl Gene {
             Gene::Or => "or".into(),
             Gene::Load(c) => format!("load {}", 4 * c as u32),
             Gene::Store(c) => format!("store {}", 4 * c as u32),
-            Gene::Jz(n) => format!("jz g{}", (at + 1 + n as usize).min(len)),
-            Gene::Jnz(n) => format!("jnz g{}", at.saturating_sub(n as usize)),
+            Gene::Jz(_) => format!("jz g{}", self.target(at, len).unwrap_or(len)),
+            Gene::Jnz(_) => format!("jnz g{}", self.target(at, len).unwrap_or(at)),
             Gene::Halt => "halt".into(),
         }
     }
@@ -175,13 +186,9 @@ pub fn encode(genes: &[Gene]) -> Vec<u8> {
                 code.push(0x41);
                 code.extend_from_slice(&(4 * c as u16).to_le_bytes());
             }
-            Gene::Jz(n) => {
-                code.push(0x51);
-                code.extend_from_slice(&rel((i + 1 + n as usize).min(genes.len())));
-            }
-            Gene::Jnz(n) => {
-                code.push(0x52);
-                code.extend_from_slice(&rel(i.saturating_sub(n as usize)));
+            Gene::Jz(_) | Gene::Jnz(_) => {
+                code.push(if matches!(g, Gene::Jz(_)) { 0x51 } else { 0x52 });
+                code.extend_from_slice(&rel(g.target(i, genes.len()).unwrap_or(i)));
             }
             Gene::Halt => code.push(0x00),
         }
@@ -204,11 +211,7 @@ pub fn effective(genes: &[Gene], depth: usize) -> Vec<Gene> {
         let targets: Vec<usize> = g
             .iter()
             .enumerate()
-            .filter_map(|(i, x)| match *x {
-                Gene::Jz(n) => Some((i + 1 + n as usize).min(g.len())),
-                Gene::Jnz(n) => Some(i.saturating_sub(n as usize)),
-                _ => None,
-            })
+            .filter_map(|(i, x)| x.target(i, g.len()))
             .collect();
         if let Some(h) = g.iter().position(|x| *x == Gene::Halt) {
             if !targets.iter().any(|t| *t > h)

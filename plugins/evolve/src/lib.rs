@@ -256,7 +256,14 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
             )))
         }
     }
-    .map_err(PluginError::failed)?;
+    .map_err(|e| {
+        let hint = if runtime == "vulkan" {
+            "check the device with `datum gpu list` (install vulkan-compute if it is missing), or use --runtime cpu"
+        } else {
+            "this is a bug in evolve: report it with the command line"
+        };
+        PluginError::failed(e).with_hint(hint)
+    })?;
     let ms = host.now_ms()?.saturating_sub(started).max(1);
     let best = &run.best;
     let held_out = gp::score(&best.code, &test, params.max_steps);

@@ -369,5 +369,15 @@ mod tests {
         assert_eq!((train.len(), test.len()), (5, 1));
         assert!(parse_cases("x -> 1").is_err());
         assert!(parse_cases("").is_err());
+        assert!(parse_cases("99999999999 -> 1").is_err());
+    }
+
+    proptest::proptest! {
+        /// A case file is the user's (or another agent's) text: any text is read or
+        /// refused, never a panic.
+        #[test]
+        fn any_case_file_is_read_or_refused(s in "([-0-9 ,>;a-z]{0,16}\n|---\n){0,12}") {
+            let _ = parse_cases(&s);
+        }
     }
 }

@@ -493,25 +493,24 @@ pub fn auto(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
             ));
         }
     }
-    for (what, name, ..) in &plan {
-        if *what == "learn" && kept.iter().any(|k| k["name"] == name.as_str()) {
-            if let Some(k) = kept.iter().find(|k| k["name"] == name.as_str()) {
-                let p = k["plugin"].as_str().unwrap_or_default();
-                if let Some(proof) = proofs.get(p) {
-                    changed_caps.push((
-                        name.clone(),
-                        Capability {
-                            confidence: proof.confidence(),
-                            stars: stars_for(proof.confidence()),
-                            learned: Some(date.clone()),
-                            source: Source::Plugin {
-                                name: p.to_owned(),
-                                version: proof.version.clone(),
-                            },
-                        },
-                    ));
-                }
-            }
+    for k in kept.iter().filter(|k| k["action"] == "learn") {
+        let (ability, p) = (
+            k["name"].as_str().unwrap_or_default(),
+            k["plugin"].as_str().unwrap_or_default(),
+        );
+        if let Some(proof) = proofs.get(p) {
+            changed_caps.push((
+                ability.to_owned(),
+                Capability {
+                    confidence: proof.confidence(),
+                    stars: stars_for(proof.confidence()),
+                    learned: Some(date.clone()),
+                    source: Source::Plugin {
+                        name: p.to_owned(),
+                        version: proof.version.clone(),
+                    },
+                },
+            ));
         }
     }
     if !changed_caps.is_empty() {

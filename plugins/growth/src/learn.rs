@@ -134,7 +134,9 @@ struct Choice {
     plugin: String,
     spec: String,
     sha256: Option<String>,
-    source: Source,
+    /// `None`: a registry plugin, whose source (`plugin:NAME@VERSION`) is known once the
+    /// install says which version it took.
+    source: Option<Source>,
 }
 
 /// The plugin in `agent`'s datum.lock that provides `ability`, pinned exactly.
@@ -171,9 +173,9 @@ fn from_agent(host: &Host<'_>, agent: &str, ability: &str) -> Result<Choice, Plu
                 plugin: name.to_owned(),
                 spec: format!("{name}@={version}"),
                 sha256: pin["sha256"].as_str().map(str::to_owned),
-                source: Source::Transfer {
+                source: Some(Source::Transfer {
                     agent: agent.to_owned(),
-                },
+                }),
             });
         }
     }
@@ -277,7 +279,7 @@ fn learn_one(
                         spec,
                         plugin: name,
                         sha256: None,
-                        source: Source::Intrinsic, // set after install (name@version)
+                        source: None,
                     }
                 }
                 None => {
@@ -313,13 +315,10 @@ fn learn_one(
         version,
         installed_now["kind"].as_str().unwrap_or_default()
     ));
-    let source = match choice.source {
-        Source::Intrinsic => Source::Plugin {
-            name: choice.plugin.clone(),
-            version: version.clone(),
-        },
-        s => s,
-    };
+    let source = choice.source.unwrap_or_else(|| Source::Plugin {
+        name: choice.plugin.clone(),
+        version: version.clone(),
+    });
     let plugin = installed(host, &choice.plugin)?.ok_or_else(|| {
         PluginError::failed(format!("{} was installed but is not loaded", choice.plugin))
     })?;

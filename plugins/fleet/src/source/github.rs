@@ -687,78 +687,100 @@ fn stop_message(stop: Stop) -> String {
     }
 }
 
-impl Source for GitHub {
-    fn flux_files(&mut self, repo: &Repo) -> Result<Vec<(String, String)>, FleetError> {
+impl GitHub {
+    /// One GraphQL query about one repository (`what` names it in the error): the
+    /// answer's `data.repository`. GraphQL needs a token, so without one this is an
+    /// error naming the Keeper key.
+    fn repository_query(
+        &mut self,
+        repo: &Repo,
+        what: &str,
+        query: &str,
+        mut variables: Value,
+    ) -> Result<Value, FleetError> {
         if !self.authenticated() {
             return Err(FleetError::invalid(
                 format!(
-                    "reading {}'s FLUX files needs GitHub's GraphQL API, which needs a token",
+                    "reading {}'s {what} needs GitHub's GraphQL API, which needs a token",
                     repo.name
                 ),
                 "register this workshop with a Keeper holding `github-token`",
             ));
         }
+        variables["owner"] = json!(self.org);
+        variables["name"] = json!(repo.name);
         let runtime = runtime()?;
         runtime.block_on(async {
             let (client, prefix) = self.client()?;
-            let body = json!({ "query": FLUX_QUERY, "variables": { "owner": self.org, "name": repo.name } });
+            let body = json!({ "query": query, "variables": variables });
             let mut n = 0;
             let answer = self
-                .send(&client, Method::POST, &Self::graphql_path(&prefix), Some(&body), None, &mut n)
+                .send(
+                    &client,
+                    Method::POST,
+                    &Self::graphql_path(&prefix),
+                    Some(&body),
+                    None,
+                    &mut n,
+                )
                 .await
                 .map_err(|s| match s {
                     Stop::Limited(why) => FleetError::failed(why, "retry after the limit resets"),
                     Stop::Fatal(e) | Stop::NotFound(e) => e,
                 })?;
-            let mut out = Vec::new();
-            for folder in ["vectors", "programs"] {
-                let entries = answer.body["data"]["repository"][folder]["entries"].as_array().cloned().unwrap_or_default();
-                for e in entries.iter().take(10_000) {
-                    let Some(name) = e["name"].as_str() else { continue };
-                    let regular = e["type"] == "blob" && e["mode"].as_u64().is_none_or(|m| m & 0o170000 == 0o100000);
-                    if out.len() >= super::MAX_FLUX_FILES || !regular || !super::is_flux_file(folder, name) || !plausible_name(name) {
-                        continue;
-                    }
-                    if let Some(text) = e["object"]["text"].as_str().filter(|t| t.len() as u64 <= MAX_CAPABILITY_BYTES) {
-                        out.push((format!("{folder}/{name}"), text.to_owned()));
-                    }
+            Ok(answer.body["data"]["repository"].clone())
+        })
+    }
+}
+
+impl Source for GitHub {
+    fn flux_files(&mut self, repo: &Repo) -> Result<Vec<(String, String)>, FleetError> {
+        let repository = self.repository_query(repo, "FLUX files", FLUX_QUERY, json!({}))?;
+        let mut out = Vec::new();
+        for folder in ["vectors", "programs"] {
+            let entries = repository[folder]["entries"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for e in entries.iter().take(10_000) {
+                let Some(name) = e["name"].as_str() else {
+                    continue;
+                };
+                let regular = e["type"] == "blob"
+                    && e["mode"].as_u64().is_none_or(|m| m & 0o170000 == 0o100000);
+                if out.len() >= super::MAX_FLUX_FILES
+                    || !regular
+                    || !super::is_flux_file(folder, name)
+                    || !plausible_name(name)
+                {
+                    continue;
+                }
+                if let Some(text) = e["object"]["text"]
+                    .as_str()
+                    .filter(|t| t.len() as u64 <= MAX_CAPABILITY_BYTES)
+                {
+                    out.push((format!("{folder}/{name}"), text.to_owned()));
                 }
             }
-            Ok(out)
-        })
+        }
+        Ok(out)
     }
 
     fn root_file(&mut self, repo: &Repo, name: &str) -> Result<Option<String>, FleetError> {
-        if !self.authenticated() {
-            return Err(FleetError::invalid(
-                format!(
-                    "reading {}'s {name} needs GitHub's GraphQL API, which needs a token",
-                    repo.name
-                ),
-                "register this workshop with a Keeper holding `github-token`",
-            ));
+        let repository = self.repository_query(
+            repo,
+            name,
+            FILE_QUERY,
+            json!({ "expression": format!("HEAD:{name}") }),
+        )?;
+        let object = &repository["object"];
+        if object["isBinary"] == true {
+            return Ok(None);
         }
-        let runtime = runtime()?;
-        runtime.block_on(async {
-            let (client, prefix) = self.client()?;
-            let body = json!({ "query": FILE_QUERY, "variables": { "owner": self.org, "name": repo.name, "expression": format!("HEAD:{name}") } });
-            let mut n = 0;
-            let answer = self
-                .send(&client, Method::POST, &Self::graphql_path(&prefix), Some(&body), None, &mut n)
-                .await
-                .map_err(|s| match s {
-                    Stop::Limited(why) => FleetError::failed(why, "retry after the limit resets"),
-                    Stop::Fatal(e) | Stop::NotFound(e) => e,
-                })?;
-            let object = &answer.body["data"]["repository"]["object"];
-            if object["isBinary"] == true {
-                return Ok(None);
-            }
-            Ok(object["text"]
-                .as_str()
-                .filter(|t| t.len() as u64 <= MAX_CAPABILITY_BYTES)
-                .map(str::to_owned))
-        })
+        Ok(object["text"]
+            .as_str()
+            .filter(|t| t.len() as u64 <= MAX_CAPABILITY_BYTES)
+            .map(str::to_owned))
     }
 
     fn label(&self) -> String {
