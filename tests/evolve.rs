@@ -1,8 +1,9 @@
 //! `datum evolve` through the real binary: the same seed gives the same program, and a
-//! saved program validates and passes its held-out cases through `datum flux run`.
+//! saved program validates and passes its held-out cases through `datum flux run`;
+//! a fleet of nodes on NATS evaluates the same search to the same program.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use datum_e2e::{git_clean, Sandbox};
+use datum_e2e::{git_clean, NatsServer, Sandbox};
 
 #[test]
 fn the_same_seed_gives_the_same_program_and_a_saved_one_passes_its_held_out_cases() {
@@ -149,4 +150,74 @@ fn an_interrupted_run_keeps_its_best_program() {
         "{}",
         again.stderr()
     );
+}
+
+/// `--nodes`: each generation goes to the fleet's work queue as one batch (two nodes on
+/// a private NATS server) and the search is the same, byte for byte, as on this machine.
+#[test]
+fn a_fleet_of_nodes_evolves_the_same_program_as_this_machine() {
+    let nats = NatsServer::start();
+    let sb = Sandbox::new();
+    let ws = sb.agent("ada");
+    sb.install(&ws, "evolve");
+    sb.install(&ws, "bus");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "evolve",
+            "--target",
+            "absolute",
+            "--population",
+            "120",
+            "--generations",
+            "4",
+            "--seed",
+            "3",
+            "--format",
+            "json",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    fn as_refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let none = sb
+        .datum_in(&ws, &as_refs(&args(&["--nodes", &nats.url])))
+        .failure();
+    let error = format!("{}{}", none.stdout(), none.stderr());
+    assert!(
+        error.contains("no node answered") && error.contains("datum node start"),
+        "no nodes: the error says how to start one\n{error}"
+    );
+    let nodes: Vec<_> = ["e1", "e2"]
+        .iter()
+        .map(|name| {
+            let node = sb.spawn_in(&ws, &["node", "start", "--nats", &nats.url, "--name", name]);
+            node.wait_for("joined", std::time::Duration::from_secs(60));
+            node
+        })
+        .collect();
+    let here = sb.datum_in(&ws, &as_refs(&args(&[]))).success().json();
+    let fleet = sb
+        .datum_in(
+            &ws,
+            &as_refs(&args(&["--nodes", &nats.url, "--wait-for-nodes", "2"])),
+        )
+        .success()
+        .json();
+    assert_eq!(fleet["runtime"], "nodes");
+    assert!(
+        fleet["device"].as_str().unwrap().starts_with("2 node(s)"),
+        "{fleet}"
+    );
+    assert_eq!(fleet["bytecode"], here["bytecode"], "the same program");
+    assert_eq!(fleet["generations"], here["generations"], "the same search");
+    assert_eq!(fleet["instructions"], here["instructions"], "the same work");
+    // The nodes did the work.
+    let worked: usize = nodes
+        .iter()
+        .map(|n| n.output().matches(" runs").count())
+        .sum();
+    assert!(worked >= 4, "one batch per generation went to the nodes");
+    drop(nodes);
 }

@@ -69,7 +69,6 @@ pub struct Report {
 
 pub async fn run(items: Vec<Item>, opts: &Options, job: &str) -> Result<Report, BusError> {
     let client = connect(&opts.url, "datum-distribute").await?;
-    let err = nats_err(&opts.url);
     let nodes = node::list(&client, &opts.url, opts.discover, opts.want_nodes).await?;
     if let Some(n) = opts.want_nodes.filter(|n| nodes.len() < *n) {
         return Err(BusError::Refused {
@@ -95,6 +94,7 @@ pub async fn run(items: Vec<Item>, opts: &Options, job: &str) -> Result<Report, 
             task: i,
             max_steps: opts.max_steps,
             items: chunk.to_vec(),
+            batch: None,
         })
         .collect();
     let started = Instant::now();
@@ -102,10 +102,13 @@ pub async fn run(items: Vec<Item>, opts: &Options, job: &str) -> Result<Report, 
     let mut by_node: BTreeMap<String, usize> = BTreeMap::new();
     let mut duplicates = 0;
     let mut reassigned = 0;
-    let mut take = |result: TaskResult, gathered: &mut BTreeMap<usize, Value>| {
+    let take = |result: TaskResult,
+                gathered: &mut BTreeMap<usize, Value>,
+                by_node: &mut BTreeMap<String, usize>,
+                duplicates: &mut usize| {
         for r in result.results {
             match gathered.entry(r.index) {
-                std::collections::btree_map::Entry::Occupied(_) => duplicates += 1,
+                std::collections::btree_map::Entry::Occupied(_) => *duplicates += 1,
                 std::collections::btree_map::Entry::Vacant(slot) => {
                     slot.insert(r.verdict);
                     *by_node.entry(result.node.clone()).or_default() += 1;
@@ -115,39 +118,10 @@ pub async fn run(items: Vec<Item>, opts: &Options, job: &str) -> Result<Report, 
     };
     match opts.strategy {
         Strategy::Queue => {
-            let js = jetstream::new(client.clone());
-            task_queue(&js, &opts.url, Some(opts.ack_wait)).await?;
-            let mut results = client
-                .subscribe(results_subject(job))
-                .await
-                .map_err(|e| err(e.to_string()))?;
-            client.flush().await.map_err(|e| err(e.to_string()))?;
-            for task in &tasks {
-                let body =
-                    serde_json::to_vec(task).map_err(|e| BusError::Invalid(e.to_string()))?;
-                js.publish(format!("{TASKS}.{job}"), body.into())
-                    .await
-                    .map_err(|e| err(e.to_string()))?
-                    .await
-                    .map_err(|e| {
-                        err(format!(
-                            "the task queue did not take task {}: {e}",
-                            task.task
-                        ))
-                    })?;
-            }
-            let deadline = tokio::time::Instant::now() + opts.timeout;
-            while gathered.len() < items.len() {
-                match tokio::time::timeout_at(deadline, results.next()).await {
-                    Ok(Some(msg)) => {
-                        if let Ok(result) = serde_json::from_slice::<TaskResult>(&msg.payload) {
-                            take(result, &mut gathered);
-                        }
-                    }
-                    Ok(None) => return Err(err("the results subscription closed".into())),
-                    Err(_) => break,
-                }
-            }
+            let g = queue(&client, opts, job, &tasks, items.len()).await?;
+            gathered = g.results;
+            by_node = g.by_node;
+            duplicates = g.duplicates;
         }
         Strategy::RoundRobin => {
             let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
@@ -158,7 +132,7 @@ pub async fn run(items: Vec<Item>, opts: &Options, job: &str) -> Result<Report, 
             while let Some(outcome) = pending.next().await {
                 let (result, retries) = outcome?;
                 reassigned += retries;
-                take(result, &mut gathered);
+                take(result, &mut gathered, &mut by_node, &mut duplicates);
             }
         }
     }
@@ -208,6 +182,163 @@ pub async fn run(items: Vec<Item>, opts: &Options, job: &str) -> Result<Report, 
         disagreements,
         wall_ms,
         local_ms,
+    })
+}
+
+/// What came back from the work queue.
+struct Gathered {
+    results: BTreeMap<usize, Value>,
+    by_node: BTreeMap<String, usize>,
+    duplicates: usize,
+}
+
+/// Put `tasks` in the JetStream work queue and gather results until `expected` runs
+/// answered or the timeout; the first result for a run counts (redelivered tasks answer
+/// twice).
+async fn queue(
+    client: &async_nats::Client,
+    opts: &Options,
+    job: &str,
+    tasks: &[Task],
+    expected: usize,
+) -> Result<Gathered, BusError> {
+    let err = nats_err(&opts.url);
+    let js = jetstream::new(client.clone());
+    task_queue(&js, &opts.url, Some(opts.ack_wait)).await?;
+    let mut results = client
+        .subscribe(results_subject(job))
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    client.flush().await.map_err(|e| err(e.to_string()))?;
+    for task in tasks {
+        let body = serde_json::to_vec(task).map_err(|e| BusError::Invalid(e.to_string()))?;
+        js.publish(format!("{TASKS}.{job}"), body.into())
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .await
+            .map_err(|e| {
+                err(format!(
+                    "the task queue did not take task {}: {e}",
+                    task.task
+                ))
+            })?;
+    }
+    let mut g = Gathered {
+        results: BTreeMap::new(),
+        by_node: BTreeMap::new(),
+        duplicates: 0,
+    };
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    while g.results.len() < expected {
+        match tokio::time::timeout_at(deadline, results.next()).await {
+            Ok(Some(msg)) => {
+                // A malformed or foreign result is ignored: the task is redelivered
+                // or the job times out, never filled with a guess.
+                let Ok(result) = serde_json::from_slice::<TaskResult>(&msg.payload) else {
+                    continue;
+                };
+                for r in result.results {
+                    if r.index >= expected {
+                        continue;
+                    }
+                    match g.results.entry(r.index) {
+                        std::collections::btree_map::Entry::Occupied(_) => g.duplicates += 1,
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            slot.insert(r.verdict);
+                            *g.by_node.entry(result.node.clone()).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            Ok(None) => return Err(err("the results subscription closed".into())),
+            Err(_) => break,
+        }
+    }
+    Ok(g)
+}
+
+/// The runs of a `distribute batch`, in order, and who ran them.
+#[derive(Debug, Serialize)]
+pub struct BatchReport {
+    pub nodes: Vec<String>,
+    pub tasks: usize,
+    pub results: Vec<crate::work::Ran>,
+    pub by_node: BTreeMap<String, usize>,
+    pub duplicates: usize,
+    pub wall_ms: u128,
+}
+
+/// Every program × every stack on the fleet, through the work queue, `chunk` programs
+/// per task. Every result is checked for shape; none is trusted to be right (a caller
+/// that must be sure reruns what matters).
+pub async fn batch(
+    programs: &[String],
+    stacks: &[Vec<i32>],
+    opts: &Options,
+    job: &str,
+) -> Result<BatchReport, BusError> {
+    let client = connect(&opts.url, "datum-distribute").await?;
+    let nodes = node::list(&client, &opts.url, opts.discover, opts.want_nodes).await?;
+    if nodes.is_empty() || opts.want_nodes.is_some_and(|n| nodes.len() < n) {
+        return Err(BusError::Refused {
+            url: opts.url.clone(),
+            reason: match nodes.len() {
+                0 => format!(
+                    "no node answered within {} ms; start some with `datum node start --nats URL`",
+                    opts.discover.as_millis()
+                ),
+                n => format!(
+                    "only {n} of the {} nodes asked for answered within {} ms; start more with `datum node start --nats URL`",
+                    opts.want_nodes.unwrap_or(n),
+                    opts.discover.as_millis()
+                ),
+            },
+        });
+    }
+    let per = stacks.len().max(1);
+    let chunk = opts
+        .chunk
+        .clamp(1, (crate::work::MAX_TASK_ITEMS / per).max(1));
+    let tasks: Vec<Task> = programs
+        .chunks(chunk)
+        .enumerate()
+        .map(|(i, slice)| Task {
+            job: job.to_owned(),
+            task: i,
+            max_steps: opts.max_steps,
+            items: Vec::new(),
+            batch: Some(crate::work::Batch {
+                first: i * chunk * stacks.len(),
+                programs: slice.to_vec(),
+                stacks: stacks.to_vec(),
+            }),
+        })
+        .collect();
+    let expected = programs.len() * stacks.len();
+    let started = Instant::now();
+    let g = queue(&client, opts, job, &tasks, expected).await?;
+    let wall_ms = started.elapsed().as_millis();
+    let mut results = Vec::with_capacity(expected);
+    for i in 0..expected {
+        let v = g.results.get(&i).ok_or_else(|| BusError::Refused {
+            url: opts.url.clone(),
+            reason: format!(
+                "only {} of {expected} runs came back within {} s; are the nodes still running? (`datum node list`)",
+                g.results.len(),
+                opts.timeout.as_secs()
+            ),
+        })?;
+        let ran: crate::work::Ran = serde_json::from_value(v.clone())
+            .map_err(|e| BusError::Invalid(format!("run {i} came back malformed: {e}")))?;
+        results.push(ran);
+    }
+    Ok(BatchReport {
+        nodes: nodes.iter().map(|n| n.id.clone()).collect(),
+        tasks: tasks.len(),
+        results,
+        by_node: g.by_node,
+        duplicates: g.duplicates,
+        wall_ms,
     })
 }
 

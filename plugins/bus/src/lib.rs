@@ -39,6 +39,7 @@ impl Plugin for BusPlugin {
             "node start" => cx.block_on(cx.node_start()),
             "node list" => cx.block_on(cx.node_list()),
             "distribute" => cx.block_on(cx.distribute()),
+            "distribute batch" => cx.block_on(cx.distribute_batch()),
             other => Err(PluginError::unknown_command("bus", other)),
         }
     }
@@ -385,6 +386,84 @@ impl Cx<'_, '_> {
             ));
         }
         Ok(Output::new(json!({ "nats": url, "nodes": nodes })).with_text(text))
+    }
+
+    /// A JSON argument: an array from a plugin call, or JSON text from the command line.
+    fn json_arg(&self, name: &str) -> Result<Option<Value>, PluginError> {
+        match self.req.arg(name) {
+            None => Ok(None),
+            Some(Value::String(text)) => serde_json::from_str(text)
+                .map(Some)
+                .map_err(|e| PluginError::invalid_args(format!("--{name} is not JSON: {e}"))),
+            Some(v) => Ok(Some(v.clone())),
+        }
+    }
+
+    /// `datum distribute batch`: every program × every stack on the fleet's work queue;
+    /// the runs in order (program-major), as `flux batch` gives them on a GPU. This is
+    /// what `datum evolve --nodes` sends each generation.
+    async fn distribute_batch(&self) -> Result<Output, PluginError> {
+        let programs: Vec<String> = match self.json_arg("programs")? {
+            Some(v) => serde_json::from_value(v).map_err(|_| {
+                PluginError::invalid_args("--programs must be a JSON array of hex strings")
+            })?,
+            None => {
+                return Err(PluginError::invalid_args(
+                    "--programs is required: a JSON array of hex strings",
+                ))
+            }
+        };
+        for (i, p) in programs.iter().enumerate() {
+            flux_core::hex::decode(p)
+                .map_err(|e| PluginError::invalid_args(format!("program {i}: {e}")))?;
+        }
+        let stacks: Vec<Vec<i32>> = match self.json_arg("stacks")? {
+            Some(v) => serde_json::from_value(v).map_err(|_| {
+                PluginError::invalid_args(
+                    "--stacks must be a JSON array of arrays of 32-bit integers",
+                )
+            })?,
+            None => vec![Vec::new()],
+        };
+        if programs.is_empty() || stacks.is_empty() {
+            return Ok(
+                Output::new(json!({ "results": [], "nodes": [], "tasks": 0 }))
+                    .with_text("nothing to run".to_owned()),
+            );
+        }
+        let want_nodes = self.req.arg_i64("nodes").map(|n| n.max(1) as usize);
+        let max_steps = self.req.arg_i64("max-steps").unwrap_or(1_000_000).max(1) as u64;
+        if max_steps > work::MAX_STEPS {
+            return Err(PluginError::invalid_args(format!(
+                "--max-steps {max_steps} is over the {} nodes accept from the wire",
+                work::MAX_STEPS
+            )));
+        }
+        let opts = distribute::Options {
+            url: self.nats_url()?,
+            strategy: distribute::Strategy::Queue,
+            chunk: self.req.arg_i64("chunk").unwrap_or(50).max(1) as usize,
+            max_steps,
+            timeout: self.secs("timeout", 120)?,
+            ack_wait: self.secs("ack-wait", 10)?,
+            discover: Duration::from_millis(if want_nodes.is_some() { 30_000 } else { 500 }),
+            want_nodes,
+        };
+        let job = format!("{}-{}-{}", self.agent(), std::process::id(), bus::now_ms());
+        let report = distribute::batch(&programs, &stacks, &opts, &job)
+            .await
+            .map_err(bus_err)?;
+        let text = format!(
+            "{} runs ({} programs × {} stacks) in {} tasks over {} node(s) in {} ms",
+            report.results.len(),
+            programs.len(),
+            stacks.len(),
+            report.tasks,
+            report.nodes.len(),
+            report.wall_ms
+        );
+        let data = serde_json::to_value(&report).unwrap_or(Value::Null);
+        Ok(Output::new(data).with_text(text))
     }
 
     async fn distribute(&self) -> Result<Output, PluginError> {

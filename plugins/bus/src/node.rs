@@ -15,8 +15,8 @@ use serde_json::json;
 use crate::bus::nats::{connect, nats_err};
 use crate::bus::{now_ms, BusError};
 use crate::work::{
-    node_subject, results_subject, run_item, task_queue, ItemResult, NodeInfo, Task, TaskResult,
-    MAX_TASK_ITEMS, PING,
+    node_subject, results_subject, run_batch, run_item, task_queue, ItemResult, NodeInfo, Task,
+    TaskResult, MAX_TASK_ITEMS, PING,
 };
 
 pub struct NodeOptions {
@@ -112,9 +112,9 @@ pub async fn run(
                     None => return Err(err("the task queue closed".into())),
                 };
                 let task = match serde_json::from_slice::<Task>(&msg.payload) {
-                    Ok(t) if t.items.len() <= MAX_TASK_ITEMS => t,
+                    Ok(t) if t.runs() <= MAX_TASK_ITEMS => t,
                     Ok(t) => {
-                        say(&format!("warning: dropping task {} of job {}: {} vectors, over the {MAX_TASK_ITEMS} a task may hold", t.task, t.job, t.items.len()));
+                        say(&format!("warning: dropping task {} of job {}: {} runs, over the {MAX_TASK_ITEMS} a task may hold", t.task, t.job, t.runs()));
                         let _ = msg.ack_with(AckKind::Term).await;
                         continue;
                     }
@@ -126,8 +126,9 @@ pub async fn run(
                 };
                 let redelivered = msg.info().map(|i| i.delivered > 1).unwrap_or(false);
                 say(&format!(
-                    "task {} of job {}: {} vectors{}",
-                    task.task, task.job, task.items.len(),
+                    "task {} of job {}: {} {}{}",
+                    task.task, task.job, task.runs(),
+                    if task.batch.is_some() { "runs" } else { "vectors" },
                     if redelivered { " (redelivered)" } else { "" }
                 ));
                 let result = work(opts, &task, Some(&msg)).await;
@@ -141,7 +142,7 @@ pub async fn run(
                 client.flush().await.map_err(|e| err(e.to_string()))?;
                 msg.ack().await.map_err(|e| err(e.to_string()))?;
                 report.tasks += 1;
-                report.vectors += task.items.len() as u64;
+                report.vectors += task.runs() as u64;
                 processed.store(report.vectors, std::sync::atomic::Ordering::Relaxed);
             }
         }
@@ -150,7 +151,21 @@ pub async fn run(
 }
 
 async fn work(opts: &NodeOptions, task: &Task, queued: Option<&jetstream::Message>) -> TaskResult {
-    let mut results = Vec::with_capacity(task.items.len());
+    let mut results = Vec::with_capacity(task.runs());
+    if let Some(batch) = &task.batch {
+        // One blocking call for the whole batch: its runs are short.
+        let (owned, steps) = (batch.clone(), task.max_steps);
+        match tokio::task::spawn_blocking(move || run_batch(&owned, steps)).await {
+            Ok(r) => results.extend(r),
+            Err(e) => results.extend((0..task.runs()).map(|i| ItemResult {
+                index: batch.first + i,
+                verdict: json!({ "error": format!("the batch's run failed: {e}") }),
+            })),
+        }
+        if let Some(msg) = queued {
+            let _ = msg.ack_with(AckKind::Progress).await;
+        }
+    }
     for item in &task.items {
         // CPU work off the async executor (run_item caps the wire's step limit).
         let (owned, steps) = (item.clone(), task.max_steps);

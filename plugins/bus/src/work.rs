@@ -57,7 +57,81 @@ pub struct Task {
     pub job: String,
     pub task: usize,
     pub max_steps: u64,
+    #[serde(default)]
     pub items: Vec<Item>,
+    /// A batch of runs instead of vectors (`distribute batch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+}
+
+impl Task {
+    /// How many runs the task asks for (a node refuses more than [`MAX_TASK_ITEMS`]).
+    pub fn runs(&self) -> usize {
+        self.items.len()
+            + self
+                .batch
+                .as_ref()
+                .map_or(0, |b| b.programs.len().saturating_mul(b.stacks.len()))
+    }
+}
+
+/// Every program × every initial stack, stack profile: run `first + i` of the job is
+/// program `i / stacks` with stack `i % stacks` of this slice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Batch {
+    pub first: usize,
+    /// Programs as hex.
+    pub programs: Vec<String>,
+    pub stacks: Vec<Vec<i32>>,
+}
+
+/// What a batch run reports: enough to judge an answer, small on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ran {
+    pub status: flux_core::Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<flux_core::Trap>,
+    pub stack: Vec<i32>,
+    pub steps: u64,
+}
+
+/// Run a batch as a node does (the step limit capped at [`MAX_STEPS`]); a program that
+/// is not hex is reported as an invalid opcode at step 0 for each of its runs.
+pub fn run_batch(batch: &Batch, max_steps: u64) -> Vec<ItemResult> {
+    let max_steps = max_steps.min(MAX_STEPS);
+    let mut out = Vec::with_capacity(batch.programs.len() * batch.stacks.len());
+    for (p, hex) in batch.programs.iter().enumerate() {
+        let code = flux_core::hex::decode(hex);
+        for (k, stack) in batch.stacks.iter().enumerate() {
+            let ran = match &code {
+                Ok(code) => {
+                    let config = flux_core::Config {
+                        initial_stack: stack.iter().map(|w| *w as u32).collect(),
+                        max_steps,
+                        ..flux_core::Config::default()
+                    };
+                    let r = flux_core::run(code, &config);
+                    Ran {
+                        status: r.status,
+                        error: r.error,
+                        stack: r.stack,
+                        steps: r.steps,
+                    }
+                }
+                Err(_) => Ran {
+                    status: flux_core::Status::Trap,
+                    error: Some(flux_core::Trap::InvalidOpcode),
+                    stack: Vec::new(),
+                    steps: 0,
+                },
+            };
+            out.push(ItemResult {
+                index: batch.first + p * batch.stacks.len() + k,
+                verdict: serde_json::to_value(ran).unwrap_or(Value::Null),
+            });
+        }
+    }
+    out
 }
 
 /// A vector's verdict, as JSON (compared field for field with a local run).

@@ -1,283 +1,24 @@
-//! Linear genetic programming over FLUX stack-profile programs.
+//! The search: linear genetic programming over genomes of [`Gene`]s.
 //!
-//! A genome is a list of genes, one FLUX instruction each, drawn from a subset that can
-//! express the presets: small constants, stack shuffles, arithmetic, comparisons, three
-//! memory cells, and short forward/backward conditional jumps (loops). Before a genome
-//! is evaluated its non-effective code is removed (`effective`): pairs that cancel, code
-//! no jump can reach after a HALT, trailing jumps. Selection is lexicase (optionally
-//! down-sampled); variation is two-point crossover plus point, insertion and deletion
-//! mutation; size pressure breaks ties. Every random choice comes from one seeded
-//! generator on one thread, and evaluation results are collected in order, so a seed
-//! gives the same best program byte for byte however many cores evaluate.
+//! Before a genome is evaluated its non-effective code is removed
+//! ([`crate::gene::effective`]) and it is lowered to FLUX; programs the validator
+//! rejects score nothing. Selection is lexicase (optionally down-sampled) over groups of
+//! programs that pass the same cases; variation is two-point crossover then UMAD
+//! (uniform mutation by addition and deletion, Helmuth et al. 2018); size pressure
+//! breaks ties. Every random choice comes from one seeded generator on one thread, and
+//! evaluation results are collected in order, so a seed gives the same best program
+//! byte for byte however many cores (or GPUs, or nodes) evaluate.
 
+use std::collections::HashMap;
+
+use crate::exec::{self, Scratch};
+use crate::gene::{effective, repair, Gene, Prim, MAX_GENES};
+#[cfg(test)]
+use crate::gene::{encode, lower};
 use flux_core::{Config, Status};
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::Serialize;
-
-/// One instruction of a genome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Gene {
-    Push(i32),
-    Dup,
-    Swap,
-    Over,
-    Rot,
-    Pop,
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Mod,
-    Neg,
-    Inc,
-    Dec,
-    Lt,
-    Gt,
-    Eq,
-    And,
-    Or,
-    Load(u8),
-    Store(u8),
-    /// Jump `n` genes forward (skip) when Z = 1.
-    Jz(u8),
-    /// Jump `n` genes back (loop) when Z = 0.
-    Jnz(u8),
-    Halt,
-}
-
-const CONSTANTS: [i32; 7] = [0, 1, 2, 3, 10, -1, 100];
-const CELLS: u8 = 3;
-const MAX_JUMP: u8 = 8;
-/// Genomes never grow past this.
-pub const MAX_GENES: usize = 48;
-
-impl Gene {
-    fn random(rng: &mut Xoshiro256PlusPlus) -> Gene {
-        let pick = |rng: &mut Xoshiro256PlusPlus, n: u64| (rng.next_u64() % n) as usize;
-        match pick(rng, 24) {
-            0 | 1 => Gene::Push(CONSTANTS[pick(rng, CONSTANTS.len() as u64)]),
-            2 => Gene::Dup,
-            3 => Gene::Swap,
-            4 => Gene::Over,
-            5 => Gene::Rot,
-            6 => Gene::Pop,
-            7 => Gene::Add,
-            8 => Gene::Sub,
-            9 => Gene::Mul,
-            10 => Gene::Div,
-            11 => Gene::Mod,
-            12 => Gene::Neg,
-            13 => Gene::Inc,
-            14 => Gene::Dec,
-            15 => Gene::Lt,
-            16 => Gene::Gt,
-            17 => Gene::Eq,
-            18 => Gene::And,
-            19 => Gene::Or,
-            20 => Gene::Load(pick(rng, CELLS as u64) as u8),
-            21 => Gene::Store(pick(rng, CELLS as u64) as u8),
-            22 => Gene::Jz(1 + pick(rng, MAX_JUMP as u64) as u8),
-            _ => Gene::Jnz(1 + pick(rng, MAX_JUMP as u64) as u8),
-        }
-    }
-
-    /// The gene index a jump at `at` goes to, in a genome of `len` genes (`len` is the
-    /// final HALT); `None` for every other gene. One rule for the assembly, the bytes and
-    /// the non-effective-code analysis.
-    pub fn target(self, at: usize, len: usize) -> Option<usize> {
-        match self {
-            Gene::Jz(n) => Some((at + 1 + n as usize).min(len)),
-            Gene::Jnz(n) => Some(at.saturating_sub(n as usize)),
-            _ => None,
-        }
-    }
-
-    /// Its assembly (datum syntax, §13.2); jumps name labels `gN`.
-    fn asm(self, at: usize, len: usize) -> String {
-        match self {
-            Gene::Push(v) => format!("push {v}"),
-            Gene::Dup => "dup".into(),
-            Gene::Swap => "swap".into(),
-            Gene::Over => "over".into(),
-            Gene::Rot => "rot".into(),
-            Gene::Pop => "pop".into(),
-            Gene::Add => "add".into(),
-            Gene::Sub => "sub".into(),
-            Gene::Mul => "mul".into(),
-            Gene::Div => "div".into(),
-            Gene::Mod => "mod".into(),
-            Gene::Neg => "neg".into(),
-            Gene::Inc => "inc".into(),
-            Gene::Dec => "dec".into(),
-            Gene::Lt => "lt".into(),
-            Gene::Gt => "gt".into(),
-            Gene::Eq => "eq".into(),
-            Gene::And => "and".into(),
-            Gene::Or => "or".into(),
-            Gene::Load(c) => format!("load {}", 4 * c as u32),
-            Gene::Store(c) => format!("store {}", 4 * c as u32),
-            Gene::Jz(_) => format!("jz g{}", self.target(at, len).unwrap_or(len)),
-            Gene::Jnz(_) => format!("jnz g{}", self.target(at, len).unwrap_or(at)),
-            Gene::Halt => "halt".into(),
-        }
-    }
-}
-
-/// The genome as a FLUX source: one labelled line per gene, a final `halt`.
-pub fn source(genes: &[Gene]) -> String {
-    let mut s = String::new();
-    for (i, g) in genes.iter().enumerate() {
-        s.push_str(&format!("g{i}: {}\n", g.asm(i, genes.len())));
-    }
-    s.push_str(&format!("g{}: halt\n", genes.len()));
-    s
-}
-
-/// The genome as FLUX bytes (encoded directly, with the same jump targets `source`
-/// names, so the evaluated bytes are exactly what `--save` writes).
-pub fn encode(genes: &[Gene]) -> Vec<u8> {
-    let size = |g: &Gene| match g {
-        Gene::Push(_) => 5,
-        Gene::Load(_) | Gene::Store(_) | Gene::Jz(_) | Gene::Jnz(_) => 3,
-        _ => 1,
-    };
-    let mut offsets = Vec::with_capacity(genes.len() + 1);
-    let mut at = 0usize;
-    for g in genes {
-        offsets.push(at);
-        at += size(g);
-    }
-    offsets.push(at);
-    let mut code = Vec::with_capacity(at + 1);
-    for (i, g) in genes.iter().enumerate() {
-        let next = offsets[i] + size(g);
-        let rel = |target: usize| -> [u8; 2] {
-            ((offsets[target] as i64 - next as i64) as i16).to_le_bytes()
-        };
-        match *g {
-            Gene::Push(v) => {
-                code.push(0x55);
-                code.extend_from_slice(&v.to_le_bytes());
-            }
-            Gene::Dup => code.push(0x60),
-            Gene::Swap => code.push(0x61),
-            Gene::Over => code.push(0x62),
-            Gene::Rot => code.push(0x63),
-            Gene::Pop => code.push(0x56),
-            Gene::Add => code.push(0x10),
-            Gene::Sub => code.push(0x11),
-            Gene::Mul => code.push(0x12),
-            Gene::Div => code.push(0x13),
-            Gene::Mod => code.push(0x14),
-            Gene::Neg => code.push(0x15),
-            Gene::Inc => code.push(0x16),
-            Gene::Dec => code.push(0x17),
-            Gene::Lt => code.push(0x22),
-            Gene::Gt => code.push(0x24),
-            Gene::Eq => code.push(0x20),
-            Gene::And => code.push(0x30),
-            Gene::Or => code.push(0x31),
-            Gene::Load(c) => {
-                code.push(0x40);
-                code.extend_from_slice(&(4 * c as u16).to_le_bytes());
-            }
-            Gene::Store(c) => {
-                code.push(0x41);
-                code.extend_from_slice(&(4 * c as u16).to_le_bytes());
-            }
-            Gene::Jz(_) | Gene::Jnz(_) => {
-                code.push(if matches!(g, Gene::Jz(_)) { 0x51 } else { 0x52 });
-                code.extend_from_slice(&rel(g.target(i, genes.len()).unwrap_or(i)));
-            }
-            Gene::Halt => code.push(0x00),
-        }
-    }
-    code.push(0x00);
-    code
-}
-
-/// Remove non-effective code: everything after the first HALT that no jump can reach,
-/// pairs that cancel (`push c; pop`, `dup; pop`, `swap; swap`, `neg; neg`, `inc; dec`,
-/// `dec; inc`) where the stack is deep enough that neither could trap. (A jump is
-/// never removed: even one to the end pops the stack.) `depth` is the smallest initial stack the program will be run with.
-/// Repeated to a fixed point; the result gives the same stack and trap as the input on
-/// every input (the tests check it on thousands of random genomes).
-pub fn effective(genes: &[Gene], depth: usize) -> Vec<Gene> {
-    let mut g = genes.to_vec();
-    loop {
-        let before = g.len();
-        let jumps = g.iter().any(|x| matches!(x, Gene::Jz(_) | Gene::Jnz(_)));
-        let targets: Vec<usize> = g
-            .iter()
-            .enumerate()
-            .filter_map(|(i, x)| x.target(i, g.len()))
-            .collect();
-        if let Some(h) = g.iter().position(|x| *x == Gene::Halt) {
-            if !targets.iter().any(|t| *t > h)
-                || !g[..h]
-                    .iter()
-                    .any(|x| matches!(x, Gene::Jz(_) | Gene::Jnz(_)))
-            {
-                g.truncate(h);
-            }
-        }
-        // Cancelling pairs, only in straight-line code (removing genes would move every
-        // jump target) and only where the stack is known to be deep enough.
-        if !jumps {
-            let mut d = depth;
-            let mut i = 0;
-            while i + 1 < g.len() {
-                let need = match (g[i], g[i + 1]) {
-                    (Gene::Push(_), Gene::Pop) => Some(0),
-                    (Gene::Dup, Gene::Pop)
-                    | (Gene::Neg, Gene::Neg)
-                    | (Gene::Inc, Gene::Dec)
-                    | (Gene::Dec, Gene::Inc) => Some(1),
-                    (Gene::Swap, Gene::Swap) => Some(2),
-                    _ => None,
-                };
-                if need.is_some_and(|n| d >= n) {
-                    g.drain(i..i + 2);
-                    continue;
-                }
-                let (needs, after) = effect(g[i], d);
-                if d < needs {
-                    break; // it traps here: nothing after it runs
-                }
-                d = after;
-                i += 1;
-            }
-        }
-        if g.len() == before {
-            return g;
-        }
-    }
-}
-
-/// What a gene needs on the stack, and the depth after it.
-fn effect(g: Gene, d: usize) -> (usize, usize) {
-    match g {
-        Gene::Push(_) | Gene::Load(_) => (0, d + 1),
-        Gene::Dup => (1, d + 1),
-        Gene::Over => (2, d + 1),
-        Gene::Swap => (2, d),
-        Gene::Rot => (3, d),
-        Gene::Neg | Gene::Inc | Gene::Dec => (1, d),
-        Gene::Pop | Gene::Store(_) | Gene::Jz(_) | Gene::Jnz(_) => (1, d.saturating_sub(1)),
-        Gene::Add
-        | Gene::Sub
-        | Gene::Mul
-        | Gene::Div
-        | Gene::Mod
-        | Gene::Lt
-        | Gene::Gt
-        | Gene::Eq
-        | Gene::And
-        | Gene::Or => (2, d.saturating_sub(1)),
-        Gene::Halt => (0, d),
-    }
-}
 
 /// A test case: the initial stack (bottom first) and the answer, which must be the
 /// whole final stack (as a tool's `; case:` line says).
@@ -287,26 +28,59 @@ pub struct Case {
     pub output: i32,
 }
 
+/// A run's error on one case: 0 when the final stack is exactly the answer; else how
+/// far the top is from it plus a penalty per extra word; the most when the run trapped
+/// or left nothing. Lexicase selects on these (as PushGP does), so a program that is
+/// close is preferred to one that is far, not only one that is right.
+pub fn error(stack: Option<&[i32]>, expected: i32) -> u64 {
+    const EXTRA: u64 = 1_000;
+    const NOTHING: u64 = 1 << 40;
+    match stack {
+        Some([.., top]) => {
+            let extra = stack.map_or(0, |s| s.len() as u64 - 1);
+            (*top as i64 - expected as i64).unsigned_abs() + EXTRA * extra
+        }
+        _ => NOTHING,
+    }
+}
+
 /// How one program did on each case.
 #[derive(Debug, Clone)]
 pub struct Score {
-    pub passed: Vec<bool>,
+    /// The error on each case (0 = passed).
+    pub errors: Vec<u64>,
     pub steps: u64,
 }
 
 impl Score {
+    /// Nothing passed (a program the validator rejected).
+    pub fn nothing(cases: usize) -> Score {
+        Score {
+            errors: vec![error(None, 0); cases],
+            steps: 0,
+        }
+    }
+
+    pub fn passed(&self) -> usize {
+        self.errors.iter().filter(|e| **e == 0).count()
+    }
+
+    pub fn all_passed(&self) -> bool {
+        self.passed() == self.errors.len()
+    }
+
     pub fn fitness(&self) -> f64 {
-        if self.passed.is_empty() {
+        if self.errors.is_empty() {
             0.0
         } else {
-            self.passed.iter().filter(|p| **p).count() as f64 / self.passed.len() as f64
+            self.passed() as f64 / self.errors.len() as f64
         }
     }
 }
 
 /// Run one program on every case (flux-core, the reference runtime).
 pub fn score(code: &[u8], cases: &[Case], max_steps: u64) -> Score {
-    let mut passed = Vec::with_capacity(cases.len());
+    let mut errors = Vec::with_capacity(cases.len());
     let mut steps = 0;
     for c in cases {
         let config = Config {
@@ -316,9 +90,22 @@ pub fn score(code: &[u8], cases: &[Case], max_steps: u64) -> Score {
         };
         let r = flux_core::run(code, &config);
         steps += r.steps;
-        passed.push(matches!(r.status, Status::Halted | Status::End) && r.stack == [c.output]);
+        let ok = matches!(r.status, Status::Halted | Status::End);
+        errors.push(error(ok.then_some(&r.stack[..]), c.output));
     }
-    Score { passed, steps }
+    Score { errors, steps }
+}
+
+/// Score one lowered program on every case with the evaluation interpreter.
+pub fn score_fast(prims: &[Prim], cases: &[Case], max_steps: u64, s: &mut Scratch) -> Score {
+    let mut errors = Vec::with_capacity(cases.len());
+    let mut steps = 0;
+    for c in cases {
+        let out = exec::run(prims, &c.input, max_steps, s);
+        steps += out.steps;
+        errors.push(error(out.end.ok().map(|d| s.stack(d)), c.output));
+    }
+    Score { errors, steps }
 }
 
 /// Parameters of a run.
@@ -330,26 +117,34 @@ pub struct Params {
     pub max_steps: u64,
     /// Share of training cases each generation selects on (1.0 = all).
     pub downsample: f64,
+    /// Constants `push` genes may use besides [`crate::gene::CONSTANTS`].
+    pub constants: Vec<i32>,
+}
+
+/// A program to evaluate: its lowered instructions and their bytes.
+pub struct Program {
+    pub prims: Vec<Prim>,
+    pub code: Vec<u8>,
 }
 
 /// Evaluates a whole generation: the CPU here (all cores in the native build), or a
-/// device through a plugin call. Must return scores in the order given.
+/// device or the fleet through a plugin call. Must return scores in the order given.
 pub trait Evaluator {
     fn evaluate(
         &mut self,
-        programs: &[Vec<u8>],
+        programs: &[Program],
         cases: &[Case],
         max_steps: u64,
     ) -> Result<Vec<Score>, String>;
 }
 
-/// flux-core on every core (native build) or one (WASM build).
+/// The evaluation interpreter on every core (native build) or one (WASM build).
 pub struct Cpu;
 
 impl Evaluator for Cpu {
     fn evaluate(
         &mut self,
-        programs: &[Vec<u8>],
+        programs: &[Program],
         cases: &[Case],
         max_steps: u64,
     ) -> Result<Vec<Score>, String> {
@@ -358,14 +153,17 @@ impl Evaluator for Cpu {
             use rayon::prelude::*;
             Ok(programs
                 .par_iter()
-                .map(|p| score(p, cases, max_steps))
+                .map_init(Scratch::default, |s, p| {
+                    score_fast(&p.prims, cases, max_steps, s)
+                })
                 .collect())
         }
         #[cfg(target_arch = "wasm32")]
         {
+            let mut s = Scratch::default();
             Ok(programs
                 .iter()
-                .map(|p| score(p, cases, max_steps))
+                .map(|p| score_fast(&p.prims, cases, max_steps, &mut s))
                 .collect())
         }
     }
@@ -374,7 +172,12 @@ impl Evaluator for Cpu {
 /// One individual of a generation.
 #[derive(Debug, Clone)]
 pub struct Individual {
+    /// Its genome, as bred: non-effective code stays in it (neutral material for
+    /// variation) and is only left out of what runs.
+    pub genome: Vec<Gene>,
+    /// Its effective genes: what runs, what size pressure counts, what is saved.
     pub genes: Vec<Gene>,
+    pub prims: Vec<Prim>,
     pub code: Vec<u8>,
     pub score: Score,
 }
@@ -387,6 +190,11 @@ impl Individual {
             self.genes.len(),
             self.score.steps,
         )
+    }
+
+    /// Its FLUX source.
+    pub fn source(&self) -> String {
+        crate::gene::source(&self.prims)
     }
 }
 
@@ -407,9 +215,12 @@ pub struct Run {
     pub evals: u64,
 }
 
-fn random_genome(rng: &mut Xoshiro256PlusPlus) -> Vec<Gene> {
-    let len = 1 + (rng.next_u64() % 12) as usize;
-    (0..len).map(|_| Gene::random(rng)).collect()
+/// Initial genomes have 1 to this many genes.
+const INITIAL_GENES: u64 = 20;
+
+fn random_genome(rng: &mut Xoshiro256PlusPlus, constants: &[i32]) -> Vec<Gene> {
+    let len = 1 + (rng.next_u64() % INITIAL_GENES) as usize;
+    (0..len).map(|_| Gene::random(rng, constants)).collect()
 }
 
 fn below(rng: &mut Xoshiro256PlusPlus, n: usize) -> usize {
@@ -420,37 +231,70 @@ fn below(rng: &mut Xoshiro256PlusPlus, n: usize) -> usize {
     }
 }
 
-/// Lexicase: cases in random order, keep whoever passes each, until one is left.
-fn lexicase<'a>(
-    pop: &'a [Individual],
-    cases: &[usize],
-    rng: &mut Xoshiro256PlusPlus,
-) -> &'a Individual {
-    let mut order = cases.to_vec();
-    for i in (1..order.len()).rev() {
-        let j = below(rng, i + 1);
-        order.swap(i, j);
-    }
-    let mut pool: Vec<usize> = (0..pop.len()).collect();
-    for c in order {
-        let pass: Vec<usize> = pool
-            .iter()
-            .copied()
-            .filter(|i| pop[*i].score.passed[c])
-            .collect();
-        if !pass.is_empty() {
-            pool = pass;
-        }
-        if pool.len() == 1 {
-            break;
-        }
-    }
-    &pop[pool[below(rng, pool.len())]]
+fn chance(rng: &mut Xoshiro256PlusPlus, p: f64) -> bool {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64) < p
 }
 
-fn vary(a: &[Gene], b: &[Gene], rng: &mut Xoshiro256PlusPlus) -> Vec<Gene> {
-    // Two-point crossover: a's head, a slice of b, a's tail.
-    let mut child = if rng.next_u64().is_multiple_of(2) && !b.is_empty() {
+/// Programs grouped by their errors: lexicase filters groups (far fewer than
+/// programs), and the survivor is drawn from the surviving groups' members, which is
+/// what filtering every program would give.
+struct Groups {
+    errors: Vec<Vec<u64>>,
+    members: Vec<Vec<usize>>,
+}
+
+impl Groups {
+    fn of(pop: &[Individual]) -> Groups {
+        let mut index: HashMap<&[u64], usize> = HashMap::new();
+        let mut g = Groups {
+            errors: Vec::new(),
+            members: Vec::new(),
+        };
+        for (i, ind) in pop.iter().enumerate() {
+            let k = *index.entry(&ind.score.errors).or_insert_with(|| {
+                g.errors.push(ind.score.errors.clone());
+                g.members.push(Vec::new());
+                g.errors.len() - 1
+            });
+            g.members[k].push(i);
+        }
+        g
+    }
+
+    /// Lexicase: cases in random order, keep the groups with the least error on each,
+    /// until one group is left; then one of its programs.
+    fn select(&self, cases: &[usize], rng: &mut Xoshiro256PlusPlus) -> usize {
+        let mut order = cases.to_vec();
+        for i in (1..order.len()).rev() {
+            let j = below(rng, i + 1);
+            order.swap(i, j);
+        }
+        let mut pool: Vec<usize> = (0..self.errors.len()).collect();
+        for c in order {
+            if pool.len() == 1 {
+                break;
+            }
+            let least = pool.iter().map(|g| self.errors[*g][c]).min().unwrap_or(0);
+            pool.retain(|g| self.errors[*g][c] == least);
+        }
+        let total: usize = pool.iter().map(|g| self.members[*g].len()).sum();
+        let mut k = below(rng, total);
+        for g in pool {
+            let m = &self.members[g];
+            if k < m.len() {
+                return m[k];
+            }
+            k -= m.len();
+        }
+        0
+    }
+}
+
+/// Two-point crossover (half the time), then UMAD: a random gene added before each gene
+/// with probability 0.09, then each gene deleted with probability 0.09 / 1.09, so size
+/// stays the same on average; and each gene's parameter nudged with probability 0.05.
+fn vary(a: &[Gene], b: &[Gene], constants: &[i32], rng: &mut Xoshiro256PlusPlus) -> Vec<Gene> {
+    let parent = if rng.next_u64().is_multiple_of(2) && !b.is_empty() {
         let (i, j) = (below(rng, a.len() + 1), below(rng, a.len() + 1));
         let (i, j) = (i.min(j), i.max(j));
         let (k, l) = (below(rng, b.len() + 1), below(rng, b.len() + 1));
@@ -462,26 +306,30 @@ fn vary(a: &[Gene], b: &[Gene], rng: &mut Xoshiro256PlusPlus) -> Vec<Gene> {
     } else {
         a.to_vec()
     };
-    // Mutation: each gene replaced with probability 1/8, plus one insertion or deletion.
-    for g in child.iter_mut() {
-        if rng.next_u64().is_multiple_of(8) {
-            *g = Gene::random(rng);
+    const ADD: f64 = 0.09;
+    const TWEAK: f64 = 0.05;
+    let mut grown = Vec::with_capacity(parent.len() * 2 + 1);
+    for g in parent {
+        if chance(rng, ADD) {
+            grown.push(Gene::random(rng, constants));
         }
+        // A small step too: a block one gene longer or shorter, another constant.
+        grown.push(if chance(rng, TWEAK) {
+            g.tweak(rng, constants)
+        } else {
+            g
+        });
     }
-    match rng.next_u64() % 3 {
-        0 if child.len() < MAX_GENES => {
-            let at = below(rng, child.len() + 1);
-            child.insert(at, Gene::random(rng));
-        }
-        1 if child.len() > 1 => {
-            let at = below(rng, child.len());
-            child.remove(at);
-        }
-        _ => {}
+    if chance(rng, ADD) {
+        grown.push(Gene::random(rng, constants));
     }
+    let mut child: Vec<Gene> = grown
+        .into_iter()
+        .filter(|_| !chance(rng, ADD / (1.0 + ADD)))
+        .collect();
     child.truncate(MAX_GENES);
     if child.is_empty() {
-        child.push(Gene::random(rng));
+        child.push(Gene::random(rng, constants));
     }
     child
 }
@@ -494,59 +342,62 @@ pub fn evolve(
     evaluator: &mut dyn Evaluator,
     on_generation: &mut dyn FnMut(&GenerationReport, &Individual) -> bool,
 ) -> Result<Run, String> {
+    let constants = &params.constants;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(params.seed);
     let mut genomes: Vec<Vec<Gene>> = (0..params.population.max(2))
-        .map(|_| random_genome(&mut rng))
+        .map(|_| random_genome(&mut rng, constants))
         .collect();
     let mut log = Vec::new();
     let (mut instructions, mut evals) = (0u64, 0u64);
     let mut best: Option<Individual> = None;
+    let depth = train.iter().map(|c| c.input.len()).min().unwrap_or(0);
     for generation in 0..params.generations.max(1) {
-        let depth = train.iter().map(|c| c.input.len()).min().unwrap_or(0);
-        let effective_genomes: Vec<Vec<Gene>> =
-            genomes.iter().map(|g| effective(g, depth)).collect();
-        let codes: Vec<Vec<u8>> = effective_genomes.iter().map(|g| encode(g)).collect();
-        // A program the validator rejects (an instruction that always traps when
-        // reached) scores nothing and is not run: what is saved always validates.
-        let valid: Vec<bool> = codes
-            .iter()
-            .map(|c| flux_core::validate::validate(c, flux_core::Profile::Stack, depth).ok())
-            .collect();
-        let runnable: Vec<Vec<u8>> = codes
-            .iter()
-            .zip(&valid)
-            .filter(|(_, v)| **v)
-            .map(|(c, _)| c.clone())
-            .collect();
-        let mut ran = evaluator
-            .evaluate(&runnable, train, params.max_steps)?
-            .into_iter();
-        if ran.len() != runnable.len() {
+        let mut effective_genomes = Vec::with_capacity(genomes.len());
+        let mut programs = Vec::with_capacity(genomes.len());
+        let mut valid = Vec::with_capacity(genomes.len());
+        for g in &genomes {
+            // What runs: the effective genes, less any that can never get their
+            // operands. A program that still fails validation (an instruction that
+            // always traps when reached) scores nothing and is not run, so whatever
+            // is saved validates.
+            let (genes, prims, code, ok) = repair(effective(g, depth), depth);
+            effective_genomes.push(genes);
+            programs.push(Program { prims, code });
+            valid.push(ok);
+        }
+        let (mut runnable, mut rejected) = (Vec::new(), Vec::new());
+        for (p, v) in programs.into_iter().zip(&valid) {
+            if *v {
+                runnable.push(p);
+            } else {
+                rejected.push(p);
+            }
+        }
+        let scores = evaluator.evaluate(&runnable, train, params.max_steps)?;
+        if scores.len() != runnable.len() {
             return Err(format!(
                 "the evaluator returned {} scores for {} programs",
-                ran.len(),
+                scores.len(),
                 runnable.len()
             ));
         }
-        let scores: Vec<Score> = valid
-            .iter()
-            .map(|v| match v {
-                true => ran.next().unwrap_or(Score {
-                    passed: vec![false; train.len()],
-                    steps: 0,
-                }),
-                false => Score {
-                    passed: vec![false; train.len()],
-                    steps: 0,
-                },
-            })
-            .collect();
-        let pop: Vec<Individual> = effective_genomes
-            .into_iter()
-            .zip(codes)
-            .zip(scores)
-            .map(|((genes, code), score)| Individual { genes, code, score })
-            .collect();
+        let (mut ran, mut skipped) = (runnable.into_iter().zip(scores), rejected.into_iter());
+        let mut pop: Vec<Individual> = Vec::with_capacity(valid.len());
+        for ((genome, genes), v) in genomes.iter().zip(effective_genomes).zip(&valid) {
+            let (program, score) = if *v {
+                ran.next().ok_or("an evaluated program went missing")?
+            } else {
+                let p = skipped.next().ok_or("a rejected program went missing")?;
+                (p, Score::nothing(train.len()))
+            };
+            pop.push(Individual {
+                genome: genome.clone(),
+                genes,
+                prims: program.prims,
+                code: program.code,
+                score,
+            });
+        }
         evals += (pop.len() * train.len()) as u64;
         instructions += pop.iter().map(|i| i.score.steps).sum::<u64>();
         let champion = pop
@@ -580,11 +431,12 @@ pub fn evolve(
             }
             selected.truncate(keep);
         }
-        let mut next = vec![b.genes.clone()];
+        let groups = Groups::of(&pop);
+        let mut next = vec![b.genome.clone()];
         while next.len() < genomes.len() {
-            let a = lexicase(&pop, &selected, &mut rng).genes.clone();
-            let c = lexicase(&pop, &selected, &mut rng).genes.clone();
-            next.push(vary(&a, &c, &mut rng));
+            let a = &pop[groups.select(&selected, &mut rng)].genome;
+            let c = &pop[groups.select(&selected, &mut rng)].genome;
+            next.push(vary(a, c, constants, &mut rng));
         }
         genomes = next;
     }
@@ -614,9 +466,10 @@ mod tests {
     fn encoded_bytes_are_what_the_source_assembles_to() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(7);
         for _ in 0..500 {
-            let g = random_genome(&mut rng);
-            let from_text = flux_core::asm::assemble(&source(&g)).unwrap();
-            assert_eq!(encode(&g), from_text, "{}", source(&g));
+            let prims = lower(&random_genome(&mut rng, &[1000]));
+            let text = crate::gene::source(&prims);
+            let from_text = flux_core::asm::assemble(&text).unwrap();
+            assert_eq!(encode(&prims), from_text, "{text}");
         }
     }
 
@@ -630,7 +483,7 @@ mod tests {
             })
             .collect();
         for _ in 0..2000 {
-            let mut g = random_genome(&mut rng);
+            let mut g = random_genome(&mut rng, &[]);
             g.extend([Gene::Push(1), Gene::Pop, Gene::Halt, Gene::Add]);
             let e = effective(&g, 2);
             assert!(e.len() <= g.len());
@@ -641,16 +494,16 @@ mod tests {
                     ..Config::default()
                 };
                 let (a, b) = (
-                    flux_core::run(&encode(&g), &config),
-                    flux_core::run(&encode(&e), &config),
+                    flux_core::run(&encode(&lower(&g)), &config),
+                    flux_core::run(&encode(&lower(&e)), &config),
                 );
                 // Same observable result (steps may differ: less code ran).
                 assert_eq!(
                     (a.stack, a.error),
                     (b.stack, b.error),
                     "{}\n---\n{}",
-                    source(&g),
-                    source(&e)
+                    crate::gene::source(&lower(&g)),
+                    crate::gene::source(&lower(&e))
                 );
             }
         }
@@ -665,6 +518,7 @@ mod tests {
             seed: 42,
             max_steps: 200,
             downsample: 1.0,
+            constants: vec![],
         };
         let run = |seed| {
             let p = Params {
@@ -689,13 +543,11 @@ mod tests {
             seed: 1,
             max_steps: 200,
             downsample: 1.0,
+            constants: vec![],
         };
         let run = evolve(&train, &params, &mut Cpu, &mut |_, _| true).unwrap();
-        assert_eq!(run.best.score.fitness(), 1.0, "{}", source(&run.best.genes));
+        assert_eq!(run.best.score.fitness(), 1.0, "{}", run.best.source());
         let held_out = cases(|x| 2 * x, &[-100, 77, 1000]);
-        assert!(score(&run.best.code, &held_out, 200)
-            .passed
-            .iter()
-            .all(|p| *p));
+        assert!(score(&run.best.code, &held_out, 200).all_passed());
     }
 }

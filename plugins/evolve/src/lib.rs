@@ -4,12 +4,15 @@
 //! on every core or, with `--runtime vulkan`, as one batch on a GPU through the
 //! vulkan-compute plugin. Deterministic: a seed gives the same best program.
 
+pub mod exec;
+pub mod gene;
 pub mod gp;
 pub mod presets;
 
 use datum_plugin_api::{export_plugin, Host, Output, Plugin, PluginError, Request};
-use flux_core::{Profile, RunResult, Status};
-use gp::{Case, Evaluator, Params, Score};
+use flux_core::{Profile, Status};
+use gp::{Case, Evaluator, Params, Program, Score};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 pub struct Evolve;
@@ -47,26 +50,44 @@ fn presets_list() -> Output {
     .with_text(text.trim_end().to_owned())
 }
 
-/// One generation as one batch on a GPU: every program × every case.
-struct Vulkan<'h> {
+/// One generation as one batch through another plugin: every program × every case on
+/// a GPU (`vulkan-compute flux batch`) or on the fleet's nodes (`bus distribute batch`).
+/// Both answer with the runs in order; each is judged here exactly as on the CPU.
+struct Batch<'h> {
     host: &'h Host<'h>,
-    device: Option<String>,
+    plugin: &'static str,
+    command: &'static str,
+    extra: Map<String, Value>,
+    /// Where the last batch ran (a GPU's name, or the nodes).
+    ran_on: Option<String>,
 }
 
-impl Evaluator for Vulkan<'_> {
+/// The part of a run's result a score needs (a GPU sends whole flux-core results,
+/// nodes a compact one; the rest is ignored).
+#[derive(serde::Deserialize)]
+struct Ran {
+    status: Status,
+    stack: Vec<i32>,
+    steps: u64,
+}
+
+impl Evaluator for Batch<'_> {
     fn evaluate(
         &mut self,
-        programs: &[Vec<u8>],
+        programs: &[Program],
         cases: &[Case],
         max_steps: u64,
     ) -> Result<Vec<Score>, String> {
-        let mut args = Map::new();
+        if programs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = self.extra.clone();
         args.insert(
             "programs".into(),
             Value::Array(
                 programs
                     .iter()
-                    .map(|p| Value::from(flux_core::hex::encode(p)))
+                    .map(|p| Value::from(flux_core::hex::encode(&p.code)))
                     .collect(),
             ),
         );
@@ -74,36 +95,47 @@ impl Evaluator for Vulkan<'_> {
             "stacks".into(),
             json!(cases.iter().map(|c| c.input.clone()).collect::<Vec<_>>()),
         );
-        args.insert("cross".into(), Value::Bool(true));
         args.insert("max-steps".into(), Value::from(max_steps));
         let reply = self
             .host
-            .call_plugin("vulkan-compute", "flux batch", args)
-            .map_err(|e| format!("vulkan-compute: {}", e.message))?;
-        self.device = reply["device"].as_str().map(str::to_owned);
+            .call_plugin(self.plugin, self.command, args)
+            .map_err(|e| format!("{}: {}", self.plugin, e.message))?;
+        self.ran_on = match reply["device"].as_str() {
+            Some(d) => Some(d.to_owned()),
+            None => reply["nodes"].as_array().map(|n| {
+                format!(
+                    "{} node(s): {}",
+                    n.len(),
+                    n.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }),
+        };
         let results = reply["results"]
             .as_array()
-            .ok_or("vulkan-compute sent no results")?;
+            .ok_or_else(|| format!("{} sent no results", self.plugin))?;
         if results.len() != programs.len() * cases.len() {
             return Err(format!(
-                "vulkan-compute sent {} results for {} runs",
+                "{} sent {} results for {} runs",
+                self.plugin,
                 results.len(),
                 programs.len() * cases.len()
             ));
         }
         let mut out = Vec::with_capacity(programs.len());
         for chunk in results.chunks(cases.len().max(1)) {
-            let mut passed = Vec::with_capacity(cases.len());
+            let mut errors = Vec::with_capacity(cases.len());
             let mut steps = 0;
             for (r, c) in chunk.iter().zip(cases) {
-                let r: RunResult = serde_json::from_value(r.clone())
-                    .map_err(|e| format!("an unreadable result: {e}"))?;
+                let r = Ran::deserialize(r)
+                    .map_err(|e| format!("an unreadable result from {}: {e}", self.plugin))?;
                 steps += r.steps;
-                passed.push(
-                    matches!(r.status, Status::Halted | Status::End) && r.stack == [c.output],
-                );
+                let ok = matches!(r.status, Status::Halted | Status::End);
+                errors.push(gp::error(ok.then_some(&r.stack[..]), c.output));
             }
-            out.push(Score { passed, steps });
+            out.push(Score { errors, steps });
         }
         Ok(out)
     }
@@ -127,7 +159,7 @@ fn int_arg(
 }
 
 fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
-    let (label, train, test, max_steps) =
+    let (label, train, test, max_steps, constants) =
         match (request.arg_str("target"), request.arg_file("cases")?) {
             (Some(t), None) => {
                 let p = presets::find(t).ok_or_else(|| {
@@ -141,7 +173,13 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
                                 .join(", ")
                         ))
                 })?;
-                (p.name.to_owned(), p.train(), p.test(), p.max_steps)
+                (
+                    p.name.to_owned(),
+                    p.train(),
+                    p.test(),
+                    p.max_steps,
+                    p.constants.to_vec(),
+                )
             }
             (None, Some(file)) => {
                 if !file.exists {
@@ -153,7 +191,13 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
                 let (train, test) = presets::parse_cases(&file.text()).map_err(|e| {
                     PluginError::invalid_args(format!("--cases {}: {e}", file.path))
                 })?;
-                (format!("cases from {}", file.path), train, test, 5000)
+                (
+                    format!("cases from {}", file.path),
+                    train,
+                    test,
+                    5000,
+                    vec![],
+                )
             }
             _ => {
                 return Err(
@@ -179,6 +223,7 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
                     )
                 })?,
         },
+        constants,
     };
     let quiet = request.arg_bool("quiet") || request.format == datum_plugin_api::Format::Json;
     // `--save NAME`: the file is claimed before the search (never over an existing
@@ -230,46 +275,68 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         if r.fitness > last_fitness {
             if let Some((name, path)) = &save_path {
                 let note = format!("best so far, generation {}", r.generation);
-                let text = render(
-                    name,
-                    &label,
-                    &params,
-                    &train,
-                    &test,
-                    &gp::source(&best.genes),
-                    &note,
-                );
+                let text = render(name, &label, &params, &train, &test, &best.source(), &note);
                 let _ = host.write_file(path, &text);
             }
         }
         last_fitness = last_fitness.max(r.fitness);
         true
     };
-    let mut vulkan = Vulkan { host, device: None };
-    let run = match runtime {
-        "cpu" => gp::evolve(&train, &params, &mut gp::Cpu, &mut on_generation),
-        "vulkan" => gp::evolve(&train, &params, &mut vulkan, &mut on_generation),
-        other => {
+    let nodes = request.arg_str("nodes");
+    let (plugin, command, mut extra) = match (runtime, nodes) {
+        (_, Some(url)) => {
+            if runtime != "cpu" {
+                return Err(PluginError::invalid_args(
+                    "--nodes evaluates on the fleet: leave out --runtime",
+                ));
+            }
+            let mut extra = Map::new();
+            extra.insert("nats".into(), Value::from(url));
+            ("bus", "distribute batch", extra)
+        }
+        ("vulkan", None) => {
+            // Every program with every stack (the nodes always do that).
+            let mut extra = Map::new();
+            extra.insert("cross".into(), Value::Bool(true));
+            ("vulkan-compute", "flux batch", extra)
+        }
+        ("cpu", None) => ("", "", Map::new()),
+        (other, None) => {
             return Err(PluginError::invalid_args(format!(
                 "--runtime must be cpu or vulkan, not `{}`",
                 other.escape_debug()
             )))
         }
+    };
+    if let Some(n) = request.arg_i64("wait-for-nodes") {
+        extra.insert("nodes".into(), Value::from(n));
+    }
+    let mut batch = Batch {
+        host,
+        plugin,
+        command,
+        extra,
+        ran_on: None,
+    };
+    let run = if plugin.is_empty() {
+        gp::evolve(&train, &params, &mut gp::Cpu, &mut on_generation)
+    } else {
+        gp::evolve(&train, &params, &mut batch, &mut on_generation)
     }
     .map_err(|e| {
-        let hint = if runtime == "vulkan" {
-            "check the device with `datum gpu list` (install vulkan-compute if it is missing), or use --runtime cpu"
-        } else {
-            "this is a bug in evolve: report it with the command line"
+        let hint = match plugin {
+            "vulkan-compute" => "check the device with `datum gpu list` (install vulkan-compute if it is missing), or use --runtime cpu",
+            "bus" => "check the fleet with `datum node list --nats URL` (install bus if it is missing; start nodes with `datum node start`), or leave out --nodes",
+            _ => "this is a bug in evolve: report it with the command line",
         };
         PluginError::failed(e).with_hint(hint)
     })?;
     let ms = host.now_ms()?.saturating_sub(started).max(1);
     let best = &run.best;
     let held_out = gp::score(&best.code, &test, params.max_steps);
-    let test_passed = held_out.passed.iter().filter(|p| **p).count();
+    let test_passed = held_out.passed();
     let solved = best.score.fitness() >= 1.0 && test_passed == test.len();
-    let source = gp::source(&best.genes);
+    let source = best.source();
     let mut text = vec![format!(
         "Best program: {} genes, fitness {:.2} on {} training cases, {}/{} held-out cases — {}",
         best.genes.len(),
@@ -287,8 +354,8 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         gp_ops,
         run.instructions,
         ms,
-        vulkan
-            .device
+        batch
+            .ran_on
             .as_ref()
             .map(|d| format!(", on {d}"))
             .unwrap_or_default()
@@ -316,8 +383,8 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         "instructions": run.instructions,
         "ms": ms,
         "gp_ops_per_s": gp_ops,
-        "runtime": runtime,
-        "device": vulkan.device,
+        "runtime": if plugin == "bus" { "nodes" } else { runtime },
+        "device": batch.ran_on,
         "saved": saved,
     }))
     .with_text(text.join("\n")))

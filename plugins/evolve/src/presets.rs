@@ -10,6 +10,9 @@ pub struct Preset {
     /// Step limit per case.
     pub max_steps: u64,
     pub f: fn(&[i32]) -> i32,
+    /// Constants the problem names (PSB gives each problem its own), besides the
+    /// common ones every run has.
+    pub constants: &'static [i32],
     pub train: &'static [&'static [i32]],
     pub test: &'static [&'static [i32]],
 }
@@ -61,6 +64,7 @@ pub static PRESETS: &[Preset] = &[
         summary: "x → 2x",
         max_steps: 200,
         f: |i| i[0].wrapping_mul(2),
+        constants: &[],
         train: &[
             &[0],
             &[1],
@@ -80,6 +84,7 @@ pub static PRESETS: &[Preset] = &[
         summary: "x → |x|",
         max_steps: 200,
         f: |i| i[0].wrapping_abs(),
+        constants: &[],
         train: &[
             &[0],
             &[1],
@@ -99,6 +104,7 @@ pub static PRESETS: &[Preset] = &[
         summary: "a b c → the largest",
         max_steps: 300,
         f: |i| i[0].max(i[1]).max(i[2]),
+        constants: &[],
         train: &[
             &[1, 2, 3],
             &[3, 2, 1],
@@ -125,6 +131,7 @@ pub static PRESETS: &[Preset] = &[
         name: "small-or-large",
         summary: "n → 1 if n < 1000, 2 if n ≥ 2000, else 0",
         max_steps: 300,
+        constants: &[1000, 2000],
         f: |i| {
             if i[0] < 1000 {
                 1
@@ -155,6 +162,7 @@ pub static PRESETS: &[Preset] = &[
         summary: "n → 1² + 2² + … + n²",
         max_steps: 2000,
         f: |i| (1..=i[0]).map(|k| k * k).sum(),
+        constants: &[],
         train: &[&[0], &[1], &[2], &[3], &[4], &[5], &[6], &[8], &[10]],
         test: &[&[7], &[9], &[12], &[15], &[20]],
     },
@@ -163,6 +171,7 @@ pub static PRESETS: &[Preset] = &[
         summary: "a b → gcd(a, b)",
         max_steps: 2000,
         f: |i| gcd(i[0], i[1]),
+        constants: &[],
         train: &[
             &[12, 8],
             &[8, 12],
@@ -184,6 +193,7 @@ pub static PRESETS: &[Preset] = &[
         summary: "n → steps to reach 1 (bounded at 200)",
         max_steps: 5000,
         f: |i| collatz(i[0]),
+        constants: &[],
         train: &[&[1], &[2], &[3], &[4], &[5], &[6], &[7], &[8], &[10], &[12]],
         test: &[&[9], &[11], &[15], &[27], &[16]],
     },
@@ -192,6 +202,7 @@ pub static PRESETS: &[Preset] = &[
         summary: "a b c → (a/3 − 2) + (b/3 − 2) + (c/3 − 2)",
         max_steps: 300,
         f: |i| i.iter().map(|m| m / 3 - 2).sum(),
+        constants: &[],
         train: &[
             &[12, 14, 9],
             &[30, 30, 30],
@@ -213,6 +224,7 @@ pub static PRESETS: &[Preset] = &[
         name: "digit-sum",
         summary: "n → the sum of its decimal digits",
         max_steps: 2000,
+        constants: &[],
         f: |i| {
             let (mut n, mut s) = (i[0], 0);
             while n > 0 {
@@ -242,6 +254,7 @@ pub static PRESETS: &[Preset] = &[
         summary: "n → how many primes are below n",
         max_steps: 20_000,
         f: |i| (2..i[0]).filter(|k| is_prime(*k)).count() as i32,
+        constants: &[],
         train: &[
             &[0],
             &[2],
@@ -261,6 +274,7 @@ pub static PRESETS: &[Preset] = &[
         summary: "n → n mod 10 (n ≥ 0)",
         max_steps: 200,
         f: |i| i[0] % 10,
+        constants: &[],
         train: &[
             &[0],
             &[7],
@@ -342,6 +356,71 @@ pub fn parse_cases(text: &str) -> Result<(Vec<Case>, Vec<Case>), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gene::{encode, lower, Gene::*};
+
+    /// The gene set can express the targets: a hand-written genome for most presets
+    /// passes every training and held-out case through flux-core (what evolution could
+    /// find, and a check on the lowering of the blocks).
+    #[test]
+    fn the_genes_can_express_the_presets() {
+        let max2 = [Over, Over, Lt, If(1), Swap, Pop];
+        let fuel = [Push(3), Div, Dec, Dec];
+        let solutions: Vec<(&str, Vec<crate::gene::Gene>)> = vec![
+            ("double", vec![Dup, Add]),
+            ("absolute", vec![Dup, Push(0), Lt, If(1), Neg]),
+            ("max-of-three", [max2, max2].concat()),
+            (
+                "small-or-large",
+                vec![Dup, Push(1000), Lt, Swap, Push(2000), Ge, Dup, Add, Add],
+            ),
+            (
+                "sum-of-squares",
+                vec![Push(0), Swap, Times(3), Dup, Mul, Add],
+            ),
+            ("gcd", vec![While(3), Swap, Over, Mod, Pop]),
+            (
+                "fuel-cost",
+                [&fuel[..], &[Rot], &fuel, &[Add, Swap], &fuel, &[Add]].concat(),
+            ),
+            (
+                "digit-sum",
+                vec![
+                    Push(0),
+                    Swap,
+                    While(8),
+                    Dup,
+                    Push(10),
+                    Mod,
+                    Rot,
+                    Add,
+                    Swap,
+                    Push(10),
+                    Div,
+                    Pop,
+                ],
+            ),
+            ("last-digit", vec![Push(10), Mod]),
+        ];
+        for (name, genes) in solutions {
+            let p = find(name).unwrap();
+            let code = encode(&lower(&genes));
+            for c in p.train().iter().chain(&p.test()) {
+                let config = flux_core::Config {
+                    initial_stack: c.input.iter().map(|w| *w as u32).collect(),
+                    max_steps: p.max_steps,
+                    ..flux_core::Config::default()
+                };
+                let r = flux_core::run(&code, &config);
+                assert_eq!(
+                    r.stack,
+                    vec![c.output],
+                    "{name} on {:?}: {r:?}\n{}",
+                    c.input,
+                    crate::gene::source(&lower(&genes))
+                );
+            }
+        }
+    }
 
     #[test]
     fn at_least_ten_presets_with_held_out_cases() {
