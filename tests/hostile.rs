@@ -739,6 +739,46 @@ fn node_ids(sb: &Sandbox, ws: &Path, url: &str) -> Vec<String> {
         .collect()
 }
 
+/// `distribute batch` (what evolve sends each generation) checks its programs, stacks and
+/// step limit before anything goes on the wire, and says which one is wrong.
+#[test]
+fn a_batch_is_checked_before_it_is_sent() {
+    let sb = Sandbox::new();
+    let ws = bus_agent(&sb, "ada");
+    for (programs, stacks, steps, says) in [
+        ("not json", "[[1]]", "10", "--programs is not JSON"),
+        ("{\"a\": 1}", "[[1]]", "10", "a JSON array of hex strings"),
+        ("[\"55zz\"]", "[[1]]", "10", "program 0"),
+        ("[\"00\"]", "[[99999999999]]", "10", "32-bit integers"),
+        ("[\"00\"]", "[\"\\u001b[31m\"]", "10", "32-bit integers"),
+        ("[\"00\"]", "[[1]]", "100000001", "100000000"),
+    ] {
+        let run = sb
+            .datum_in(
+                &ws,
+                &[
+                    "distribute",
+                    "batch",
+                    "--programs",
+                    programs,
+                    "--stacks",
+                    stacks,
+                    "--max-steps",
+                    steps,
+                    "--nats",
+                    "nats://127.0.0.1:9",
+                ],
+            )
+            .failure();
+        assert!(
+            run.stderr().contains(says),
+            "{programs} {stacks}: {}",
+            run.stderr()
+        );
+        assert!(!run.stderr().contains('\u{1b}'), "{}", run.stderr());
+    }
+}
+
 #[test]
 fn a_node_busy_with_long_vectors_still_answers_and_wire_limits_are_capped() {
     const WAIT: Duration = Duration::from_secs(120);

@@ -245,6 +245,44 @@ pub async fn task_queue(
 mod tests {
     use super::*;
 
+    /// A batch from the wire: a program that never ends, one that is not hex, a stack
+    /// deeper than the VM's — each run still ends, in its place (the step limit's cap is
+    /// the test above).
+    #[test]
+    fn a_hostile_batch_runs_to_traps_in_order() {
+        let batch: Batch = serde_json::from_value(serde_json::json!({
+            "first": 10,
+            "programs": ["50fdff", "not hex", "5502000000601000"],
+            "stacks": [[], vec![7; flux_core::STACK_CAPACITY + 1]]
+        }))
+        .unwrap();
+        let task = Task {
+            job: "j".into(),
+            task: 0,
+            max_steps: 1000,
+            items: Vec::new(),
+            batch: Some(batch.clone()),
+        };
+        assert_eq!(task.runs(), 6);
+        let out = run_batch(&batch, task.max_steps);
+        let indices: Vec<usize> = out.iter().map(|r| r.index).collect();
+        assert_eq!(indices, (10..16).collect::<Vec<_>>());
+        let ran: Vec<Ran> = out
+            .iter()
+            .map(|r| serde_json::from_value(r.verdict.clone()).unwrap())
+            .collect();
+        assert_eq!(ran[0].error, Some(flux_core::Trap::StepLimit));
+        assert_eq!(ran[0].steps, 1000);
+        assert_eq!(ran[1].error, Some(flux_core::Trap::StackOverflow));
+        assert_eq!(ran[2].error, Some(flux_core::Trap::InvalidOpcode));
+        assert_eq!(ran[3].error, Some(flux_core::Trap::InvalidOpcode));
+        assert_eq!(
+            (ran[4].status, &ran[4].stack[..]),
+            (flux_core::Status::Halted, &[4][..])
+        );
+        assert_eq!(ran[5].error, Some(flux_core::Trap::StackOverflow));
+    }
+
     /// A task from the wire asking for u64::MAX steps on a loop that never ends runs
     /// MAX_STEPS and stops: one message cannot hold a node for ever.
     #[test]

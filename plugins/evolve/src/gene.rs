@@ -42,6 +42,10 @@ pub enum Gene {
     /// Jump `n` genes back (loop) when Z = 0.
     Jnz(u8),
     Halt,
+    /// The larger of the top two (PushGP's `integer_max`), as a FLUX idiom.
+    Max,
+    /// The smaller of the top two (`integer_min`).
+    Min,
     /// Pop a value; when it is 0, skip the next `k` genes.
     If(u8),
     /// Pop n; run the next `k` genes n times, pushing the counter i = n, n−1, …, 1
@@ -67,7 +71,7 @@ pub const MAX_GENES: usize = 48;
 impl Gene {
     pub fn random(rng: &mut Xoshiro256PlusPlus, constants: &[i32]) -> Gene {
         let pick = |rng: &mut Xoshiro256PlusPlus, n: u64| (rng.next_u64() % n) as usize;
-        match pick(rng, 29) {
+        match pick(rng, 31) {
             0 | 1 => {
                 let i = pick(rng, (CONSTANTS.len() + constants.len()) as u64);
                 Gene::Push(*CONSTANTS.get(i).unwrap_or_else(|| {
@@ -101,6 +105,8 @@ impl Gene {
             25 => Gene::Times(1 + pick(rng, MAX_BLOCK as u64) as u8),
             26 => Gene::Le,
             27 => Gene::Ge,
+            28 => Gene::Max,
+            29 => Gene::Min,
             _ => Gene::While(1 + pick(rng, MAX_BLOCK as u64) as u8),
         }
     }
@@ -294,6 +300,23 @@ pub fn lower(genes: &[Gene]) -> Vec<Prim> {
             Gene::Load(c) => prims.push(Prim::new(op::LOAD, 4 * c as i32)),
             Gene::Store(c) => prims.push(Prim::new(op::STORE, 4 * c as i32)),
             Gene::Halt => prims.push(simple(op::HALT)),
+            Gene::Max | Gene::Min => {
+                // over over lt|gt; (Z from the answer) jz keep; swap; keep: pop
+                let (cmp, note) = if gene == Gene::Max {
+                    (op::LT, "max of the top two")
+                } else {
+                    (op::GT, "min of the top two")
+                };
+                prims.push(Prim::noted(op::OVER, 0, note));
+                prims.push(simple(op::OVER));
+                prims.push(simple(cmp));
+                prims.push(Prim::new(op::PUSH, 0));
+                prims.push(simple(op::ADD));
+                let keep = prims.len() as i32 + 2;
+                prims.push(Prim::new(op::JZ, keep));
+                prims.push(simple(op::SWAP));
+                prims.push(simple(op::POP));
+            }
             Gene::Jz(_) | Gene::Jnz(_) => {
                 let o = if matches!(gene, Gene::Jz(_)) {
                     op::JZ
@@ -574,7 +597,9 @@ fn effect(g: Gene, d: usize) -> (usize, usize) {
         | Gene::Ge
         | Gene::Eq
         | Gene::And
-        | Gene::Or => (2, d.saturating_sub(1)),
+        | Gene::Or
+        | Gene::Max
+        | Gene::Min => (2, d.saturating_sub(1)),
         // Never reached: `effective` runs this only on code without control genes.
         Gene::Jz(_) | Gene::Jnz(_) | Gene::If(_) | Gene::Times(_) | Gene::While(_) | Gene::Halt => {
             (0, d)

@@ -10,6 +10,7 @@
 //! byte for byte however many cores (or GPUs, or nodes) evaluate.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::exec::{self, Scratch};
 use crate::gene::{effective, repair, Gene, Prim, MAX_GENES};
@@ -121,10 +122,27 @@ pub struct Params {
     pub constants: Vec<i32>,
 }
 
-/// A program to evaluate: its lowered instructions and their bytes.
+/// What runs for a genome: its effective genes (less any that can never get their
+/// operands), their FLUX instructions and bytes, and whether the validator accepts it.
+#[derive(Debug)]
 pub struct Program {
+    pub genes: Vec<Gene>,
     pub prims: Vec<Prim>,
     pub code: Vec<u8>,
+    pub valid: bool,
+}
+
+impl Program {
+    /// What runs for a genome already stripped of non-effective code.
+    fn of(effective: &[Gene], depth: usize) -> Program {
+        let (genes, prims, code, valid) = repair(effective.to_vec(), depth);
+        Program {
+            genes,
+            prims,
+            code,
+            valid,
+        }
+    }
 }
 
 /// Evaluates a whole generation: the CPU here (all cores in the native build), or a
@@ -132,7 +150,7 @@ pub struct Program {
 pub trait Evaluator {
     fn evaluate(
         &mut self,
-        programs: &[Program],
+        programs: &[&Program],
         cases: &[Case],
         max_steps: u64,
     ) -> Result<Vec<Score>, String>;
@@ -144,7 +162,7 @@ pub struct Cpu;
 impl Evaluator for Cpu {
     fn evaluate(
         &mut self,
-        programs: &[Program],
+        programs: &[&Program],
         cases: &[Case],
         max_steps: u64,
     ) -> Result<Vec<Score>, String> {
@@ -175,11 +193,10 @@ pub struct Individual {
     /// Its genome, as bred: non-effective code stays in it (neutral material for
     /// variation) and is only left out of what runs.
     pub genome: Vec<Gene>,
-    /// Its effective genes: what runs, what size pressure counts, what is saved.
-    pub genes: Vec<Gene>,
-    pub prims: Vec<Prim>,
-    pub code: Vec<u8>,
-    pub score: Score,
+    /// What runs: what size pressure counts, what is saved (shared by every
+    /// individual with the same effective code).
+    pub program: Arc<Program>,
+    pub score: Arc<Score>,
 }
 
 impl Individual {
@@ -187,14 +204,14 @@ impl Individual {
     fn key(&self) -> (std::cmp::Reverse<u64>, usize, u64) {
         (
             std::cmp::Reverse((self.score.fitness() * 1e9) as u64),
-            self.genes.len(),
+            self.program.genes.len(),
             self.score.steps,
         )
     }
 
     /// Its FLUX source.
     pub fn source(&self) -> String {
-        crate::gene::source(&self.prims)
+        crate::gene::source(&self.program.prims)
     }
 }
 
@@ -238,26 +255,38 @@ fn chance(rng: &mut Xoshiro256PlusPlus, p: f64) -> bool {
 /// Programs grouped by their errors: lexicase filters groups (far fewer than
 /// programs), and the survivor is drawn from the surviving groups' members, which is
 /// what filtering every program would give.
-struct Groups {
-    errors: Vec<Vec<u64>>,
+struct Groups<'p> {
+    errors: Vec<&'p [u64]>,
     members: Vec<Vec<usize>>,
+    /// For each case, the groups with the least error on it: every selection's first
+    /// filter, computed once.
+    best_on: Vec<Vec<usize>>,
 }
 
-impl Groups {
-    fn of(pop: &[Individual]) -> Groups {
+impl<'p> Groups<'p> {
+    fn of(pop: &'p [Individual], cases: usize) -> Groups<'p> {
         let mut index: HashMap<&[u64], usize> = HashMap::new();
         let mut g = Groups {
             errors: Vec::new(),
             members: Vec::new(),
+            best_on: Vec::new(),
         };
         for (i, ind) in pop.iter().enumerate() {
             let k = *index.entry(&ind.score.errors).or_insert_with(|| {
-                g.errors.push(ind.score.errors.clone());
+                g.errors.push(&ind.score.errors);
                 g.members.push(Vec::new());
                 g.errors.len() - 1
             });
             g.members[k].push(i);
         }
+        g.best_on = (0..cases)
+            .map(|c| {
+                let least = g.errors.iter().map(|e| e[c]).min().unwrap_or(0);
+                (0..g.errors.len())
+                    .filter(|k| g.errors[*k][c] == least)
+                    .collect()
+            })
+            .collect();
         g
     }
 
@@ -269,8 +298,11 @@ impl Groups {
             let j = below(rng, i + 1);
             order.swap(i, j);
         }
-        let mut pool: Vec<usize> = (0..self.errors.len()).collect();
-        for c in order {
+        let Some(first) = order.first() else {
+            return below(rng, self.members.iter().map(Vec::len).sum());
+        };
+        let mut pool = self.best_on[*first].clone();
+        for &c in &order[1..] {
             if pool.len() == 1 {
                 break;
             }
@@ -334,6 +366,24 @@ fn vary(a: &[Gene], b: &[Gene], constants: &[i32], rng: &mut Xoshiro256PlusPlus)
     child
 }
 
+/// `f` over `items` on every core (native build) or in turn (WASM build); the results
+/// in order either way.
+fn par_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync + Send) -> Vec<U> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        items.par_iter().map(f).collect()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        items.iter().map(f).collect()
+    }
+}
+
+/// Programs already prepared and scored, by effective genes: this generation's and the
+/// last one's (elites, clones and re-found programs are not prepared or run again).
+type Seen = HashMap<Vec<Gene>, (Arc<Program>, Arc<Score>)>;
+
 /// Evolve against `train`. `on_generation` sees each generation's report (printing,
 /// progress) and may stop the run early by returning false.
 pub fn evolve(
@@ -351,28 +401,27 @@ pub fn evolve(
     let (mut instructions, mut evals) = (0u64, 0u64);
     let mut best: Option<Individual> = None;
     let depth = train.iter().map(|c| c.input.len()).min().unwrap_or(0);
+    let mut last: Seen = HashMap::new();
     for generation in 0..params.generations.max(1) {
-        let mut effective_genomes = Vec::with_capacity(genomes.len());
-        let mut programs = Vec::with_capacity(genomes.len());
-        let mut valid = Vec::with_capacity(genomes.len());
-        for g in &genomes {
-            // What runs: the effective genes, less any that can never get their
-            // operands. A program that still fails validation (an instruction that
-            // always traps when reached) scores nothing and is not run, so whatever
-            // is saved validates.
-            let (genes, prims, code, ok) = repair(effective(g, depth), depth);
-            effective_genomes.push(genes);
-            programs.push(Program { prims, code });
-            valid.push(ok);
-        }
-        let (mut runnable, mut rejected) = (Vec::new(), Vec::new());
-        for (p, v) in programs.into_iter().zip(&valid) {
-            if *v {
-                runnable.push(p);
-            } else {
-                rejected.push(p);
+        let effective_genomes = par_map(&genomes, |g| effective(g, depth));
+        // The effective programs not seen last generation, each once.
+        let mut seen: Seen = HashMap::new();
+        let mut fresh: Vec<&Vec<Gene>> = Vec::new();
+        {
+            let mut asked = std::collections::HashSet::new();
+            for e in &effective_genomes {
+                if let Some(hit) = last.get(e) {
+                    seen.insert(e.clone(), hit.clone());
+                } else if asked.insert(e) {
+                    fresh.push(e);
+                }
             }
         }
+        // What runs: the effective genes, less any that can never get their operands.
+        // A program that still fails validation (an instruction that always traps when
+        // reached) scores nothing and is not run, so whatever is saved validates.
+        let prepared: Vec<Arc<Program>> = par_map(&fresh, |e| Arc::new(Program::of(e, depth)));
+        let runnable: Vec<&Program> = prepared.iter().filter(|p| p.valid).map(|p| &**p).collect();
         let scores = evaluator.evaluate(&runnable, train, params.max_steps)?;
         if scores.len() != runnable.len() {
             return Err(format!(
@@ -381,25 +430,27 @@ pub fn evolve(
                 runnable.len()
             ));
         }
-        let (mut ran, mut skipped) = (runnable.into_iter().zip(scores), rejected.into_iter());
-        let mut pop: Vec<Individual> = Vec::with_capacity(valid.len());
-        for ((genome, genes), v) in genomes.iter().zip(effective_genomes).zip(&valid) {
-            let (program, score) = if *v {
-                ran.next().ok_or("an evaluated program went missing")?
+        instructions += scores.iter().map(|s| s.steps).sum::<u64>();
+        let mut scores = scores.into_iter();
+        for (e, program) in fresh.into_iter().zip(prepared.iter()) {
+            let score = if program.valid {
+                scores.next().ok_or("an evaluated program went missing")?
             } else {
-                let p = skipped.next().ok_or("a rejected program went missing")?;
-                (p, Score::nothing(train.len()))
+                Score::nothing(train.len())
             };
+            seen.insert(e.clone(), (program.clone(), Arc::new(score)));
+        }
+        let mut pop: Vec<Individual> = Vec::with_capacity(genomes.len());
+        for (genome, e) in genomes.iter().zip(&effective_genomes) {
+            let (program, score) = seen.get(e).ok_or("a program went missing")?;
             pop.push(Individual {
                 genome: genome.clone(),
-                genes,
-                prims: program.prims,
-                code: program.code,
-                score,
+                program: program.clone(),
+                score: score.clone(),
             });
         }
+        last = seen;
         evals += (pop.len() * train.len()) as u64;
-        instructions += pop.iter().map(|i| i.score.steps).sum::<u64>();
         let champion = pop
             .iter()
             .min_by_key(|i| i.key())
@@ -412,7 +463,7 @@ pub fn evolve(
         let report = GenerationReport {
             generation: generation + 1,
             fitness: b.score.fitness(),
-            size: b.genes.len(),
+            size: b.program.genes.len(),
             evals,
             instructions,
         };
@@ -431,14 +482,17 @@ pub fn evolve(
             }
             selected.truncate(keep);
         }
-        let groups = Groups::of(&pop);
-        let mut next = vec![b.genome.clone()];
-        while next.len() < genomes.len() {
-            let a = &pop[groups.select(&selected, &mut rng)].genome;
-            let c = &pop[groups.select(&selected, &mut rng)].genome;
-            next.push(vary(a, c, constants, &mut rng));
-        }
-        genomes = next;
+        let groups = Groups::of(&pop, train.len());
+        // Each child draws from its own generator, seeded in turn from the run's, so
+        // children are bred on every core and still the same for a seed.
+        let seeds: Vec<u64> = (1..genomes.len()).map(|_| rng.next_u64()).collect();
+        let children = par_map(&seeds, |seed| {
+            let mut r = Xoshiro256PlusPlus::seed_from_u64(*seed);
+            let a = &pop[groups.select(&selected, &mut r)].genome;
+            let c = &pop[groups.select(&selected, &mut r)].genome;
+            vary(a, c, constants, &mut r)
+        });
+        genomes = std::iter::once(b.genome.clone()).chain(children).collect();
     }
     let best = best.ok_or("no generation ran")?;
     Ok(Run {
@@ -528,7 +582,9 @@ mod tests {
             evolve(&train, &p, &mut Cpu, &mut |_, _| true)
                 .unwrap()
                 .best
+                .program
                 .code
+                .clone()
         };
         assert_eq!(run(42), run(42));
         assert_eq!(run(43), run(43));
@@ -548,6 +604,6 @@ mod tests {
         let run = evolve(&train, &params, &mut Cpu, &mut |_, _| true).unwrap();
         assert_eq!(run.best.score.fitness(), 1.0, "{}", run.best.source());
         let held_out = cases(|x| 2 * x, &[-100, 77, 1000]);
-        assert!(score(&run.best.code, &held_out, 200).all_passed());
+        assert!(score(&run.best.program.code, &held_out, 200).all_passed());
     }
 }

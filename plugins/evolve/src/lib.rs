@@ -74,7 +74,7 @@ struct Ran {
 impl Evaluator for Batch<'_> {
     fn evaluate(
         &mut self,
-        programs: &[Program],
+        programs: &[&Program],
         cases: &[Case],
         max_steps: u64,
     ) -> Result<Vec<Score>, String> {
@@ -333,13 +333,13 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
     })?;
     let ms = host.now_ms()?.saturating_sub(started).max(1);
     let best = &run.best;
-    let held_out = gp::score(&best.code, &test, params.max_steps);
+    let held_out = gp::score(&best.program.code, &test, params.max_steps);
     let test_passed = held_out.passed();
     let solved = best.score.fitness() >= 1.0 && test_passed == test.len();
     let source = best.source();
     let mut text = vec![format!(
         "Best program: {} genes, fitness {:.2} on {} training cases, {}/{} held-out cases — {}",
-        best.genes.len(),
+        best.program.genes.len(),
         best.score.fitness(),
         train.len(),
         test_passed,
@@ -376,8 +376,8 @@ fn evolve(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         "fitness": best.score.fitness(),
         "held_out": { "passed": test_passed, "total": test.len() },
         "program": source,
-        "bytecode": flux_core::hex::encode(&best.code),
-        "size": best.genes.len(),
+        "bytecode": flux_core::hex::encode(&best.program.code),
+        "size": best.program.genes.len(),
         "generations": run.log,
         "evaluations": run.evals,
         "instructions": run.instructions,

@@ -369,6 +369,7 @@ mod tests {
             ("double", vec![Dup, Add]),
             ("absolute", vec![Dup, Push(0), Lt, If(1), Neg]),
             ("max-of-three", [max2, max2].concat()),
+            ("max-of-three", vec![Max, Max]),
             (
                 "small-or-large",
                 vec![Dup, Push(1000), Lt, Swap, Push(2000), Ge, Dup, Add, Add],
