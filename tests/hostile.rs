@@ -1662,3 +1662,67 @@ mod fuzz {
         }
     }
 }
+
+/// The authoring kit reads an author's crate: a name that is a path, a folder that is a
+/// file, a malformed Cargo.toml, unknown kinds, a missing or invalid manifest — each is
+/// refused naming the fix, before cargo runs.
+#[test]
+fn a_broken_plugin_crate_is_refused_before_anything_builds() {
+    let sb = Sandbox::new();
+    let work = sb.path("work");
+    std::fs::create_dir_all(&work).unwrap();
+    for name in ["../escape", "Hello", "a/b", "x y", "é"] {
+        let r = sb.datum_in(&work, &["plugin", "new", name]).failure();
+        assert!(
+            r.stderr().contains("not a plugin name"),
+            "{name}: {}",
+            r.stderr()
+        );
+    }
+    assert!(!sb.path("escape").exists());
+    std::fs::write(work.join("file"), "x").unwrap();
+    let r = sb
+        .datum_in(&work, &["plugin", "new", "ok", "--dir", "file"])
+        .failure();
+    assert!(r.stderr().contains("file"), "{}", r.stderr());
+    let r = sb
+        .datum_in(
+            &work,
+            &["plugin", "new", "ok", "--api-path", "/nonexistent"],
+        )
+        .failure();
+    assert!(
+        r.stderr().contains("no datum-plugin-api crate there"),
+        "{}",
+        r.stderr()
+    );
+
+    let krate = work.join("crate");
+    std::fs::create_dir_all(&krate).unwrap();
+    for (cargo, manifest, says) in [
+        ("[package", None, "is malformed"),
+        ("[lib]\n", None, "has no [package]"),
+        (
+            "[package]\nname = \"datum-plugin-x\"\nversion = \"0.1.0\"\n[package.metadata.datum]\nkinds = [\"jar\"]\n",
+            None,
+            "kinds may hold",
+        ),
+        (
+            "[package]\nname = \"datum-plugin-x\"\nversion = \"0.1.0\"\n",
+            Some("api = \"^1.5\"\n[[permissions]]\nkind = \"kv\"\nreason = \" \"\n"),
+            "manifest is valid ... FAILED",
+        ),
+    ] {
+        std::fs::write(krate.join("Cargo.toml"), cargo).unwrap();
+        match manifest {
+            Some(m) => std::fs::write(krate.join("datum-plugin.toml"), m).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(krate.join("datum-plugin.toml"));
+            }
+        }
+        let r = sb.datum_in(&krate, &["plugin", "test"]).failure();
+        let all = format!("{}{}", r.stdout(), r.stderr());
+        assert!(all.contains(says), "{cargo}: {all}");
+        assert!(!all.contains("Compiling"), "nothing was built: {all}");
+    }
+}

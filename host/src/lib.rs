@@ -5,6 +5,7 @@
 // otherwise need the same allow.
 #![allow(clippy::result_large_err)]
 
+pub mod author;
 pub mod cli;
 pub mod confined;
 pub mod fsutil;

@@ -81,7 +81,7 @@ pub fn prove(home: &Home, lock: &Lock, plugin: &Installed) -> anyhow::Result<Pro
 
 /// The words after `datum` of an example that is a golden test, or `None` for an
 /// illustration: `golden = false`, no output, not a `datum` line, or shell syntax.
-fn golden_words(example: &datum_plugin_api::Example) -> Option<Vec<String>> {
+pub(crate) fn golden_words(example: &datum_plugin_api::Example) -> Option<Vec<String>> {
     if !example.golden || example.output.trim().is_empty() {
         return None;
     }
@@ -95,7 +95,7 @@ fn golden_words(example: &datum_plugin_api::Example) -> Option<Vec<String>> {
     Some(words[1..].to_vec())
 }
 
-fn run_example(
+pub(crate) fn run_example(
     runtime: &Runtime,
     plugin: &Installed,
     words: &[String],

@@ -1,4 +1,5 @@
-//! `datum plugin …`: search, info, install, remove, list, update, grant, revoke.
+//! `datum plugin …`: search, info, install, remove, list, update, grant, revoke; and
+//! for authors new, test, pack (`crate::author`).
 
 use anyhow::Context as _;
 use serde_json::json;
@@ -62,6 +63,42 @@ pub enum PluginCommand {
     Grant { name: String, grant: String },
     /// Take a permission back.
     Revoke { name: String, grant: String },
+    /// Start a plugin: a crate (outside any workshop) that builds and passes its tests at once.
+    New {
+        /// The plugin's name (a-z, 0-9, '-'); its commands start with it.
+        name: String,
+        /// Which builds it ships: wasm (sandboxed, the default), native, or both.
+        #[arg(long, value_enum, default_value = "wasm")]
+        kind: crate::author::Kinds,
+        /// Where to write it (default ./NAME; must be missing or empty).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+        /// Depend on a local datum-plugin-api checkout (default: the one this datum
+        /// carries, else crates.io).
+        #[arg(long, value_name = "DIR")]
+        api_path: Option<std::path::PathBuf>,
+    },
+    /// Build a plugin crate, load it through the real loaders with real grants, and run
+    /// every manifest example as a golden test (plus probes every plugin must survive).
+    Test {
+        /// The plugin crate (default: the current directory).
+        dir: Option<std::path::PathBuf>,
+        /// Only this build (default: the kinds its Cargo.toml declares).
+        #[arg(long, value_enum)]
+        kind: Option<Kind>,
+    },
+    /// Release builds of a plugin crate, published with its README into a folder
+    /// registry ready to serve (`datum plugin install NAME --registry DIR`).
+    Pack {
+        /// The plugin crate (default: the current directory).
+        dir: Option<std::path::PathBuf>,
+        /// The registry folder (default: DIR/registry).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// Only this build (default: the kinds its Cargo.toml declares).
+        #[arg(long, value_enum)]
+        kind: Option<Kind>,
+    },
 }
 
 pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<()> {
@@ -93,7 +130,113 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::Update { name, locked } => update(ctx, name.as_deref(), locked),
         PluginCommand::Grant { name, grant } => change_grant(ctx, &name, &grant, true),
         PluginCommand::Revoke { name, grant } => change_grant(ctx, &name, &grant, false),
+        PluginCommand::New {
+            name,
+            kind,
+            dir,
+            api_path,
+        } => new_plugin(ctx, &name, kind, dir.as_deref(), api_path.as_deref()),
+        PluginCommand::Test { dir, kind } => test_plugin(ctx, dir, kind),
+        PluginCommand::Pack { dir, out, kind } => pack_plugin(ctx, dir, out, kind),
     }
+}
+
+fn new_plugin(
+    ctx: &Context,
+    name: &str,
+    kind: crate::author::Kinds,
+    dir: Option<&std::path::Path>,
+    api_path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let made = crate::author::scaffold(name, kind, dir, api_path)?;
+    ctx.reporter.emit(&made, || {
+        format!(
+            "created plugin `{}` in {} (datum-plugin-api: {})\n  {}\nnext: cd {} && cargo test && datum plugin test",
+            made.name,
+            made.dir.display(),
+            made.api,
+            made.files.join("\n  "),
+            made.dir.display()
+        )
+    })
+}
+
+fn test_plugin(
+    ctx: &Context,
+    dir: Option<std::path::PathBuf>,
+    kind: Option<Kind>,
+) -> anyhow::Result<()> {
+    let krate = crate::author::Crate::open(&dir.unwrap_or_else(|| ".".into()))?;
+    let kinds = kind.map_or_else(|| krate.kinds.clone(), |k| vec![k]);
+    let home = ctx.home()?;
+    let say = |line: &str| ctx.reporter.note(line);
+    let report = crate::author::test(&home, &krate, &kinds, &say)?;
+    let failed = report.failed;
+    ctx.reporter.emit(&report, || {
+        let mut s = format!(
+            "running {} checks for {} {}\n",
+            report.checks.len(),
+            report.plugin,
+            report.version
+        );
+        for c in &report.checks {
+            s.push_str(&format!(
+                "check {} ... {}\n",
+                c.name,
+                if c.passed { "ok" } else { "FAILED" }
+            ));
+        }
+        for c in report.checks.iter().filter(|c| !c.passed) {
+            s.push_str(&format!(
+                "\n---- {} ----\n{}\n",
+                c.name,
+                c.detail.as_deref().unwrap_or("")
+            ));
+        }
+        s.push_str(&format!(
+            "\ntest result: {}. {} passed; {} failed; {} skipped; built in {:.1}s, ran in {:.1}s",
+            if report.failed == 0 { "ok" } else { "FAILED" },
+            report.passed,
+            report.failed,
+            report.skipped,
+            report.build_ms as f64 / 1000.0,
+            report.run_ms as f64 / 1000.0
+        ));
+        s
+    })?;
+    if failed > 0 {
+        return Err(super::Reported(format!("{failed} check(s) failed")).into());
+    }
+    Ok(())
+}
+
+fn pack_plugin(
+    ctx: &Context,
+    dir: Option<std::path::PathBuf>,
+    out: Option<std::path::PathBuf>,
+    kind: Option<Kind>,
+) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| ".".into());
+    let krate = crate::author::Crate::open(&dir)?;
+    let kinds = kind.map_or_else(|| krate.kinds.clone(), |k| vec![k]);
+    let out = out.unwrap_or_else(|| dir.join("registry"));
+    let packed = crate::author::pack(&krate, &kinds, &out)?;
+    ctx.reporter.emit(&packed, || {
+        let mut s = String::new();
+        for p in &packed.published {
+            s.push_str(&format!(
+                "packed {} {} ({}, {}, {} bytes, sha256 {})\n",
+                p.name, p.version, p.kind, p.target, p.artifact.size, p.artifact.sha256
+            ));
+        }
+        s.push_str(&format!(
+            "registry: {} — install with `datum plugin install {} --registry {}`",
+            packed.registry.display(),
+            packed.published.first().map_or("NAME", |p| p.name.as_str()),
+            packed.registry.display()
+        ));
+        s
+    })
 }
 
 fn search(ctx: &Context, query: Option<&str>) -> anyhow::Result<()> {

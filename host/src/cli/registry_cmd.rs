@@ -3,11 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use serde_json::json;
 
 use super::Context;
-use crate::loader::{self, LoadOptions};
-use crate::registry::{self, Kind};
+use crate::registry;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RegistryCommand {
@@ -56,33 +54,13 @@ pub fn run(ctx: &Context, cmd: RegistryCommand) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let kind = if artifact.extension().is_some_and(|e| e == "wasm") {
-                Kind::Wasm
-            } else {
-                Kind::Native
-            };
-            let options = LoadOptions {
-                limits: datum_plugin_api::Limits::default(),
-                wasm_cache_config: None,
-            };
-            let mut instance = loader::load(kind, &artifact, &options, loader::no_services())
-                .with_context(|| format!("cannot load {}", artifact.display()))?;
-            let described = loader::describe(instance.as_mut())
-                .with_context(|| format!("{} did not describe itself", artifact.display()))?;
-            let target = target.unwrap_or_else(|| kind.target().to_owned());
-            let entry = registry::publish(
-                &into,
-                &described.manifest,
-                kind,
-                &target,
-                &artifact,
-                readme.as_deref(),
-            )?;
-            let m = &described.manifest;
-            ctx.reporter.emit(
-                &json!({"name": m.name, "version": m.version.to_string(), "kind": kind, "target": target, "artifact": entry}),
-                || format!("published {} {} ({kind}, {target}, {} bytes)", m.name, m.version, entry.size),
-            )
+            let p = crate::author::publish(&into, &artifact, target, readme.as_deref())?;
+            ctx.reporter.emit(&p, || {
+                format!(
+                    "published {} {} ({}, {}, {} bytes)",
+                    p.name, p.version, p.kind, p.target, p.artifact.size
+                )
+            })
         }
         RegistryCommand::Configure {
             into,
