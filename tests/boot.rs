@@ -275,3 +275,60 @@ fn boot_writes_a_capability_file_once_and_then_leaves_it_alone() {
     boot(&[]);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), edited);
 }
+
+/// An installed datum (scripts/install's layout: PREFIX/bin/datum beside
+/// PREFIX/share/datum/registry) boots from the registry beside it, wherever it is; its
+/// completions and man page include the workshop's plugin commands.
+#[test]
+fn an_installed_datum_finds_its_registry_beside_it() {
+    let sb = Sandbox::new();
+    let prefix = sb.path("prefix");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    let datum = prefix.join("bin/datum");
+    std::fs::copy(datum_e2e::datum_bin(), &datum).unwrap();
+    datum_e2e::copy_dir(&bundled_registry(), &prefix.join("share/datum/registry"));
+    let run = |cwd: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(&datum)
+            .args(args)
+            .current_dir(cwd)
+            .env("DATUM_HOME", sb.home())
+            .env_remove("DATUM_REGISTRY")
+            .env_remove("DATUM_WORKSHOP")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ws = sb.path("ada");
+    run(
+        &sb.path(""),
+        &["boot", "--workshop", ws.to_str().unwrap(), "--name", "ada"],
+    );
+    let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
+    let beside = std::fs::canonicalize(prefix.join("share/datum/registry")).unwrap();
+    assert!(
+        lock.contains(&format!("source = \"dir:{}\"", beside.display())),
+        "installed from the registry beside the binary:\n{lock}"
+    );
+    // Completions: the host verbs everywhere, the plugins' commands in a workshop.
+    let outside = run(&sb.path(""), &["completions", "bash"]);
+    assert!(
+        outside.contains("plugin") && !outside.contains("flux"),
+        "no workshop, no plugin commands"
+    );
+    let inside = run(&ws, &["completions", "fish"]);
+    assert!(
+        inside.contains("flux") && inside.contains("journal"),
+        "{inside}"
+    );
+    let man = run(&ws, &["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH datum 1"),
+        "{man}"
+    );
+    assert!(man.contains("flux"), "the man page lists plugin commands");
+}

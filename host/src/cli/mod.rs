@@ -9,6 +9,7 @@ mod onboard;
 mod output;
 mod plugin;
 mod registry_cmd;
+mod shell;
 mod status;
 
 use std::path::PathBuf;
@@ -68,6 +69,11 @@ pub enum Command {
     /// Maintain a folder registry (used by scripts/build-registry).
     #[command(subcommand)]
     Registry(registry_cmd::RegistryCommand),
+    /// Shell completions: host verbs and the current workshop's plugin commands
+    /// (e.g. `datum completions bash > ~/.local/share/bash-completion/completions/datum`).
+    Completions(shell::CompletionsArgs),
+    /// The manual page (roff), with the current workshop's plugin commands.
+    Man,
     /// A command provided by an installed plugin.
     #[command(external_subcommand)]
     External(Vec<String>),
@@ -137,6 +143,8 @@ pub fn main() -> ExitCode {
         Command::Plugin(cmd) => plugin::run(&ctx, cmd),
         Command::Registry(cmd) => registry_cmd::run(&ctx, cmd),
         Command::Batch(args) => batch::run(&ctx, args),
+        Command::Completions(args) => shell::completions(&ctx, args),
+        Command::Man => shell::man(&ctx),
         Command::External(args) => dynamic::run(&ctx, args),
     };
     match result {
