@@ -1726,3 +1726,53 @@ fn a_broken_plugin_crate_is_refused_before_anything_builds() {
         assert!(!all.contains("Compiling"), "nothing was built: {all}");
     }
 }
+
+/// A registry on the web is a stranger: a missing registry.json, a snapshot that is not
+/// JSON, one naming paths outside the index, an index whose artifact path climbs out —
+/// each refused with the reason, nothing written outside the mirror.
+#[test]
+fn a_hostile_web_registry_is_refused_and_confined() {
+    use datum_e2e::web::WebServer;
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    let served = sb.path("served");
+    std::fs::create_dir_all(served.join("index")).unwrap();
+    let web = WebServer::start(&served);
+    let install = |what: &str| {
+        sb.datum_in(&ws, &["plugin", "install", what, "--registry", &web.url])
+            .failure()
+            .stderr()
+    };
+    assert!(install("x").contains("HTTP 404"), "no registry.json");
+    std::fs::write(served.join("registry.json"), r#"{"name": "evil"}"#).unwrap();
+    std::fs::write(served.join("snapshot.json"), "\u{1b}[31mnot json").unwrap();
+    let e = install("x");
+    assert!(
+        e.contains("snapshot.json is malformed") && !e.contains('\u{1b}'),
+        "{e}"
+    );
+    // Paths that are not index files of valid names are never fetched.
+    let index = r#"{"name": "x", "versions": [{"version": "1.0.0", "manifest": {"name": "x", "version": "1.0.0", "api": "^1.0"}, "artifacts": {"wasm32-unknown-unknown": {"path": "../../../../tmp/evil.wasm", "size": 1, "sha256": "0000000000000000000000000000000000000000000000000000000000000000"}}}]}"#;
+    std::fs::write(served.join("index/x.json"), index).unwrap();
+    let sha = |b: &[u8]| {
+        use sha2::Digest;
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let snapshot = serde_json::json!({
+        "registry": "evil", "version": 1,
+        "files": {
+            "registry.json": sha(br#"{"name": "evil"}"#),
+            "index/x.json": sha(index.as_bytes()),
+            "index/../../../../tmp/climb.json": sha(b"x"),
+        }
+    });
+    std::fs::write(served.join("snapshot.json"), snapshot.to_string()).unwrap();
+    let e = install("x");
+    assert!(e.contains("escapes the registry"), "{e}");
+    assert_eq!(web.count("/index/../../../../tmp/climb.json", 404), 0);
+    assert_eq!(web.count("/index/../../../../tmp/climb.json", 200), 0);
+    assert!(!std::path::Path::new("/tmp/evil.wasm").exists());
+}

@@ -533,3 +533,213 @@ fn batch_runs_many_calls_with_one_load_per_plugin() {
         .unwrap()
         .starts_with("line 2"));
 }
+
+/// A registry on a web server: install over HTTP (mirrored, checked against
+/// snapshot.json, ETags answered with 304 on the next open), and a tampered index file
+/// or artifact refused with nothing installed.
+#[test]
+fn a_registry_over_http_installs_verified_and_refuses_tampering() {
+    use datum_e2e::web::WebServer;
+    let sb = Sandbox::new();
+    let served = sb.path("served");
+    copy_dir(&bundled_registry(), &served);
+    let web = WebServer::start(&served);
+    let ws = sb.empty_workshop("ada");
+    let out = sb
+        .datum_in(
+            &ws,
+            &[
+                "plugin",
+                "install",
+                "flux-vm",
+                "--registry",
+                &web.url,
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(out["installed"][0]["source"], format!("http:{}", web.url));
+    let run = sb
+        .datum_in(
+            &ws,
+            &["flux", "run", "--bytecode", "550500000055070000001000"],
+        )
+        .success();
+    assert_eq!(run.stdout().trim(), "[12]");
+    // The next open asks again and gets "not modified"; index files it holds with the
+    // snapshot's sha256 are not asked for at all.
+    sb.datum_in(&ws, &["plugin", "search", "--registry", &web.url])
+        .success();
+    assert!(web.count("/snapshot.json", 304) >= 1, "{:?}", web.log);
+    assert_eq!(web.count("/snapshot.json", 200), 1, "{:?}", web.log);
+    assert_eq!(web.count("/index/flux-vm.json", 200), 1, "{:?}", web.log);
+
+    // A second machine (its own datum home, no mirror yet) meets a tampered server.
+    let (sb, ws) = {
+        let other = Sandbox::new();
+        let ws = other.empty_workshop("eve");
+        (other, ws)
+    };
+    let lock_before = std::fs::read_to_string(ws.join("datum.lock")).unwrap_or_default();
+    // An index file changed behind snapshot.json's back.
+    let index = served.join("index/mib.json");
+    let original = std::fs::read_to_string(&index).unwrap();
+    std::fs::write(&index, format!("{original} ")).unwrap();
+    let r = sb
+        .datum_in(&ws, &["plugin", "install", "mib", "--registry", &web.url])
+        .failure();
+    assert!(
+        r.stderr()
+            .contains("index/mib.json does not match the sha256 snapshot.json gives it"),
+        "{}",
+        r.stderr()
+    );
+    std::fs::write(&index, &original).unwrap();
+    // An artifact changed (index and snapshot intact): the download is refused.
+    let listing: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let wasm = listing["versions"][0]["artifacts"]["wasm32-unknown-unknown"]["path"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut bytes = std::fs::read(served.join(&wasm)).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(served.join(&wasm), bytes).unwrap();
+    let r = sb
+        .datum_in(&ws, &["plugin", "install", "mib", "--registry", &web.url])
+        .failure();
+    assert!(
+        r.stderr()
+            .contains("does not match the sha256 in the index"),
+        "{}",
+        r.stderr()
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.join("datum.lock")).unwrap_or_default(),
+        lock_before,
+        "nothing was installed"
+    );
+    // A folder without snapshot.json cannot be served as a registry.
+    std::fs::remove_file(served.join("snapshot.json")).unwrap();
+    let r = sb
+        .datum_in(&ws, &["plugin", "search", "--registry", &web.url])
+        .failure();
+    assert!(r.stderr().contains("snapshot.json"), "{}", r.stderr());
+}
+
+/// HTTPS with a private CA: refused without it, installed with `--ca-file`.
+#[test]
+fn an_https_registry_with_a_private_ca_needs_its_certificate() {
+    use datum_e2e::web::WebServer;
+    let sb = Sandbox::new();
+    let served = sb.path("served");
+    copy_dir(&bundled_registry(), &served);
+    // A private CA and a server certificate it signed.
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(sb.path(""))
+            .output()
+            .expect("openssl is installed (scripts/install-system-packages)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=datum test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        sb.path("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    let (cert, key, ca) = (sb.path("cert.pem"), sb.path("key.pem"), sb.path("ca.pem"));
+    let web = WebServer::start_tls(
+        &served,
+        &std::fs::read(&cert).unwrap(),
+        &std::fs::read(&key).unwrap(),
+    );
+    assert!(web.url.starts_with("https://"));
+    let ws = sb.empty_workshop("ada");
+    let r = sb
+        .datum_in(
+            &ws,
+            &["plugin", "install", "flux-vm", "--registry", &web.url],
+        )
+        .failure();
+    assert!(
+        r.stderr().to_lowercase().contains("certificate"),
+        "{}",
+        r.stderr()
+    );
+    sb.datum_in(
+        &ws,
+        &[
+            "plugin",
+            "install",
+            "flux-vm",
+            "--registry",
+            &web.url,
+            "--ca-file",
+            s(&ca),
+        ],
+    )
+    .success();
+}

@@ -47,4 +47,9 @@ impl Home {
     pub fn git_registries(&self) -> PathBuf {
         self.root.join("registries")
     }
+
+    /// Mirrors of registries on the web (`--registry https://…`).
+    pub fn http_registries(&self) -> PathBuf {
+        self.root.join("registries-http")
+    }
 }

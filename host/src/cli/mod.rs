@@ -38,9 +38,13 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Registry to use: a folder, `git+URL`, or a URL ending in .git (default: DATUM_REGISTRY, then the bundled one).
+    /// Registry to use: a folder, `git+URL`, a URL ending in .git, or an http(s):// URL (default: DATUM_REGISTRY, then the bundled one).
     #[arg(long, global = true, value_name = "SPEC")]
     pub registry: Option<String>,
+
+    /// Trust only the CA certificates in this PEM file for https registries (a private CA; also DATUM_CA_FILE).
+    #[arg(long, global = true, value_name = "FILE", env = "DATUM_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 
     /// Log host services and plugin messages to stderr (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -113,6 +117,11 @@ pub use crate::registry::bundled_registry;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    if let Some(ca) = &cli.ca_file {
+        // Read where registries are opened (deep in install, runtime and services);
+        // set once here, before any thread starts.
+        std::env::set_var("DATUM_CA_FILE", ca);
+    }
     let mut ctx = Context {
         workshop: cli.workshop,
         registry: cli.registry,

@@ -86,6 +86,7 @@ pub fn run(ctx: &Context, cmd: RegistryCommand) -> anyhow::Result<()> {
             let mut text = serde_json::to_string_pretty(&config)?;
             text.push('\n');
             crate::fsutil::atomic_write(&path, text.as_bytes())?;
+            registry::refresh_snapshot(&into)?;
             ctx.reporter
                 .emit(&config, || format!("configured {}", path.display()))
         }

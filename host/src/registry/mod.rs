@@ -1,16 +1,19 @@
 //! Registries: static indexes of plugins (one file per plugin, every version, one
-//! artifact per target), read from a local folder or a git repository.
+//! artifact per target), read from a local folder, a git repository, or a web server.
 //!
 //! Layout of a registry root:
 //! ```text
 //! registry.json                 {name, default_plugins, trusted}
+//! snapshot.json                 {registry, version, files: {path: sha256}} (publish writes it)
 //! index/<name>.json             {name, versions: [{version, manifest, yanked, artifacts}]}
 //! artifacts/<name>/<version>/…  the files the index points at
 //! ```
 
 mod git;
+mod http;
 mod index;
 mod publish;
+mod snapshot;
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +22,7 @@ use semver::{Version, VersionReq};
 
 pub use index::{Artifact, IndexFile, IndexVersion, Kind, RegistryConfig, MAX_README};
 pub use publish::publish;
+pub use snapshot::{refresh as refresh_snapshot, Snapshot};
 
 use crate::paths::Home;
 
@@ -73,6 +77,8 @@ pub enum RegistryError {
     },
     #[error("git registry {url}: {message}")]
     Git { url: String, message: String },
+    #[error("HTTP registry {url}: {message}")]
+    Http { url: String, message: String },
     #[error("`{0}` is not a valid plugin name (a-z, 0-9 and '-', starting with a letter)")]
     BadName(String),
 }
@@ -89,10 +95,12 @@ impl RegistryError {
 /// An opened registry, readable as a local folder.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    /// How the lock file names this source: `dir:/abs/path` or `git:URL`.
+    /// How the lock file names this source: `dir:/abs/path`, `git:URL` or `http:URL`.
     pub source_id: String,
     root: PathBuf,
     pub config: RegistryConfig,
+    /// For a registry on the web: where artifacts are downloaded from.
+    remote: Option<std::sync::Arc<http::Remote>>,
 }
 
 /// A version picked for installation.
@@ -104,12 +112,19 @@ pub struct Resolved {
 }
 
 impl Registry {
-    /// Open a registry from a spec: a folder path, `git+URL`, or a URL ending in `.git`.
-    /// Git registries are cloned (or fetched) into the datum home first.
+    /// Open a registry from a spec: a folder path, `git+URL`, a URL ending in `.git`, or
+    /// an `http(s)://` URL. Git registries are cloned (or fetched) and web ones mirrored
+    /// into the datum home first.
     pub fn open(spec: &str, home: &Home) -> Result<Registry, RegistryError> {
         if let Some(url) = git::url_of(spec) {
             let root = git::sync(&url, &home.git_registries())?;
             return Registry::open_dir(&root, format!("git:{url}"));
+        }
+        if let Some(url) = http::url_of(spec) {
+            let remote = http::Remote::sync(&url, &home.http_registries())?;
+            let mut registry = Registry::open_dir(&remote.root, format!("http:{url}"))?;
+            registry.remote = Some(std::sync::Arc::new(remote));
+            return Ok(registry);
         }
         let root = Path::new(spec);
         let root =
@@ -131,6 +146,7 @@ impl Registry {
             source_id,
             root: root.to_owned(),
             config,
+            remote: None,
         })
     }
 
@@ -276,8 +292,12 @@ impl Registry {
         })
     }
 
-    /// The local file of an artifact, confined to the registry root.
+    /// The local file of an artifact, confined to the registry root (for a registry on
+    /// the web, downloaded and checked against the index's sha256 first).
     pub fn artifact_path(&self, artifact: &Artifact) -> Result<PathBuf, RegistryError> {
+        if let Some(remote) = &self.remote {
+            return remote.artifact(&artifact.path, &artifact.sha256);
+        }
         let rel = crate::fsutil::confined_relative(&artifact.path).ok_or_else(|| {
             RegistryError::Malformed {
                 path: self.root.join("index"),

@@ -87,6 +87,7 @@ pub fn publish(
     }
     index.versions.sort_by(|a, b| a.version.cmp(&b.version));
     write_json(&index_path, &index)?;
+    super::snapshot::refresh(root)?;
     Ok(entry)
 }
 

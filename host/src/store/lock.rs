@@ -96,9 +96,12 @@ impl Lock {
                     p.sha256.escape_debug()
                 ));
             }
-            if !(p.source.starts_with("dir:") || p.source.starts_with("git:")) {
+            if !["dir:", "git:", "http:"]
+                .iter()
+                .any(|s| p.source.starts_with(s))
+            {
                 return Err(format!(
-                    "{}'s source `{}` is neither dir:PATH nor git:URL",
+                    "{}'s source `{}` is none of dir:PATH, git:URL, http:URL",
                     p.name,
                     p.source.escape_debug()
                 ));
