@@ -123,21 +123,70 @@ fn an_author_goes_from_plugin_new_to_an_installed_plugin() {
     assert!(out.contains("test result: FAILED. "), "{out}");
     std::fs::write(&manifest, &text).unwrap();
 
-    // Pack, then install from the author's registry in a fresh workshop.
+    // Pack unsigned: installing it needs the user's explicit --allow-unsigned, and the
+    // lock says so.
     let packed = datum(&sb, &dir, &["plugin", "pack", "--format", "json"])
         .success()
         .json();
     assert_eq!(packed["published"].as_array().unwrap().len(), 2, "{packed}");
     let ws = sb.empty_workshop("bob");
     let registry = dir.join("registry");
+    let refused = sb
+        .datum_in(
+            &ws,
+            &["plugin", "install", "hello", "--registry", s(&registry)],
+        )
+        .failure();
+    assert!(
+        refused.stderr().contains("--allow-unsigned"),
+        "{}",
+        refused.stderr()
+    );
     sb.datum_in(
         &ws,
-        &["plugin", "install", "hello", "--registry", s(&registry)],
+        &[
+            "plugin",
+            "install",
+            "hello",
+            "--registry",
+            s(&registry),
+            "--allow-unsigned",
+        ],
     )
     .success();
+    assert!(std::fs::read_to_string(ws.join("datum.lock"))
+        .unwrap()
+        .contains("unsigned = true"));
+    // Signed with the author's key: a fresh workshop pins the key and installs.
+    let key = sb.path("keys/hello");
+    sb.datum_in(&outside, &["registry", "keygen", "--out", s(&key)])
+        .success();
+    let secret = format!("{}.key", key.display());
+    datum(&sb, &dir, &["plugin", "pack", "--sign", &secret]).success();
+    let ws = sb.empty_workshop("carol");
+    let installed = sb
+        .datum_in(
+            &ws,
+            &[
+                "plugin",
+                "install",
+                "hello",
+                "--registry",
+                s(&registry),
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    assert!(
+        installed["installed"][0]["signed_by"].is_string(),
+        "{installed}"
+    );
+    assert!(ws.join("registries.toml").is_file());
     let hi = sb
-        .datum_in(&ws, &["hello", "--who", "bob"])
+        .datum_in(&ws, &["hello", "--who", "carol"])
         .success()
         .stdout();
-    assert_eq!(hi.trim(), "hello, bob (1)");
+    assert_eq!(hi.trim(), "hello, carol (1)");
 }

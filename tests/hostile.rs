@@ -895,6 +895,8 @@ fn an_uppercase_digest_in_an_index_is_refused_and_search_survives_a_broken_index
         }
     }
     std::fs::write(&path, index.to_string()).unwrap();
+    // Signed as it is (its owner published it so): the digest itself is refused.
+    datum_e2e::resign(&reg);
     let run = sb
         .datum_in(
             &ws,
@@ -1739,9 +1741,19 @@ fn a_hostile_web_registry_is_refused_and_confined() {
     std::fs::create_dir_all(served.join("index")).unwrap();
     let web = WebServer::start(&served);
     let install = |what: &str| {
-        sb.datum_in(&ws, &["plugin", "install", what, "--registry", &web.url])
-            .failure()
-            .stderr()
+        sb.datum_in(
+            &ws,
+            &[
+                "plugin",
+                "install",
+                what,
+                "--registry",
+                &web.url,
+                "--allow-unsigned",
+            ],
+        )
+        .failure()
+        .stderr()
     };
     assert!(install("x").contains("HTTP 404"), "no registry.json");
     std::fs::write(served.join("registry.json"), r#"{"name": "evil"}"#).unwrap();
@@ -1775,4 +1787,31 @@ fn a_hostile_web_registry_is_refused_and_confined() {
     assert_eq!(web.count("/index/../../../../tmp/climb.json", 404), 0);
     assert_eq!(web.count("/index/../../../../tmp/climb.json", 200), 0);
     assert!(!std::path::Path::new("/tmp/evil.wasm").exists());
+}
+
+/// registries.toml is a workshop file a clone controls: malformed, or pinning a key
+/// that is not a key, it stops the install with the fix — it never unpins silently.
+#[test]
+fn a_hostile_registries_toml_stops_installs_with_the_fix() {
+    let sb = Sandbox::new();
+    let ws = sb.empty_workshop("ada");
+    let reg = bundled_registry();
+    let source = format!("dir:{}", std::fs::canonicalize(&reg).unwrap().display());
+    for (text, says) in [
+        ("[[registry]\n\u{1b}[31m".to_owned(), "git checkout -- registries.toml"),
+        (
+            format!("[[registry]]\nsource = \"{source}\"\nkey = \"not a key\"\nfingerprint = \"X\"\nversion = 1\n"),
+            "now offers key",
+        ),
+    ] {
+        std::fs::write(ws.join("registries.toml"), &text).unwrap();
+        let run = sb
+            .datum_in(&ws, &["plugin", "install", "flux-vm", "--registry", s(&reg)])
+            .failure();
+        assert!(run.stderr().contains(says), "{says}: {}", run.stderr());
+        assert!(!run.stderr().contains('\u{1b}'), "{}", run.stderr());
+        assert!(!std::fs::read_to_string(ws.join("datum.lock"))
+            .unwrap_or_default()
+            .contains("flux-vm"));
+    }
 }

@@ -39,6 +39,21 @@ fn locked_refuses_a_registry_that_changed_a_published_artifact() {
     let index = std::fs::read_to_string(&index_path).unwrap();
     let changed = "0".repeat(64);
     std::fs::write(&index_path, index.replace(&pinned, &changed)).unwrap();
+    // Changed behind the signature's back: refused before anything is read.
+    let run = sb
+        .datum_in(
+            &ws,
+            &["plugin", "install", "--locked", "--registry", s(&reg)],
+        )
+        .failure();
+    assert!(
+        run.stderr()
+            .contains("not the file the signed snapshot lists"),
+        "{}",
+        run.stderr()
+    );
+    // Changed and signed again by its owner: --locked still refuses the new bytes.
+    datum_e2e::resign(&reg);
     let lock_before = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
     let run = sb
         .datum_in(
@@ -282,4 +297,147 @@ fn the_log_service_reaches_the_host_log_tagged_with_the_plugin() {
         .datum_in(&ws, &["stress", "ok", "--format", "json"])
         .success()
         .json();
+}
+
+/// Signed registries: the key is pinned on first use; then an artifact, an index file,
+/// the snapshot, the signature or the key changed — or an older snapshot replayed, or an
+/// expired one — is refused with the reason, and nothing reaches the lock.
+#[test]
+fn a_signed_registry_is_pinned_and_every_tampering_is_refused() {
+    let sb = Sandbox::new();
+    let copy = |name: &str| {
+        let reg = sb.path(name);
+        copy_dir(&bundled_registry(), &reg);
+        reg
+    };
+    let install = |ws: &Path, reg: &Path| {
+        sb.datum_in(ws, &["plugin", "install", "flux-vm", "--registry", s(reg)])
+    };
+    let refused = |ws: &Path, reg: &Path, says: &str| {
+        let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap_or_default();
+        let run = install(ws, reg).failure();
+        assert!(run.stderr().contains(says), "{says}: {}", run.stderr());
+        assert_eq!(
+            std::fs::read_to_string(ws.join("datum.lock")).unwrap_or_default(),
+            lock,
+            "{says}: the lock did not change"
+        );
+    };
+
+    // First use: pinned, shown in the journal, committed beside the lock.
+    let reg = copy("good");
+    let ws = sb.empty_workshop("ada");
+    install(&ws, &reg).success();
+    let trust = std::fs::read_to_string(ws.join("registries.toml")).unwrap();
+    assert!(
+        trust.contains("fingerprint = ") && trust.contains("version = "),
+        "{trust}"
+    );
+    let journal = std::fs::read_to_string(ws.join("JOURNAL.md")).unwrap();
+    assert!(journal.contains("trusted registry dir:"), "{journal}");
+    assert!(datum_e2e::git_clean(&ws));
+
+    // Each file changed behind the signature's back (a fresh workshop each time).
+    let reg = copy("artifact");
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(reg.join("index/flux-vm.json")).unwrap())
+            .unwrap();
+    let wasm = reg.join(
+        index["versions"][0]["artifacts"]["wasm32-unknown-unknown"]["path"]
+            .as_str()
+            .unwrap(),
+    );
+    let mut bytes = std::fs::read(&wasm).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&wasm, bytes).unwrap();
+    refused(&sb.empty_workshop("a1"), &reg, "sha256");
+
+    let reg = copy("index");
+    let text = std::fs::read_to_string(reg.join("index/flux-vm.json")).unwrap();
+    std::fs::write(reg.join("index/flux-vm.json"), format!("{text} ")).unwrap();
+    refused(
+        &sb.empty_workshop("a2"),
+        &reg,
+        "not the file the signed snapshot lists",
+    );
+
+    let reg = copy("snapshot");
+    let text = std::fs::read_to_string(reg.join("snapshot.json")).unwrap();
+    std::fs::write(
+        reg.join("snapshot.json"),
+        text.replacen("\"version\": ", "\"version\": 9", 1),
+    )
+    .unwrap();
+    refused(
+        &sb.empty_workshop("a3"),
+        &reg,
+        "was not signed by the registry's key",
+    );
+
+    let reg = copy("signature");
+    std::fs::write(
+        reg.join("snapshot.json.minisig"),
+        "untrusted comment: x\nnot a signature\n",
+    )
+    .unwrap();
+    refused(&sb.empty_workshop("a4"), &reg, "not a minisign signature");
+
+    // Another key: the pinned workshop refuses it even though it signs correctly.
+    let other = sb.path("keys/other");
+    sb.datum(&["registry", "keygen", "--out", s(&other)])
+        .success();
+    let key = format!("{}.key", other.display());
+    let reg = sb.path("good");
+    sb.datum(&["registry", "sign", s(&reg), "--key", &key])
+        .success();
+    refused(&ws, &reg, "now offers key");
+
+    // An older snapshot replayed after a newer one was installed from.
+    let reg = copy("rollback");
+    let (snap, sig) = (reg.join("snapshot.json"), reg.join("snapshot.json.minisig"));
+    let (old_snap, old_sig) = (std::fs::read(&snap).unwrap(), std::fs::read(&sig).unwrap());
+    datum_e2e::resign(&reg);
+    let ws = sb.empty_workshop("b1");
+    install(&ws, &reg).success();
+    std::fs::write(&snap, old_snap).unwrap();
+    std::fs::write(&sig, old_sig).unwrap();
+    sb.datum_in(&ws, &["plugin", "remove", "flux-vm"]).success();
+    refused(&ws, &reg, "rollback");
+
+    // Expired: signed to expire now, refused once that second has passed.
+    let reg = copy("expired");
+    let bundled_key = datum_e2e::repo().join("registry/keys/bundled.key");
+    sb.datum(&[
+        "registry",
+        "sign",
+        s(&reg),
+        "--key",
+        s(&bundled_key),
+        "--expires-days",
+        "0",
+    ])
+    .success();
+    std::thread::sleep(Duration::from_millis(1100));
+    refused(&sb.empty_workshop("b2"), &reg, "has expired");
+
+    // Unsigned: only with --allow-unsigned, and the lock says so.
+    let reg = copy("unsigned");
+    std::fs::remove_file(reg.join("snapshot.json.minisig")).unwrap();
+    let ws = sb.empty_workshop("b3");
+    refused(&ws, &reg, "--allow-unsigned");
+    sb.datum_in(
+        &ws,
+        &[
+            "plugin",
+            "install",
+            "flux-vm",
+            "--registry",
+            s(&reg),
+            "--allow-unsigned",
+        ],
+    )
+    .success();
+    assert!(std::fs::read_to_string(ws.join("datum.lock"))
+        .unwrap()
+        .contains("unsigned = true"));
 }

@@ -465,6 +465,8 @@ fn scratch(
             kind,
             native_fallback: false,
             trust_native: true,
+            // The author's own build, published a moment ago into a scratch registry.
+            allow_unsigned: true,
             deny,
             ..InstallOptions::default()
         },

@@ -64,6 +64,8 @@ pub struct InstallOptions {
     /// (`plugin.install`): that plugin's name and its reason. Recorded in the lock, the
     /// journal and the commit message.
     pub requested: Option<(String, String)>,
+    /// The user accepts an unsigned registry (`--allow-unsigned`); recorded in the lock.
+    pub allow_unsigned: bool,
 }
 
 impl Default for InstallOptions {
@@ -77,6 +79,7 @@ impl Default for InstallOptions {
             force: false,
             commit: true,
             requested: None,
+            allow_unsigned: false,
         }
     }
 }
@@ -95,6 +98,10 @@ pub struct Installed {
     pub commit: Option<String>,
     /// Dependencies installed along the way.
     pub dependencies: Vec<Installed>,
+    /// The fingerprint of the registry key that signed it; `None`: installed from an
+    /// unsigned registry with --allow-unsigned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 pub struct Installer<'a> {
@@ -110,7 +117,46 @@ impl Installer<'_> {
         options: &InstallOptions,
     ) -> anyhow::Result<Installed> {
         let mut lock = self.workshop.lock()?;
-        let mut outcome = self.install_into(&mut lock, spec, options, 0)?;
+        // The registry's signature first: nothing is read from an index, fetched or
+        // loaded before it checks out. A plugin the lock already records as unsigned
+        // from this same source keeps that consent for updates.
+        let consented = lock
+            .get(&spec.name)
+            .is_some_and(|p| p.unsigned && p.source == self.registry.source_id);
+        let verdict = crate::registry::trust::check(
+            self.registry,
+            self.workshop.root(),
+            options.allow_unsigned || consented,
+        )?;
+        let checked;
+        let (installer, signed_by, pinned_now) = match &verdict {
+            crate::registry::trust::Verdict::Signed {
+                snapshot,
+                fingerprint,
+                pinned_now,
+            } => {
+                checked = self.registry.with_snapshot(snapshot.clone());
+                (
+                    Installer {
+                        registry: &checked,
+                        ..*self
+                    },
+                    Some(fingerprint.clone()),
+                    *pinned_now,
+                )
+            }
+            crate::registry::trust::Verdict::Unsigned => (Installer { ..*self }, None, false),
+        };
+        let mut outcome = installer.install_into(&mut lock, spec, options, 0, &signed_by)?;
+        if pinned_now {
+            if let Some(f) = &signed_by {
+                self.workshop.journal(&format!(
+                    "trusted registry {} (key {f}, pinned in {})",
+                    self.registry.source_id,
+                    crate::registry::trust::FILE
+                ))?;
+            }
+        }
         if outcome.changed || outcome.dependencies.iter().any(|d| d.changed) {
             if options.locked {
                 bail!(
@@ -145,6 +191,7 @@ impl Installer<'_> {
         spec: &PluginSpec,
         options: &InstallOptions,
         depth: usize,
+        signed_by: &Option<String>,
     ) -> anyhow::Result<Installed> {
         if depth > 16 {
             bail!(
@@ -218,6 +265,7 @@ impl Installer<'_> {
                 changed: false,
                 commit: None,
                 dependencies: Vec::new(),
+                signed_by: signed_by.clone(),
             });
         }
         if kind == Kind::Native && !options.trust_native && !self.registry.config.trusted {
@@ -243,7 +291,13 @@ impl Installer<'_> {
                 force: false,
                 ..options.clone()
             };
-            dependencies.push(self.install_into(lock, &dep_spec, &dep_options, depth + 1)?);
+            dependencies.push(self.install_into(
+                lock,
+                &dep_spec,
+                &dep_options,
+                depth + 1,
+                signed_by,
+            )?);
         }
         lock.upsert(LockedPlugin {
             name: manifest.name.clone(),
@@ -258,12 +312,14 @@ impl Installer<'_> {
                 Some(p) => p.requested_by.clone(),
                 None => options.requested.as_ref().map(|(by, _)| by.clone()),
             },
+            unsigned: signed_by.is_none(),
         });
         let changed = previous.as_ref().is_none_or(|p| {
             p.sha256 != resolved.artifact.sha256
                 || p.kind != kind
                 || p.grants != grants
                 || p.source != self.registry.source_id
+                || p.unsigned != signed_by.is_none()
         });
         Ok(Installed {
             name: manifest.name.clone(),
@@ -276,6 +332,7 @@ impl Installer<'_> {
             changed,
             commit: None,
             dependencies,
+            signed_by: signed_by.clone(),
         })
     }
 }

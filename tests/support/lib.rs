@@ -345,6 +345,24 @@ pub fn s(p: &Path) -> &str {
 }
 
 /// Copy a folder tree (registries are copied before tests tamper with them).
+/// Sign a copy of the bundled registry again after a test changed it, with the key that
+/// signed the original (scripts/build-registry's), so pinned keys still match: the
+/// registry's owner published the change.
+pub fn resign(registry: &Path) {
+    let out = Command::new(datum_bin())
+        .args(["registry", "sign"])
+        .arg(registry)
+        .arg("--key")
+        .arg(repo().join("registry/keys/bundled.key"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "datum registry sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

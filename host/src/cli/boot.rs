@@ -25,6 +25,9 @@ pub struct BootArgs {
     /// Create the workshop without installing any plugin.
     #[arg(long)]
     pub no_plugins: bool,
+    /// Install the default plugins from an unsigned registry (recorded in datum.lock).
+    #[arg(long)]
+    pub allow_unsigned: bool,
     /// Register this agent with the Keeper at URL (e.g. http://127.0.0.1:7742); its
     /// token is stored owner-only in .superagent/keeper.json, never committed.
     #[arg(long, value_name = "URL", conflicts_with = "keeper_home")]
@@ -125,6 +128,7 @@ pub fn boot(ctx: &Context, args: BootArgs) -> anyhow::Result<(serde_json::Value,
             let options = InstallOptions {
                 kind: args.kind,
                 commit: false,
+                allow_unsigned: args.allow_unsigned,
                 ..InstallOptions::default()
             };
             let outcome = installer

@@ -91,6 +91,7 @@ pub fn run(ctx: &Context, args: OnboardArgs) -> anyhow::Result<()> {
             role,
             kind: args.kind,
             no_plugins: false,
+            allow_unsigned: false,
             keeper: args.keeper,
             enrol: args.enrol,
             keeper_home: None,

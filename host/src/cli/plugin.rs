@@ -42,6 +42,10 @@ pub enum PluginCommand {
         /// Reinstall even if the lock already pins this exact artifact.
         #[arg(long)]
         force: bool,
+        /// Use a registry that is not signed (nothing proves its plugins are its
+        /// owner's); recorded in datum.lock.
+        #[arg(long)]
+        allow_unsigned: bool,
     },
     /// Remove a plugin from the workshop.
     Remove {
@@ -98,6 +102,9 @@ pub enum PluginCommand {
         /// Only this build (default: the kinds its Cargo.toml declares).
         #[arg(long, value_enum)]
         kind: Option<Kind>,
+        /// Sign the registry with this secret key (`datum registry keygen`).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<std::path::PathBuf>,
     },
 }
 
@@ -112,6 +119,7 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<()> {
             trust_native,
             deny,
             force,
+            allow_unsigned,
         } => {
             let options = InstallOptions {
                 kind: kind.unwrap_or(Kind::Wasm),
@@ -122,6 +130,7 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<()> {
                 force,
                 commit: true,
                 requested: None,
+                allow_unsigned,
             };
             install(ctx, specs, &options)
         }
@@ -137,7 +146,12 @@ pub fn run(ctx: &Context, cmd: PluginCommand) -> anyhow::Result<()> {
             api_path,
         } => new_plugin(ctx, &name, kind, dir.as_deref(), api_path.as_deref()),
         PluginCommand::Test { dir, kind } => test_plugin(ctx, dir, kind),
-        PluginCommand::Pack { dir, out, kind } => pack_plugin(ctx, dir, out, kind),
+        PluginCommand::Pack {
+            dir,
+            out,
+            kind,
+            sign,
+        } => pack_plugin(ctx, dir, out, kind, sign),
     }
 }
 
@@ -215,12 +229,17 @@ fn pack_plugin(
     dir: Option<std::path::PathBuf>,
     out: Option<std::path::PathBuf>,
     kind: Option<Kind>,
+    sign: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(|| ".".into());
     let krate = crate::author::Crate::open(&dir)?;
     let kinds = kind.map_or_else(|| krate.kinds.clone(), |k| vec![k]);
     let out = out.unwrap_or_else(|| dir.join("registry"));
     let packed = crate::author::pack(&krate, &kinds, &out)?;
+    let signed = match &sign {
+        Some(key) => Some(crate::registry::signing::sign(&out, key, 90)?),
+        None => None,
+    };
     ctx.reporter.emit(&packed, || {
         let mut s = String::new();
         for p in &packed.published {
@@ -228,6 +247,15 @@ fn pack_plugin(
                 "packed {} {} ({}, {}, {} bytes, sha256 {})\n",
                 p.name, p.version, p.kind, p.target, p.artifact.size, p.artifact.sha256
             ));
+        }
+        match &signed {
+            Some(snap) => s.push_str(&format!(
+                "signed snapshot {} of registry `{}`\n",
+                snap.version, snap.registry
+            )),
+            None => {
+                s.push_str("not signed: installing needs --allow-unsigned (sign with --sign KEY)\n")
+            }
         }
         s.push_str(&format!(
             "registry: {} — install with `datum plugin install {} --registry {}`",

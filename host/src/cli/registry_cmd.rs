@@ -23,6 +23,26 @@ pub enum RegistryCommand {
         /// `datum learn --full` can read it before installing.
         #[arg(long, value_name = "FILE")]
         readme: Option<PathBuf>,
+        /// Sign the registry afterwards with this secret key (`datum registry sign`).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+    },
+    /// Make a registry signing key pair: OUT.key (secret, owner-only) and OUT.pub.
+    Keygen {
+        #[arg(long, value_name = "OUT")]
+        out: PathBuf,
+    },
+    /// Sign a folder registry: snapshot.json (every index file's sha256, a version
+    /// that only grows, an expiry), its minisign signature, and the public key beside.
+    Sign {
+        /// The registry folder.
+        dir: PathBuf,
+        /// The secret key (`datum registry keygen`).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Days until the signed snapshot expires and must be signed again.
+        #[arg(long, default_value_t = 90)]
+        expires_days: u64,
     },
     /// Set registry.json fields: the default plugin set and whether it is trusted.
     Configure {
@@ -46,6 +66,7 @@ pub fn run(ctx: &Context, cmd: RegistryCommand) -> anyhow::Result<()> {
             into,
             target,
             readme,
+            sign,
         } => {
             let readme = match &readme {
                 Some(p) => Some(
@@ -55,10 +76,39 @@ pub fn run(ctx: &Context, cmd: RegistryCommand) -> anyhow::Result<()> {
                 None => None,
             };
             let p = crate::author::publish(&into, &artifact, target, readme.as_deref())?;
+            if let Some(key) = &sign {
+                registry::signing::sign(&into, key, 90)?;
+            }
             ctx.reporter.emit(&p, || {
                 format!(
                     "published {} {} ({}, {}, {} bytes)",
                     p.name, p.version, p.kind, p.target, p.artifact.size
+                )
+            })
+        }
+        RegistryCommand::Keygen { out } => {
+            let keys = registry::signing::keygen(&out)?;
+            ctx.reporter.emit(&keys, || {
+                format!(
+                    "secret key: {} (keep it private; it signs your registry)\npublic key: {} (fingerprint {})",
+                    keys.secret.display(),
+                    keys.public.display(),
+                    keys.fingerprint
+                )
+            })
+        }
+        RegistryCommand::Sign {
+            dir,
+            key,
+            expires_days,
+        } => {
+            let snap = registry::signing::sign(&dir, &key, expires_days)?;
+            ctx.reporter.emit(&snap, || {
+                format!(
+                    "signed snapshot {} of registry `{}` ({} files), valid for {expires_days} days",
+                    snap.version,
+                    snap.registry,
+                    snap.files.len()
                 )
             })
         }

@@ -103,6 +103,13 @@ impl Remote {
         })?;
         let snap: Snapshot = serde_json::from_slice(&snap_bytes)
             .map_err(|e| err(base, format!("snapshot.json is malformed: {e}")))?;
+        // The signature and the key beside it, when the registry is signed (a 404 means
+        // unsigned: no stale copy may make it look signed).
+        for rel in [super::signing::SIG_FILE, super::signing::PUB_FILE] {
+            if remote.fetch_optional(rel, 64 * 1024, &mut etags)?.is_none() {
+                let _ = std::fs::remove_file(remote.root.join(rel));
+            }
+        }
         let wanted: BTreeMap<&str, &str> = snap
             .index_files()
             .map(|(_, path, sha)| (path, sha))
@@ -145,6 +152,20 @@ impl Remote {
     fn save_etags(&self, etags: &BTreeMap<String, String>) {
         if let Ok(text) = serde_json::to_vec_pretty(etags) {
             let _ = atomic_write(&self.root.join(".etags.json"), &text);
+        }
+    }
+
+    /// Like [`Remote::fetch`], with a 404 as `None`.
+    fn fetch_optional(
+        &self,
+        rel: &str,
+        max: u64,
+        etags: &mut BTreeMap<String, String>,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        match self.fetch(rel, max, etags) {
+            Ok(b) => Ok(Some(b)),
+            Err(RegistryError::Http { message, .. }) if message.ends_with("HTTP 404") => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -13,7 +13,9 @@ mod git;
 mod http;
 mod index;
 mod publish;
+pub mod signing;
 mod snapshot;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
 
@@ -79,6 +81,8 @@ pub enum RegistryError {
     Git { url: String, message: String },
     #[error("HTTP registry {url}: {message}")]
     Http { url: String, message: String },
+    #[error("{path}: {message}")]
+    Signature { path: PathBuf, message: String },
     #[error("`{0}` is not a valid plugin name (a-z, 0-9 and '-', starting with a letter)")]
     BadName(String),
 }
@@ -101,6 +105,9 @@ pub struct Registry {
     pub config: RegistryConfig,
     /// For a registry on the web: where artifacts are downloaded from.
     remote: Option<std::sync::Arc<http::Remote>>,
+    /// The signed snapshot `trust::check` verified: every index file read is checked
+    /// against it.
+    verified: Option<std::sync::Arc<Snapshot>>,
 }
 
 /// A version picked for installation.
@@ -147,11 +154,21 @@ impl Registry {
             root: root.to_owned(),
             config,
             remote: None,
+            verified: None,
         })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// This registry, reading only index files whose sha256 the verified `snapshot`
+    /// lists.
+    pub fn with_snapshot(&self, snapshot: Snapshot) -> Registry {
+        Registry {
+            verified: Some(std::sync::Arc::new(snapshot)),
+            ..self.clone()
+        }
     }
 
     /// Every plugin name in the index, sorted.
@@ -188,7 +205,28 @@ impl Registry {
                 registry: self.source_id.clone(),
             });
         }
-        let file: IndexFile = read_json(&path)?;
+        let file: IndexFile = match &self.verified {
+            None => read_json(&path)?,
+            Some(snap) => {
+                let rel = format!("index/{name}.json");
+                let bytes = crate::confined::read_file(&path, crate::confined::MAX_FILE)
+                    .map_err(|e| RegistryError::io(&path, e))?;
+                if snap.files.get(&rel).map(String::as_str)
+                    != Some(snapshot::sha256_hex(&bytes).as_str())
+                {
+                    return Err(RegistryError::Signature {
+                        path,
+                        message: format!(
+                            "{rel} is not the file the signed snapshot lists (changed after signing, or not signed at all); nothing was installed"
+                        ),
+                    });
+                }
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::Malformed {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
+            }
+        };
         if file.name != name {
             return Err(RegistryError::Malformed {
                 path,

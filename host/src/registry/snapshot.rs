@@ -22,6 +22,16 @@ pub struct Snapshot {
     pub version: u64,
     /// Path relative to the registry root → sha256 (lowercase hex).
     pub files: BTreeMap<String, String>,
+    /// Unix seconds after which a signed snapshot is refused (set when signing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+}
+
+/// Unix seconds now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Snapshot {
@@ -64,6 +74,7 @@ pub fn refresh(root: &Path) -> Result<Snapshot, RegistryError> {
         registry: config.name,
         version: previous.version + 1,
         files,
+        expires: None,
     };
     write_json(&path, &snapshot)?;
     Ok(snapshot)

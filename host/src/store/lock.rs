@@ -38,6 +38,9 @@ pub struct LockedPlugin {
     /// learning an ability); absent when the user installed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_by: Option<String>,
+    /// Installed from an unsigned registry, with the user's `--allow-unsigned`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsigned: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +171,7 @@ mod tests {
             api: VersionReq::parse("^1.0").unwrap(),
             grants: vec!["kv".into()],
             requested_by: None,
+            unsigned: false,
         });
         let text = lock.to_text().unwrap();
         assert_eq!(Lock::parse(&text, LOCK_FILE).unwrap(), lock);
