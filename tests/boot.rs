@@ -331,4 +331,39 @@ fn an_installed_datum_finds_its_registry_beside_it() {
         "{man}"
     );
     assert!(man.contains("flux"), "the man page lists plugin commands");
+
+    // The registry beside the binary is checked against the key compiled into it: the
+    // same registry signed by anyone else is refused, even on first use.
+    let beside = prefix.join("share/datum/registry");
+    let other = sb.path("other");
+    run(
+        &sb.path(""),
+        &["registry", "keygen", "--out", other.to_str().unwrap()],
+    );
+    let other_key = format!("{}.key", other.display());
+    run(
+        &sb.path(""),
+        &[
+            "registry",
+            "sign",
+            beside.to_str().unwrap(),
+            "--key",
+            &other_key,
+        ],
+    );
+    let out = std::process::Command::new(&datum)
+        .args([
+            "boot",
+            "--workshop",
+            sb.path("eve").to_str().unwrap(),
+            "--name",
+            "eve",
+        ])
+        .env("DATUM_HOME", sb.home())
+        .env_remove("DATUM_REGISTRY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the key this datum was built with"), "{err}");
 }

@@ -109,11 +109,28 @@ pub fn check(
         .iter()
         .position(|p| p.source == registry.source_id);
     let offered = signing::offered_key(root)?;
-    let key = match pinned {
-        Some(i) => {
-            let pin = &file.pins[i];
-            if offered != pin.key {
-                return Err(refuse(
+    // The registry that ships with this binary is checked against the key compiled
+    // into it (host/build.rs), whatever a workshop pinned before.
+    let compiled = env!("DATUM_BUNDLED_KEY");
+    let is_bundled = !compiled.is_empty()
+        && std::fs::canonicalize(super::bundled_registry()).is_ok_and(|b| b == root);
+    let key = if is_bundled {
+        if offered != compiled {
+            return Err(refuse(
+                registry,
+                format!(
+                    "the bundled registry is not signed by the key this datum was built with ({}); rebuild both with scripts/build-registry",
+                    signing::fingerprint(compiled).unwrap_or_default()
+                ),
+            ));
+        }
+        compiled.to_owned()
+    } else {
+        match pinned {
+            Some(i) => {
+                let pin = &file.pins[i];
+                if offered != pin.key {
+                    return Err(refuse(
                     registry,
                     format!(
                         "registry {} now offers key {} but this workshop pinned {}; if its owner really changed keys, remove its entry from {FILE} and install again — otherwise someone else is serving it",
@@ -122,10 +139,11 @@ pub fn check(
                         pin.fingerprint
                     ),
                 ));
+                }
+                pin.key.clone()
             }
-            pin.key.clone()
+            None => offered,
         }
-        None => offered,
     };
     let snap = signing::verify(root, &key)?;
     if snap.registry != registry.config.name {
@@ -146,7 +164,9 @@ pub fn check(
             "registry.json is not the one the signed snapshot lists".into(),
         ));
     }
-    if let Some(i) = pinned {
+    // Rollback and expiry guard against a server replaying or going stale; the bundled
+    // registry is local files shipped with this binary, rebuilt at will.
+    if let Some(i) = pinned.filter(|_| !is_bundled) {
         if snap.version < file.pins[i].version {
             return Err(refuse(
                 registry,
@@ -158,6 +178,7 @@ pub fn check(
         }
     }
     match snap.expires {
+        _ if is_bundled => {}
         Some(t) if t >= snapshot::now() => {}
         Some(_) => {
             return Err(refuse(
