@@ -391,6 +391,39 @@ fn a_signed_registry_is_pinned_and_every_tampering_is_refused() {
     sb.datum(&["registry", "sign", s(&reg), "--key", &key])
         .success();
     refused(&ws, &reg, "now offers key");
+    // Rotated by its owner (rotation.json signed by the old key and the new): accepted,
+    // the pin moves to the new key, the journal says so.
+    let bundled_key = datum_e2e::repo().join("registry/keys/bundled.key");
+    sb.datum(&[
+        "registry",
+        "rotate",
+        s(&reg),
+        "--old",
+        s(&bundled_key),
+        "--new",
+        &key,
+    ])
+    .success();
+    sb.datum_in(&ws, &["plugin", "install", "mib", "--registry", s(&reg)])
+        .success();
+    let journal = std::fs::read_to_string(ws.join("JOURNAL.md")).unwrap();
+    assert!(journal.contains("rotated its key"), "{journal}");
+    // A rotation signed by a stranger's "old" key does not count.
+    let third = sb.path("keys/third");
+    sb.datum(&["registry", "keygen", "--out", s(&third)])
+        .success();
+    let third_key = format!("{}.key", third.display());
+    sb.datum(&[
+        "registry",
+        "rotate",
+        s(&reg),
+        "--old",
+        &third_key,
+        "--new",
+        &third_key,
+    ])
+    .success();
+    refused(&ws, &reg, "no key rotation signed by both");
 
     // An older snapshot replayed after a newer one was installed from.
     let reg = copy("rollback");
@@ -406,7 +439,6 @@ fn a_signed_registry_is_pinned_and_every_tampering_is_refused() {
 
     // Expired: signed to expire now, refused once that second has passed.
     let reg = copy("expired");
-    let bundled_key = datum_e2e::repo().join("registry/keys/bundled.key");
     sb.datum(&[
         "registry",
         "sign",

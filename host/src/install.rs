@@ -134,7 +134,14 @@ impl Installer<'_> {
                 snapshot,
                 fingerprint,
                 pinned_now,
+                rotated_from,
             } => {
+                if let Some(old) = rotated_from {
+                    self.workshop.journal(&format!(
+                        "registry {} rotated its key from {old} to {fingerprint} (signed by both)",
+                        self.registry.source_id
+                    ))?;
+                }
                 checked = self.registry.with_snapshot(snapshot.clone());
                 (
                     Installer {

@@ -44,6 +44,17 @@ pub enum RegistryCommand {
         #[arg(long, default_value_t = 90)]
         expires_days: u64,
     },
+    /// Move a registry to a new key: rotation.json signed by the old and the new key
+    /// (workshops that pinned the old one accept the new), then the snapshot signed anew.
+    Rotate {
+        dir: PathBuf,
+        #[arg(long, value_name = "KEY")]
+        old: PathBuf,
+        #[arg(long, value_name = "KEY")]
+        new: PathBuf,
+        #[arg(long, default_value_t = 90)]
+        expires_days: u64,
+    },
     /// Set registry.json fields: the default plugin set and whether it is trusted.
     Configure {
         #[arg(long = "into", value_name = "DIR")]
@@ -109,6 +120,22 @@ pub fn run(ctx: &Context, cmd: RegistryCommand) -> anyhow::Result<()> {
                     snap.version,
                     snap.registry,
                     snap.files.len()
+                )
+            })
+        }
+        RegistryCommand::Rotate {
+            dir,
+            old,
+            new,
+            expires_days,
+        } => {
+            let r = registry::signing::rotate(&dir, &old, &new, expires_days)?;
+            ctx.reporter.emit(&r, || {
+                format!(
+                    "registry `{}` rotated from key {} to {} (rotation.json signed by both; the snapshot signed with the new key)",
+                    r.registry,
+                    registry::signing::fingerprint(&r.old).unwrap_or_default(),
+                    registry::signing::fingerprint(&r.new).unwrap_or_default()
                 )
             })
         }

@@ -105,7 +105,13 @@ impl Remote {
             .map_err(|e| err(base, format!("snapshot.json is malformed: {e}")))?;
         // The signature and the key beside it, when the registry is signed (a 404 means
         // unsigned: no stale copy may make it look signed).
-        for rel in [super::signing::SIG_FILE, super::signing::PUB_FILE] {
+        for rel in [
+            super::signing::SIG_FILE,
+            super::signing::PUB_FILE,
+            super::signing::ROTATION_FILE,
+            super::signing::ROTATION_OLD_SIG,
+            super::signing::ROTATION_NEW_SIG,
+        ] {
             if remote.fetch_optional(rel, 64 * 1024, &mut etags)?.is_none() {
                 let _ = std::fs::remove_file(remote.root.join(rel));
             }

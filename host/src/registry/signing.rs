@@ -88,6 +88,81 @@ pub fn keygen(out: &Path) -> Result<KeyFiles, RegistryError> {
     })
 }
 
+/// A secret key file and its public key. datum's keys are unencrypted (CI signs without
+/// a prompt); the file is owner-only.
+fn load_secret(path: &Path) -> Result<(minisign::SecretKey, minisign::PublicKey), RegistryError> {
+    let text = crate::confined::read_text(path, 4096).map_err(|e| RegistryError::io(path, e))?;
+    let sk = minisign::SecretKeyBox::from_string(&text)
+        .and_then(minisign::SecretKey::from_unencrypted_box)
+        .map_err(|e| {
+            bad(
+                path,
+                format!("not a usable secret key ({e}); make one with `datum registry keygen`"),
+            )
+        })?;
+    let pk = minisign::PublicKey::from_secret_key(&sk).map_err(|e| bad(path, e.to_string()))?;
+    Ok((sk, pk))
+}
+
+pub const ROTATION_FILE: &str = "rotation.json";
+pub const ROTATION_OLD_SIG: &str = "rotation.json.old.minisig";
+pub const ROTATION_NEW_SIG: &str = "rotation.json.new.minisig";
+
+/// A key change, signed by both keys: `{registry, old, new}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Rotation {
+    pub registry: String,
+    pub old: String,
+    pub new: String,
+}
+
+/// `datum registry rotate`: move the registry at `root` from the `old` key to the
+/// `new` one. rotation.json names both and is signed by both, so a workshop that pinned
+/// the old key accepts the new one; then the snapshot is signed with the new key.
+pub fn rotate(root: &Path, old: &Path, new: &Path, days: u64) -> Result<Rotation, RegistryError> {
+    let (old_sk, old_pk) = load_secret(old)?;
+    let (new_sk, new_pk) = load_secret(new)?;
+    let config: super::RegistryConfig = super::read_json(&root.join("registry.json"))?;
+    let rotation = Rotation {
+        registry: config.name,
+        old: old_pk.to_base64(),
+        new: new_pk.to_base64(),
+    };
+    let path = root.join(ROTATION_FILE);
+    super::publish::write_json(&path, &rotation)?;
+    let bytes = std::fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
+    for (sk, pk, file) in [
+        (&old_sk, &old_pk, ROTATION_OLD_SIG),
+        (&new_sk, &new_pk, ROTATION_NEW_SIG),
+    ] {
+        let comment = format!("datum registry {} key rotation", rotation.registry);
+        let sig = minisign::sign(Some(pk), sk, bytes.as_slice(), Some(&comment), None)
+            .map_err(|e| bad(&path, format!("cannot sign: {e}")))?;
+        let sig_path = root.join(file);
+        atomic_write(&sig_path, sig.into_string().as_bytes())
+            .map_err(|e| RegistryError::io(&sig_path, e))?;
+    }
+    sign(root, new, days)?;
+    Ok(rotation)
+}
+
+/// The registry's rotation from `pinned` to `offered`, if it carries one signed by both.
+pub fn rotation_to(root: &Path, pinned: &str, offered: &str) -> Option<Rotation> {
+    let path = root.join(ROTATION_FILE);
+    let bytes = crate::confined::read_file(&path, 64 * 1024).ok()?;
+    let rotation: Rotation = serde_json::from_slice(&bytes).ok()?;
+    if rotation.old != pinned || rotation.new != offered {
+        return None;
+    }
+    for (key, file) in [(pinned, ROTATION_OLD_SIG), (offered, ROTATION_NEW_SIG)] {
+        let pk = minisign_verify::PublicKey::from_base64(key).ok()?;
+        let text = crate::confined::read_text(&root.join(file), 4096).ok()?;
+        let sig = minisign_verify::Signature::decode(&text).ok()?;
+        pk.verify(&bytes, &sig, false).ok()?;
+    }
+    Some(rotation)
+}
+
 /// Sign the registry at `root` with `secret_key`: snapshot.json (refreshed, with an
 /// expiry `days` from now), its signature, and the public key beside them.
 pub fn sign(root: &Path, secret_key: &Path, days: u64) -> Result<Snapshot, RegistryError> {

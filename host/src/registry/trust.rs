@@ -40,6 +40,8 @@ pub enum Verdict {
         fingerprint: String,
         /// The key was pinned by this check (first use).
         pinned_now: bool,
+        /// The fingerprint of the key this check replaced through a rotation.
+        rotated_from: Option<String>,
     },
     Unsigned,
 }
@@ -109,6 +111,7 @@ pub fn check(
         .iter()
         .position(|p| p.source == registry.source_id);
     let offered = signing::offered_key(root)?;
+    let mut rotated_from = None;
     // The registry that ships with this binary is checked against the key compiled
     // into it (host/build.rs), whatever a workshop pinned before.
     let compiled = env!("DATUM_BUNDLED_KEY");
@@ -129,18 +132,25 @@ pub fn check(
         match pinned {
             Some(i) => {
                 let pin = &file.pins[i];
-                if offered != pin.key {
+                if offered == pin.key {
+                    pin.key.clone()
+                } else if signing::rotation_to(root, &pin.key, &offered)
+                    .is_some_and(|r| r.registry == registry.config.name)
+                {
+                    // A key change both keys signed (`datum registry rotate`).
+                    rotated_from = Some(pin.fingerprint.clone());
+                    offered
+                } else {
                     return Err(refuse(
-                    registry,
-                    format!(
-                        "registry {} now offers key {} but this workshop pinned {}; if its owner really changed keys, remove its entry from {FILE} and install again — otherwise someone else is serving it",
-                        registry.source_id,
-                        signing::fingerprint(&offered).unwrap_or_else(|| "(unreadable)".into()),
-                        pin.fingerprint
-                    ),
-                ));
+                        registry,
+                        format!(
+                            "registry {} now offers key {} but this workshop pinned {}, and it publishes no key rotation signed by both; if its owner changed keys they rotate with `datum registry rotate` (or remove its entry from {FILE} and install again) — otherwise someone else is serving it",
+                            registry.source_id,
+                            signing::fingerprint(&offered).unwrap_or_else(|| "(unreadable)".into()),
+                            pin.fingerprint
+                        ),
+                    ));
                 }
-                pin.key.clone()
             }
             None => offered,
         }
@@ -218,5 +228,6 @@ pub fn check(
         snapshot: snap,
         fingerprint,
         pinned_now: pinned.is_none(),
+        rotated_from,
     })
 }
