@@ -1795,7 +1795,9 @@ fn a_hostile_web_registry_is_refused_and_confined() {
 fn a_hostile_registries_toml_stops_installs_with_the_fix() {
     let sb = Sandbox::new();
     let ws = sb.empty_workshop("ada");
-    let reg = bundled_registry();
+    // A copy: the registry beside the binary is checked against the compiled-in key,
+    // whatever the workshop pinned.
+    let reg = registry_copy(&sb);
     let source = format!("dir:{}", std::fs::canonicalize(&reg).unwrap().display());
     for (text, says) in [
         ("[[registry]\n\u{1b}[31m".to_owned(), "git checkout -- registries.toml"),
