@@ -163,7 +163,7 @@ pub fn run(ctx: &Context, cmd: RegistryCommand) -> anyhow::Result<()> {
             let mut text = serde_json::to_string_pretty(&config)?;
             text.push('\n');
             crate::fsutil::atomic_write(&path, text.as_bytes())?;
-            registry::refresh_snapshot(&into)?;
+            registry::refresh_snapshot(&into, None)?;
             ctx.reporter
                 .emit(&config, || format!("configured {}", path.display()))
         }

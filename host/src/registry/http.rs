@@ -161,20 +161,6 @@ impl Remote {
         }
     }
 
-    /// Like [`Remote::fetch`], with a 404 as `None`.
-    fn fetch_optional(
-        &self,
-        rel: &str,
-        max: u64,
-        etags: &mut BTreeMap<String, String>,
-    ) -> Result<Option<Vec<u8>>, RegistryError> {
-        match self.fetch(rel, max, etags) {
-            Ok(b) => Ok(Some(b)),
-            Err(RegistryError::Http { message, .. }) if message.ends_with("HTTP 404") => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// GET `rel` into the mirror (a `304` keeps the mirrored copy); its bytes.
     fn fetch(
         &self,
@@ -182,6 +168,21 @@ impl Remote {
         max: u64,
         etags: &mut BTreeMap<String, String>,
     ) -> Result<Vec<u8>, RegistryError> {
+        self.fetch_optional(rel, max, etags)?.ok_or_else(|| {
+            err(
+                &format!("{}{rel}", self.base),
+                "the server answered HTTP 404; check that the URL is the registry's folder (the one holding registry.json)",
+            )
+        })
+    }
+
+    /// Like [`Remote::fetch`], with a 404 as `None` (files a registry may lack).
+    fn fetch_optional(
+        &self,
+        rel: &str,
+        max: u64,
+        etags: &mut BTreeMap<String, String>,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
         let rel_path = crate::fsutil::confined_relative(rel)
             .ok_or_else(|| err(&self.base, format!("`{rel}` escapes the registry")))?;
         let local = self.root.join(rel_path);
@@ -192,7 +193,9 @@ impl Remote {
         }
         let mut response = request.call().map_err(|e| err(&url, e.to_string()))?;
         match response.status().as_u16() {
-            304 => std::fs::read(&local).map_err(|e| RegistryError::io(&local, e)),
+            304 => std::fs::read(&local)
+                .map(Some)
+                .map_err(|e| RegistryError::io(&local, e)),
             200 => {
                 let bytes = response
                     .body_mut()
@@ -205,9 +208,13 @@ impl Remote {
                     Some(tag) => etags.insert(rel.to_owned(), tag.to_owned()),
                     None => etags.remove(rel),
                 };
-                Ok(bytes)
+                Ok(Some(bytes))
             }
-            code => Err(err(&url, format!("the server answered HTTP {code}"))),
+            404 => Ok(None),
+            code => Err(err(
+                &url,
+                format!("the server answered HTTP {code}; check that the server is up and serves the registry's folder"),
+            )),
         }
     }
 

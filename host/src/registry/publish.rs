@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use datum_plugin_api::Manifest;
-use sha2::{Digest, Sha256};
 
 use super::{Artifact, IndexFile, IndexVersion, Kind, RegistryConfig, RegistryError};
 use crate::fsutil::atomic_write;
@@ -53,7 +52,7 @@ pub fn publish(
     let entry = Artifact {
         path: rel,
         size: bytes.len() as u64,
-        sha256: hex::encode(Sha256::digest(&bytes)),
+        sha256: super::snapshot::sha256_hex(&bytes),
     };
 
     let index_path = root.join("index").join(format!("{}.json", manifest.name));
@@ -87,7 +86,7 @@ pub fn publish(
     }
     index.versions.sort_by(|a, b| a.version.cmp(&b.version));
     write_json(&index_path, &index)?;
-    super::snapshot::refresh(root)?;
+    super::snapshot::refresh(root, None)?;
     Ok(entry)
 }
 

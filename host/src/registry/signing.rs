@@ -166,23 +166,9 @@ pub fn rotation_to(root: &Path, pinned: &str, offered: &str) -> Option<Rotation>
 /// Sign the registry at `root` with `secret_key`: snapshot.json (refreshed, with an
 /// expiry `days` from now), its signature, and the public key beside them.
 pub fn sign(root: &Path, secret_key: &Path, days: u64) -> Result<Snapshot, RegistryError> {
-    let text = crate::confined::read_text(secret_key, 4096)
-        .map_err(|e| RegistryError::io(secret_key, e))?;
-    // datum's keys are unencrypted (CI signs without a prompt); the file is owner-only.
-    let sk = minisign::SecretKeyBox::from_string(&text)
-        .and_then(minisign::SecretKey::from_unencrypted_box)
-        .map_err(|e| {
-            bad(
-                secret_key,
-                format!("not a usable secret key ({e}); make one with `datum registry keygen`"),
-            )
-        })?;
-    let pk =
-        minisign::PublicKey::from_secret_key(&sk).map_err(|e| bad(secret_key, e.to_string()))?;
-    let mut snap = snapshot::refresh(root)?;
-    snap.expires = Some(snapshot::now() + days.saturating_mul(86_400));
+    let (sk, pk) = load_secret(secret_key)?;
+    let snap = snapshot::refresh(root, Some(snapshot::now() + days.saturating_mul(86_400)))?;
     let path = root.join(snapshot::FILE);
-    super::publish::write_json(&path, &snap)?;
     let bytes = std::fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
     let comment = format!("datum registry {} snapshot {}", snap.registry, snap.version);
     let sig = minisign::sign(Some(&pk), &sk, bytes.as_slice(), Some(&comment), None)
@@ -206,17 +192,10 @@ pub fn is_signed(root: &Path) -> bool {
 pub fn offered_key(root: &Path) -> Result<String, RegistryError> {
     let path = root.join(PUB_FILE);
     let text = crate::confined::read_text(&path, 4096).map_err(|e| RegistryError::io(&path, e))?;
-    let key = minisign_verify::PublicKey::decode(&text)
-        .map(|_| ())
-        .ok()
-        .and_then(|()| {
-            // The second line of a minisign public key file is the base64 key.
-            text.lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
-        })
-        .ok_or_else(|| bad(&path, "not a minisign public key"))?;
-    Ok(key.to_owned())
+    minisign::PublicKeyBox::from_string(&text)
+        .and_then(minisign::PublicKey::from_box)
+        .map(|k| k.to_base64())
+        .map_err(|e| bad(&path, format!("not a minisign public key ({e})")))
 }
 
 /// Check the signature on the registry's snapshot with `key` (base64), then return the

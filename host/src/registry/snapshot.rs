@@ -44,8 +44,9 @@ impl Snapshot {
     }
 }
 
-/// Rewrite `root/snapshot.json` from the files as they are now (version + 1).
-pub fn refresh(root: &Path) -> Result<Snapshot, RegistryError> {
+/// Rewrite `root/snapshot.json` from the files as they are now (version + 1), expiring
+/// at `expires` (unix seconds; `None` for an unsigned snapshot).
+pub fn refresh(root: &Path, expires: Option<u64>) -> Result<Snapshot, RegistryError> {
     let path = root.join(FILE);
     let previous: Snapshot = if path.is_file() {
         super::read_json(&path)?
@@ -74,7 +75,7 @@ pub fn refresh(root: &Path) -> Result<Snapshot, RegistryError> {
         registry: config.name,
         version: previous.version + 1,
         files,
-        expires: None,
+        expires,
     };
     write_json(&path, &snapshot)?;
     Ok(snapshot)

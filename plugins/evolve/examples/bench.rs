@@ -8,6 +8,8 @@
 //!   cargo run --release -p datum-plugin-evolve --example bench -- [SEEDS] [GENERATIONS] [POPULATION] [PRESET…]
 //!
 //! (scripts/bench-evolve runs the protocol: 20 seeds, 100 generations, 1,000.)
+//! EVOLVE_SHOW=1 prints each run's best program; EVOLVE_BASELINE=0 skips the baseline
+//! (for profiling the search alone).
 
 use std::time::Instant;
 
