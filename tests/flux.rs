@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
+use datum::loader::Kind;
 use datum::loader::{self, Instance, LoadOptions};
-use datum::registry::Kind;
 use datum_e2e::{bundled_registry, s, Sandbox};
 use flux_core::{Config, Op, Profile};
 use proptest::prelude::*;

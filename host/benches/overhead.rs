@@ -13,7 +13,7 @@ use datum::loader::{self, LoadOptions};
 use datum::paths::Home;
 use datum::runtime::Runtime;
 use datum::workshop::Workshop;
-use datum_plugin_api::__private::native::{HostCallbacks, PluginModuleRef};
+use datum_plugin_api::abi::native::{HostCallbacks, PluginModuleRef};
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -208,7 +208,7 @@ fn main() {
         wasm_cache_config: Some(cache_config(&cold_cache)),
     };
     // The first load of each kind, then the median of ten more (cache warm).
-    let load_times = |kind: datum::registry::Kind, artifact: &Path| {
+    let load_times = |kind: datum::loader::Kind, artifact: &Path| {
         let load = || {
             let t = Instant::now();
             drop(loader::load(kind, artifact, &opts, loader::no_services()).unwrap());
@@ -217,8 +217,8 @@ fn main() {
         let first = load();
         (first, median((0..10).map(|_| load()).collect()))
     };
-    let (wasm_first, wasm_cached) = load_times(datum::registry::Kind::Wasm, &wasm_artifact);
-    let (native_first, native_cached) = load_times(datum::registry::Kind::Native, &native_artifact);
+    let (wasm_first, wasm_cached) = load_times(datum::loader::Kind::Wasm, &wasm_artifact);
+    let (native_first, native_cached) = load_times(datum::loader::Kind::Native, &native_artifact);
     row("WASM plugin load, first (compile)", wasm_first, None);
     row(
         "WASM plugin load, cached",

@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use datum_plugin_api::{ErrorKind, Manifest};
+use datum_plugin_api::{ErrorKind, Grant, Manifest};
 use serde::Serialize;
 
 use crate::install::{InstallOptions, Installer, PluginSpec};
+use crate::loader::Kind;
 use crate::loader::{self, LoadOptions};
 use crate::paths::Home;
-use crate::registry::{self, Artifact, Kind, Registry};
+use crate::registry::{self, Artifact, Registry};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::workshop::Workshop;
 
@@ -305,7 +306,7 @@ impl Crate {
             cmd.arg("--release");
         }
         if kind == Kind::Wasm {
-            cmd.args(["--target", registry::WASM_TARGET]);
+            cmd.args(["--target", crate::loader::WASM_TARGET]);
         }
         let out = cmd
             .output()
@@ -314,7 +315,7 @@ impl Crate {
             let hint = if kind == Kind::Wasm {
                 format!(
                     " (for the WASM build: `rustup target add {}`)",
-                    registry::WASM_TARGET
+                    crate::loader::WASM_TARGET
                 )
             } else {
                 String::new()
@@ -445,7 +446,7 @@ fn scratch(
     registry: &Registry,
     name: &str,
     kind: Kind,
-    deny: Vec<String>,
+    deny: Vec<Grant>,
 ) -> anyhow::Result<(tempfile::TempDir, std::sync::Arc<Runtime>)> {
     let dir = tempfile::Builder::new()
         .prefix("datum-plugin-test-")
@@ -588,7 +589,11 @@ pub fn test(
                 ),
             },
         );
-        let grants: Vec<String> = manifest.permissions.iter().map(|p| p.grant()).collect();
+        let grants: Vec<Grant> = manifest
+            .permissions
+            .iter()
+            .filter_map(|p| p.as_grant().ok())
+            .collect();
         if grants.is_empty() {
             continue;
         }

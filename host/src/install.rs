@@ -4,16 +4,18 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use datum_plugin_api::{Manifest, Permission, PermissionKind};
+use datum_plugin_api::{Grant, Manifest, Permission};
 use semver::VersionReq;
 use serde::Serialize;
 
+use crate::loader::Kind;
 use crate::loader::{self, LoadOptions};
+use crate::loader::{api_version, wasm_cache_config};
 use crate::paths::Home;
-use crate::registry::{Kind, Registry, RegistryError, Resolved};
-use crate::runtime::{api_version, wasm_cache_config};
-use crate::store::{Lock, LockedPlugin, Store};
+use crate::registry::{Registry, RegistryError, Resolved};
+use crate::store::Store;
 use crate::workshop::Workshop;
+use crate::workshop::{Lock, LockedPlugin};
 
 /// `NAME` or `NAME@REQ` (`flux-vm@^0.1`, `flux-vm@=0.1.0`, `flux-vm@0.1`).
 #[derive(Debug, Clone, PartialEq)]
@@ -52,8 +54,8 @@ pub struct InstallOptions {
     pub native_fallback: bool,
     /// Consent to run native code in-process from an untrusted registry.
     pub trust_native: bool,
-    /// Permissions (grant strings) not to grant.
-    pub deny: Vec<String>,
+    /// Permissions not to grant.
+    pub deny: Vec<Grant>,
     /// Refuse to change the lock file.
     pub locked: bool,
     /// Reinstall even when the lock already has this exact artifact.
@@ -91,7 +93,7 @@ pub struct Installed {
     pub kind: Kind,
     pub sha256: String,
     pub source: String,
-    pub grants: Vec<String>,
+    pub grants: Vec<Grant>,
     pub permissions: Vec<Permission>,
     /// False when the lock already pinned exactly this and nothing changed.
     pub changed: bool,
@@ -172,7 +174,6 @@ impl Installer<'_> {
                     outcome.version
                 );
             }
-            self.workshop.save_lock(&lock)?;
             let mut line = format!(
                 "learned {} {} ({})",
                 outcome.name, outcome.version, outcome.kind
@@ -180,14 +181,17 @@ impl Installer<'_> {
             if let Some((by, why)) = &options.requested {
                 line.push_str(&format!(", installed by {by}: {why}"));
             }
-            self.workshop.journal(&line)?;
-            self.workshop.trail(&format!(
-                "plugin install {}@{} {}",
-                outcome.name, outcome.version, outcome.kind
-            ))?;
-            if options.commit {
-                outcome.commit = self.workshop.commit(&line)?;
-            }
+            outcome.commit = self.workshop.record_lock_change(
+                &lock,
+                &crate::workshop::LockChange {
+                    journal: Some(line.clone()),
+                    trail: format!(
+                        "plugin install {}@{} {}",
+                        outcome.name, outcome.version, outcome.kind
+                    ),
+                    commit: options.commit.then_some(line),
+                },
+            )?;
         }
         Ok(outcome)
     }
@@ -453,14 +457,16 @@ pub fn remove(
             }
         }
     }
-    let removed = lock.remove(name).with_context(|| {
-        format!("`{name}` is not installed in this workshop (see `datum plugin list`)")
-    })?;
-    workshop.save_lock(&lock)?;
+    let removed = lock.remove(name).ok_or_else(|| not_installed(name))?;
     let line = format!("forgot {} {}", removed.name, removed.version);
-    workshop.journal(&line)?;
-    workshop.trail(&format!("plugin remove {}", removed.name))?;
-    let commit = workshop.commit(&line)?;
+    let commit = workshop.record_lock_change(
+        &lock,
+        &crate::workshop::LockChange {
+            journal: Some(line.clone()),
+            trail: format!("plugin remove {}", removed.name),
+            commit: Some(line),
+        },
+    )?;
     Ok((removed, commit))
 }
 
@@ -469,17 +475,22 @@ pub fn remove(
 fn grants_for(
     manifest: &Manifest,
     previous: Option<&LockedPlugin>,
-    deny: &[String],
-) -> anyhow::Result<Vec<String>> {
-    for d in deny {
-        parse_grant(d)?;
+    deny: &[Grant],
+) -> anyhow::Result<Vec<Grant>> {
+    let mut grants = Vec::new();
+    for p in &manifest.permissions {
+        // Validated with the manifest; checked again because the bytes came from a
+        // registry.
+        let g = p.as_grant().with_context(|| {
+            format!(
+                "{} {} asks for a permission that cannot be granted",
+                manifest.name, manifest.version
+            )
+        })?;
+        if !deny.contains(&g) {
+            grants.push(g);
+        }
     }
-    let mut grants: Vec<String> = manifest
-        .permissions
-        .iter()
-        .map(Permission::grant)
-        .filter(|g| !deny.contains(g))
-        .collect();
     if let Some(p) = previous {
         grants.extend(p.grants.iter().filter(|g| !deny.contains(g)).cloned());
     }
@@ -488,30 +499,121 @@ fn grants_for(
     Ok(grants)
 }
 
-/// Check a grant string (`kv`, `fs-read:PATH`, `fs-write:PATH`, `call:PLUGIN`).
-pub fn parse_grant(grant: &str) -> anyhow::Result<(PermissionKind, Option<String>)> {
-    let (kind, scope) = match grant.split_once(':') {
-        Some((k, s)) => (k, Some(s.to_owned())),
-        None => (grant, None),
-    };
-    let kind: PermissionKind = kind.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let needs_scope = kind != PermissionKind::Kv;
-    if needs_scope && scope.as_deref().is_none_or(str::is_empty) {
-        bail!("`{grant}` needs a scope: `{kind}:PATH` for files, `call:PLUGIN` for calls");
+/// What `datum plugin grant|revoke` changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantChange {
+    pub plugin: String,
+    pub grants: Vec<Grant>,
+    pub changed: bool,
+    pub commit: Option<String>,
+}
+
+/// Add (or, with `add = false`, take away) one grant of an installed plugin, recorded
+/// like every change to the plugin set.
+pub fn set_grant(
+    workshop: &Workshop,
+    name: &str,
+    grant: &Grant,
+    add: bool,
+) -> anyhow::Result<GrantChange> {
+    let mut lock = workshop.lock()?;
+    let plugin = lock.get_mut(name).ok_or_else(|| not_installed(name))?;
+    let had = plugin.grants.contains(grant);
+    if add && !had {
+        plugin.grants.push(grant.clone());
+        plugin.grants.sort();
+    } else if !add {
+        plugin.grants.retain(|g| g != grant);
     }
-    if let (PermissionKind::FsRead | PermissionKind::FsWrite | PermissionKind::Git, Some(s)) =
-        (kind, &scope)
-    {
-        if s != "." && crate::fsutil::confined_relative(s).is_none() {
-            bail!("`{s}` must be a path inside the workshop (relative, no `..`)");
+    let changed = add != had;
+    let grants = plugin.grants.clone();
+    let mut commit = None;
+    if changed {
+        let verb = if add { "grant" } else { "revoke" };
+        let line = format!(
+            "{} {name} `{grant}`",
+            if add { "granted" } else { "revoked from" }
+        );
+        commit = workshop.record_lock_change(
+            &lock,
+            &crate::workshop::LockChange {
+                journal: None,
+                trail: format!("plugin {verb} {name} {grant}"),
+                commit: Some(line),
+            },
+        )?;
+    }
+    Ok(GrantChange {
+        plugin: name.to_owned(),
+        grants,
+        changed,
+        commit,
+    })
+}
+
+/// One plugin `datum plugin update` moved forward.
+#[derive(Debug, Clone, Serialize)]
+pub struct Updated {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// Update installed plugins (all, or `name`) to the newest version in the registry
+/// within their semver-compatible range, as `cargo update` does. Consent to native code
+/// was given at first install and carries over.
+pub fn update(
+    installer: &Installer<'_>,
+    name: Option<&str>,
+    locked: bool,
+) -> anyhow::Result<Vec<Updated>> {
+    let lock = installer.workshop.lock()?;
+    let targets: Vec<_> = lock
+        .plugins
+        .iter()
+        .filter(|p| name.is_none_or(|n| n == p.name))
+        .cloned()
+        .collect();
+    if let (Some(n), true) = (name, targets.is_empty()) {
+        return Err(not_installed(n));
+    }
+    let mut updated = Vec::new();
+    for p in targets {
+        let req = VersionReq::parse(&format!("^{}", p.version))?;
+        let newest = installer
+            .registry
+            .resolve(&p.name, &req, p.kind, &api_version())?;
+        if newest.version.version == p.version && newest.artifact.sha256 == p.sha256 {
+            continue;
         }
+        let spec = PluginSpec {
+            name: p.name.clone(),
+            req: VersionReq::parse(&format!("={}", newest.version.version))?,
+        };
+        let options = InstallOptions {
+            kind: p.kind,
+            locked,
+            trust_native: true,
+            force: true,
+            ..InstallOptions::default()
+        };
+        let outcome = installer.install(&spec, &options)?;
+        updated.push(Updated {
+            name: p.name,
+            from: p.version.to_string(),
+            to: outcome.version,
+        });
     }
-    if let (PermissionKind::Install | PermissionKind::Call, Some(s)) = (kind, &scope) {
-        if s != "*" && !datum_plugin_api::valid_name(s) {
-            bail!("`{s}` must be a plugin name or `*`");
-        }
-    }
-    Ok((kind, scope))
+    Ok(updated)
+}
+
+fn not_installed(name: &str) -> anyhow::Error {
+    crate::error::fail(
+        "not-installed",
+        crate::error::Category::NotFound,
+        format!("`{name}` is not installed in this workshop"),
+        "`datum plugin list` shows what is installed",
+    )
 }
 
 #[cfg(test)]
@@ -530,14 +632,5 @@ mod tests {
             .parse::<PluginSpec>()
             .unwrap_err()
             .contains("NAME@1.2"));
-    }
-
-    #[test]
-    fn grant_strings_are_checked() {
-        assert!(parse_grant("kv").is_ok());
-        assert!(parse_grant("fs-read:journal").is_ok());
-        assert!(parse_grant("fs-read").is_err());
-        assert!(parse_grant("fs-write:../x").is_err());
-        assert!(parse_grant("net:example.org").is_err());
     }
 }

@@ -51,6 +51,33 @@ pub enum KeeperError {
     Io(#[from] std::io::Error),
 }
 
+impl KeeperError {
+    /// The fix for this failure.
+    pub fn hint(&self) -> String {
+        match self {
+            KeeperError::Unreachable { .. } => {
+                "start it with `datum keeper serve`, or check the URL in .superagent/keeper.toml"
+                    .into()
+            }
+            KeeperError::Refused(_) => {
+                "the Keeper's policy decides; ask its operator for a grant".into()
+            }
+            KeeperError::Protocol { .. } => {
+                "check that the URL is a datum Keeper (`GET /v1/health`)".into()
+            }
+            KeeperError::NotConfigured => {
+                "datum boot --keeper URL (served) or --keeper-home DIR (standalone)".into()
+            }
+            KeeperError::Standalone { home, .. } => format!("check the Keeper home {home}"),
+            KeeperError::Corrupt(_) => {
+                "register again with `datum boot --keeper URL`, or remove .superagent/keeper.toml"
+                    .into()
+            }
+            KeeperError::Io(_) => "check the workshop's permissions".into(),
+        }
+    }
+}
+
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)

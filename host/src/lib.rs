@@ -8,6 +8,7 @@
 pub mod author;
 pub mod cli;
 pub mod confined;
+pub mod error;
 pub mod fsutil;
 pub mod install;
 pub mod keeper;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::cli::dynamic::{parse_args, Parsed};
 use crate::paths::Home;
 use crate::runtime::{Installed, Runtime};
-use crate::store::Lock;
+use crate::workshop::Lock;
 use crate::workshop::Workshop;
 
 /// The agent of every scratch workshop: manifest examples are written as `alice`.

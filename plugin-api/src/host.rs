@@ -8,18 +8,20 @@
 use serde_json::{json, Value};
 
 use crate::envelope::{ErrorKind, PluginError, Response};
+use crate::service::ServiceCall;
 
 /// Severity for [`Host::log`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LogLevel {
     Debug,
+    #[default]
     Info,
     Warn,
     Error,
 }
 
 impl LogLevel {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LogLevel::Debug => "debug",
             LogLevel::Info => "info",
@@ -49,10 +51,19 @@ impl<'a> Host<'a> {
         Host { transport }
     }
 
-    /// Call one host service by name. Prefer the typed helpers below.
+    /// Call one host service by name. Prefer [`Host::call`] or the typed helpers below.
     pub fn call_service(&self, service: &str, args: Value) -> Result<Value, PluginError> {
         let request = json!({ "service": service, "args": args }).to_string();
-        let reply = (self.transport)(&request);
+        self.send(service, &request)
+    }
+
+    /// Make one typed service call and return the reply's `data`. Since API 1.6.
+    pub fn call(&self, call: &ServiceCall) -> Result<Value, PluginError> {
+        self.send(call.name(), &call.to_json())
+    }
+
+    fn send(&self, service: &str, request: &str) -> Result<Value, PluginError> {
+        let reply = (self.transport)(request);
         let reply: Response = serde_json::from_str(&reply).map_err(|e| {
             PluginError::new(
                 ErrorKind::HostService,
@@ -65,27 +76,30 @@ impl<'a> Host<'a> {
     /// Write a line to the host's log (always allowed; tagged with the plugin's name).
     pub fn log(&self, level: LogLevel, message: &str) {
         // Logging must never fail a call, so a transport error is dropped on purpose.
-        let _ = self.call_service(
-            "log",
-            json!({ "level": level.as_str(), "message": message }),
-        );
+        let _ = self.call(&ServiceCall::Log {
+            level,
+            message: message.to_owned(),
+        });
     }
 
     /// Read a value from this plugin's key-value store in the workshop (`kv` grant).
     pub fn kv_get(&self, key: &str) -> Result<Option<Value>, PluginError> {
-        let v = self.call_service("kv.get", json!({ "key": key }))?;
+        let v = self.call(&ServiceCall::KvGet { key: key.into() })?;
         Ok((!v.is_null()).then_some(v))
     }
 
     /// Store a value in this plugin's key-value store (`kv` grant). `null` deletes.
     pub fn kv_set(&self, key: &str, value: Value) -> Result<(), PluginError> {
-        self.call_service("kv.set", json!({ "key": key, "value": value }))
-            .map(drop)
+        self.call(&ServiceCall::KvSet {
+            key: key.into(),
+            value,
+        })
+        .map(drop)
     }
 
     /// Read a UTF-8 file at a workshop-relative path (`fs-read:PREFIX` grant).
     pub fn read_file(&self, path: &str) -> Result<String, PluginError> {
-        let v = self.call_service("fs.read", json!({ "path": path }))?;
+        let v = self.call(&ServiceCall::FsRead { path: path.into() })?;
         v.as_str().map(str::to_owned).ok_or_else(|| {
             PluginError::new(ErrorKind::HostService, "host returned a non-text file body")
         })
@@ -93,15 +107,21 @@ impl<'a> Host<'a> {
 
     /// Atomically write a UTF-8 file at a workshop-relative path (`fs-write:PREFIX` grant).
     pub fn write_file(&self, path: &str, contents: &str) -> Result<(), PluginError> {
-        self.call_service("fs.write", json!({ "path": path, "contents": contents }))
-            .map(drop)
+        self.call(&ServiceCall::FsWrite {
+            path: path.into(),
+            contents: contents.into(),
+        })
+        .map(drop)
     }
 
     /// Create a new UTF-8 file at a workshop-relative path, atomically and only if
     /// nothing is there yet (`fs-write:PREFIX` grant). Returns `false` when the name is
     /// taken, so callers can pick another instead of overwriting. Since API 1.3.
     pub fn create_file(&self, path: &str, contents: &str) -> Result<bool, PluginError> {
-        let v = self.call_service("fs.create", json!({ "path": path, "contents": contents }))?;
+        let v = self.call(&ServiceCall::FsCreate {
+            path: path.into(),
+            contents: contents.into(),
+        })?;
         Ok(v.as_bool().unwrap_or(false))
     }
 
@@ -110,14 +130,17 @@ impl<'a> Host<'a> {
     /// processes never interleave, and nothing already there is rewritten. At most 64 KiB
     /// at a time. Since API 1.4.
     pub fn append_file(&self, path: &str, contents: &str) -> Result<(), PluginError> {
-        self.call_service("fs.append", json!({ "path": path, "contents": contents }))
-            .map(drop)
+        self.call(&ServiceCall::FsAppend {
+            path: path.into(),
+            contents: contents.into(),
+        })
+        .map(drop)
     }
 
     /// The entries of a workshop folder (`fs-read:PREFIX` grant), sorted; folders end
     /// in `/`. A missing folder is an empty list. Since API 1.3.
     pub fn list_dir(&self, path: &str) -> Result<Vec<String>, PluginError> {
-        let v = self.call_service("fs.list", json!({ "path": path }))?;
+        let v = self.call(&ServiceCall::FsList { path: path.into() })?;
         serde_json::from_value(v).map_err(|e| {
             PluginError::new(
                 ErrorKind::HostService,
@@ -129,7 +152,7 @@ impl<'a> Host<'a> {
     /// Milliseconds since the Unix epoch (WASM plugins have no clock of their own).
     /// Since API 1.3.
     pub fn now_ms(&self) -> Result<u64, PluginError> {
-        let v = self.call_service("clock.now", Value::Null)?;
+        let v = self.call(&ServiceCall::ClockNow)?;
         v.as_u64().ok_or_else(|| {
             PluginError::new(ErrorKind::HostService, "host sent a non-numeric clock")
         })
@@ -138,14 +161,14 @@ impl<'a> Host<'a> {
     /// Pause this call for up to `ms` milliseconds (the host caps one pause at a
     /// minute). Counts against the command's time limit. Since API 1.3.
     pub fn sleep_ms(&self, ms: u64) -> Result<(), PluginError> {
-        self.call_service("clock.sleep", json!({ "ms": ms }))
-            .map(drop)
+        self.call(&ServiceCall::ClockSleep { ms }).map(drop)
     }
 
     /// Print one line to the user now, before the call returns (for `watch`-style
     /// commands). Since API 1.3.
     pub fn emit(&self, line: &str) -> Result<(), PluginError> {
-        self.call_service("emit", json!({ "line": line })).map(drop)
+        self.call(&ServiceCall::Emit { line: line.into() })
+            .map(drop)
     }
 
     /// Commit a workshop folder's changes, then pull from and push to a git remote
@@ -157,10 +180,11 @@ impl<'a> Host<'a> {
         remote: Option<&str>,
         message: &str,
     ) -> Result<Value, PluginError> {
-        self.call_service(
-            "git.sync",
-            json!({ "path": path, "remote": remote, "message": message }),
-        )
+        self.call(&ServiceCall::GitSync {
+            path: path.into(),
+            remote: remote.map(str::to_owned),
+            message: message.into(),
+        })
     }
 
     /// Ask the Keeper for a secret (`secrets:PATTERN` grant). The purpose and
@@ -172,10 +196,12 @@ impl<'a> Host<'a> {
         purpose: &str,
         destination: &str,
     ) -> Result<String, PluginError> {
-        let v = self.call_service(
-            "secret.get",
-            json!({ "key": key, "purpose": purpose, "destination": destination }),
-        )?;
+        let v = self.call(&ServiceCall::SecretGet {
+            key: key.into(),
+            purpose: purpose.into(),
+            destination: destination.into(),
+            optional: false,
+        })?;
         v.as_str().map(str::to_owned).ok_or_else(|| {
             PluginError::new(
                 ErrorKind::HostService,
@@ -194,10 +220,12 @@ impl<'a> Host<'a> {
         purpose: &str,
         destination: &str,
     ) -> Result<Option<String>, PluginError> {
-        let v = self.call_service(
-            "secret.get",
-            json!({ "key": key, "purpose": purpose, "destination": destination, "optional": true }),
-        )?;
+        let v = self.call(&ServiceCall::SecretGet {
+            key: key.into(),
+            purpose: purpose.into(),
+            destination: destination.into(),
+            optional: true,
+        })?;
         match v {
             Value::Null => Ok(None),
             Value::String(s) => Ok(Some(s)),
@@ -212,7 +240,10 @@ impl<'a> Host<'a> {
     /// remote involved (`git:PATH` grant). Returns whether a commit was made (`false`
     /// when there was nothing to commit). Since API 1.4.
     pub fn git_commit(&self, path: &str, message: &str) -> Result<bool, PluginError> {
-        let v = self.call_service("git.commit", json!({ "path": path, "message": message }))?;
+        let v = self.call(&ServiceCall::GitCommit {
+            path: path.into(),
+            message: message.into(),
+        })?;
         Ok(v["committed"].as_bool().unwrap_or(false))
     }
 
@@ -220,7 +251,7 @@ impl<'a> Host<'a> {
     /// return the state after. Always allowed; the host records it in agent.toml and
     /// commits it. Since API 1.4.
     pub fn advance_lifecycle(&self, to: &str) -> Result<String, PluginError> {
-        let v = self.call_service("agent.lifecycle", json!({ "to": to }))?;
+        let v = self.call(&ServiceCall::AgentLifecycle { to: to.into() })?;
         v.as_str().map(str::to_owned).ok_or_else(|| {
             PluginError::new(ErrorKind::HostService, "host sent a non-text lifecycle")
         })
@@ -231,7 +262,7 @@ impl<'a> Host<'a> {
     /// (the plugin whose install service added it, if one did). Always allowed: it is
     /// what `datum plugin list` shows. Since API 1.5.
     pub fn plugins(&self) -> Result<Vec<Value>, PluginError> {
-        let v = self.call_service("plugin.list", json!({}))?;
+        let v = self.call(&ServiceCall::PluginList {})?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
@@ -241,13 +272,15 @@ impl<'a> Host<'a> {
     /// its `readme` when the registry carries it. Always allowed (`datum plugin info`
     /// shows the same). Since API 1.5.
     pub fn plugin_info(&self, name: &str) -> Result<Value, PluginError> {
-        self.call_service("plugin.info", json!({ "name": name }))
+        self.call(&ServiceCall::PluginInfo { name: name.into() })
     }
 
     /// Registry plugins whose manifest `provides` the ability, newest version each.
     /// Always allowed. Since API 1.5.
     pub fn plugins_providing(&self, ability: &str) -> Result<Vec<Value>, PluginError> {
-        let v = self.call_service("plugin.providing", json!({ "ability": ability }))?;
+        let v = self.call(&ServiceCall::PluginProviding {
+            ability: ability.into(),
+        })?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
@@ -263,22 +296,19 @@ impl<'a> Host<'a> {
         why: &str,
         options: &InstallRequest<'_>,
     ) -> Result<Value, PluginError> {
-        self.call_service(
-            "plugin.install",
-            json!({
-                "spec": spec,
-                "reason": why,
-                "sha256": options.sha256,
-                "dry_run": options.dry_run,
-                "commit": !options.no_commit,
-            }),
-        )
+        self.call(&ServiceCall::PluginInstall {
+            spec: spec.into(),
+            reason: why.into(),
+            sha256: options.sha256.map(str::to_owned),
+            dry_run: options.dry_run,
+            commit: !options.no_commit,
+        })
     }
 
     /// Remove a plugin this plugin installed (`install:NAME` grant; a plugin the user
     /// installed is the user's to remove). Since API 1.5.
     pub fn remove_plugin(&self, name: &str) -> Result<Value, PluginError> {
-        self.call_service("plugin.remove", json!({ "name": name }))
+        self.call(&ServiceCall::PluginRemove { name: name.into() })
     }
 
     /// Run an installed plugin's golden manifest examples in a fresh scratch workshop
@@ -286,14 +316,19 @@ impl<'a> Host<'a> {
     /// `expected`, `got`, `passed`), `passed`, `total`, `skipped` (illustrations).
     /// Needs `call:NAME`, since it runs that plugin. Since API 1.5.
     pub fn prove_plugin(&self, name: &str) -> Result<Value, PluginError> {
-        self.call_service("plugin.prove", json!({ "plugin": name }))
+        self.call(&ServiceCall::PluginProve {
+            plugin: name.into(),
+        })
     }
 
     /// The workshop's history touching `path` (`"."` for all of it), newest first:
     /// `total` commits and the first `limit` of them (`id`, `when` in RFC 3339,
     /// `subject`). Needs `git:PATH`, like committing it. Since API 1.5.
     pub fn git_log(&self, path: &str, limit: usize) -> Result<Value, PluginError> {
-        self.call_service("git.log", json!({ "path": path, "limit": limit }))
+        self.call(&ServiceCall::GitLog {
+            path: path.into(),
+            limit: limit as u64,
+        })
     }
 
     /// Run a command in another build (`"native"` or `"wasm"`) of an installed plugin,
@@ -305,10 +340,12 @@ impl<'a> Host<'a> {
         command: &str,
         args: serde_json::Map<String, Value>,
     ) -> Result<Value, PluginError> {
-        self.call_service(
-            "plugin.call",
-            json!({ "plugin": plugin, "kind": kind, "command": command, "args": args }),
-        )
+        self.call(&ServiceCall::PluginCall {
+            plugin: plugin.into(),
+            kind: Some(kind.into()),
+            command: command.into(),
+            args,
+        })
     }
 
     /// Run another installed plugin's command (`call:PLUGIN` grant) and return its `data`.
@@ -318,10 +355,12 @@ impl<'a> Host<'a> {
         command: &str,
         args: serde_json::Map<String, Value>,
     ) -> Result<Value, PluginError> {
-        self.call_service(
-            "plugin.call",
-            json!({ "plugin": plugin, "command": command, "args": args }),
-        )
+        self.call(&ServiceCall::PluginCall {
+            plugin: plugin.into(),
+            kind: None,
+            command: command.into(),
+            args,
+        })
     }
 }
 

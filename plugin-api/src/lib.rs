@@ -38,18 +38,25 @@
 //! lets both tiers share one codec.
 
 mod envelope;
+mod grant;
 mod host;
 mod manifest;
+mod service;
 
+pub mod abi;
+
+/// The old name of [`abi`], kept so code written against 1.0–1.5 still builds.
 #[doc(hidden)]
-pub mod __private;
+pub use abi as __private;
 
 pub use envelope::{AgentInfo, ErrorKind, FileArg, Format, Output, PluginError, Request, Response};
+pub use grant::Grant;
 pub use host::{Host, InstallRequest, LogLevel};
 pub use manifest::{
     valid_name, ArgSpec, ArgType, CommandSpec, Defaults, Example, Limits, Manifest, ManifestError,
     Permission, PermissionKind, Requirement, RESERVED_ARGS,
 };
+pub use service::ServiceCall;
 
 /// The version of this API crate. Plugins record it at build time; the host compares
 /// it with each manifest's `api` requirement.
@@ -80,8 +87,8 @@ pub trait Plugin {
 macro_rules! export_plugin {
     ($plugin:ty) => {
         #[doc(hidden)]
-        fn __datum_cargo_meta() -> $crate::__private::CargoMeta {
-            $crate::__private::CargoMeta {
+        fn __datum_cargo_meta() -> $crate::abi::CargoMeta {
+            $crate::abi::CargoMeta {
                 name: env!("CARGO_PKG_NAME"),
                 version: env!("CARGO_PKG_VERSION"),
                 description: env!("CARGO_PKG_DESCRIPTION"),
@@ -90,26 +97,26 @@ macro_rules! export_plugin {
         }
 
         #[cfg(not(target_arch = "wasm32"))]
-        extern "C" fn __datum_describe() -> $crate::__private::native::RString {
-            $crate::__private::native::describe::<$plugin>(__datum_cargo_meta())
+        extern "C" fn __datum_describe() -> $crate::abi::native::RString {
+            $crate::abi::native::describe::<$plugin>(__datum_cargo_meta())
         }
 
         #[cfg(not(target_arch = "wasm32"))]
         extern "C" fn __datum_invoke(
-            host: $crate::__private::native::HostCallbacks,
-            request: $crate::__private::native::RStr<'_>,
-        ) -> $crate::__private::native::RString {
-            $crate::__private::native::invoke::<$plugin>(host, request)
+            host: $crate::abi::native::HostCallbacks,
+            request: $crate::abi::native::RStr<'_>,
+        ) -> $crate::abi::native::RString {
+            $crate::abi::native::invoke::<$plugin>(host, request)
         }
 
         #[cfg(not(target_arch = "wasm32"))]
-        fn __datum_root_module() -> $crate::__private::native::PluginModuleRef {
-            $crate::__private::native::module(__datum_describe, __datum_invoke)
+        fn __datum_root_module() -> $crate::abi::native::PluginModuleRef {
+            $crate::abi::native::module(__datum_describe, __datum_invoke)
         }
 
         #[cfg(not(target_arch = "wasm32"))]
-        extern "C" fn __datum_root_module_erased() -> $crate::__private::native::RootModuleResult {
-            $crate::__private::native::call_root_module_loader(__datum_root_module)
+        extern "C" fn __datum_root_module_erased() -> $crate::abi::native::RootModuleResult {
+            $crate::abi::native::call_root_module_loader(__datum_root_module)
         }
 
         // The symbol is abi_stable's ROOT_MODULE_LOADER_NAME (an `export_name` must be a
@@ -117,19 +124,19 @@ macro_rules! export_plugin {
         #[cfg(not(target_arch = "wasm32"))]
         #[doc(hidden)]
         #[export_name = "_1as_0lib_1header_0root_bmodule_bloader"]
-        pub static __DATUM_ROOT_MODULE_LOADER: $crate::__private::native::LibHeader =
-            $crate::__private::native::lib_header(__datum_root_module_erased);
+        pub static __DATUM_ROOT_MODULE_LOADER: $crate::abi::native::LibHeader =
+            $crate::abi::native::lib_header(__datum_root_module_erased);
 
         #[cfg(target_arch = "wasm32")]
         #[no_mangle]
         pub extern "C" fn manifest() -> i32 {
-            $crate::__private::wasm::manifest::<$plugin>(__datum_cargo_meta)
+            $crate::abi::wasm::manifest::<$plugin>(__datum_cargo_meta)
         }
 
         #[cfg(target_arch = "wasm32")]
         #[no_mangle]
         pub extern "C" fn invoke() -> i32 {
-            $crate::__private::wasm::invoke::<$plugin>(__datum_cargo_meta)
+            $crate::abi::wasm::invoke::<$plugin>(__datum_cargo_meta)
         }
     };
 }

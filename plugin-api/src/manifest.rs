@@ -9,6 +9,8 @@ use std::fmt;
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 
+use crate::grant::Grant;
+
 /// A parsed, validated plugin manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,6 +135,12 @@ pub struct Permission {
 }
 
 impl Permission {
+    /// This permission as a checked [`Grant`] (what `validate` requires it to be).
+    /// Since API 1.6.
+    pub fn as_grant(&self) -> Result<Grant, ManifestError> {
+        Grant::new(self.kind, self.scope.as_deref())
+    }
+
     /// The grant string recorded in the lock file and accepted by `datum plugin grant`.
     pub fn grant(&self) -> String {
         match &self.scope {
@@ -142,7 +150,7 @@ impl Permission {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PermissionKind {
     /// The plugin's own key-value store in the workshop.
@@ -174,6 +182,18 @@ impl PermissionKind {
         PermissionKind::Git,
         PermissionKind::Install,
     ];
+}
+
+impl PermissionKind {
+    /// What follows the colon in a grant of this kind, for messages.
+    pub fn scope_shape(self) -> &'static str {
+        match self {
+            PermissionKind::Kv => "",
+            PermissionKind::FsRead | PermissionKind::FsWrite | PermissionKind::Git => "PATH",
+            PermissionKind::Call | PermissionKind::Install => "PLUGIN",
+            PermissionKind::Secrets => "PATTERN",
+        }
+    }
 }
 
 impl fmt::Display for PermissionKind {
@@ -297,13 +317,9 @@ impl Manifest {
                     p.grant()
                 )));
             }
-            let needs_scope = p.kind != PermissionKind::Kv;
-            if needs_scope && p.scope.as_deref().is_none_or(str::is_empty) {
-                return Err(ManifestError::Invalid(format!(
-                    "permission `{}` needs a `scope` (a workshop path or a plugin name)",
-                    p.kind
-                )));
-            }
+            // The same check as every grant: a scope that could leave the workshop
+            // is refused here, before anyone is asked to grant it.
+            p.as_grant()?;
         }
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.commands {

@@ -123,11 +123,11 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
         }
     }
     for p in runtime.installed() {
-        let asked: Vec<String> = p
+        let asked: Vec<datum_plugin_api::Grant> = p
             .manifest
             .permissions
             .iter()
-            .map(datum_plugin_api::Permission::grant)
+            .filter_map(|p| p.as_grant().ok())
             .collect();
         for g in p.locked.grants.iter().filter(|g| !asked.contains(g)) {
             findings.push(finding(
@@ -151,7 +151,7 @@ pub fn run(ctx: &Context, args: AuditArgs) -> anyhow::Result<()> {
                     &p.locked.name,
                     &req,
                     p.locked.kind,
-                    &crate::runtime::api_version(),
+                    &crate::loader::api_version(),
                 ) {
                     if newest.version.version > p.locked.version {
                         findings.push(finding(

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::Context;
+use crate::error::Problem;
 use crate::runtime::{Runtime, RuntimeError, Session};
 
 #[derive(Debug, clap::Args)]
@@ -56,7 +57,7 @@ pub fn run(ctx: &Context, args: BatchArgs) -> anyhow::Result<()> {
         }
         let reply = match call_one(&runtime, &mut sessions, &line) {
             Ok(r) => r,
-            Err(e) => error_reply(n, &e),
+            Err(e) => error_reply(n, e),
         };
         if reply["ok"] == true {
             ok += 1
@@ -124,16 +125,25 @@ fn call_one(
     request.args = call.args;
     request.format = Format::Json;
     let reply = session.invoke_raw(&request)?;
-    Ok(serde_json::to_value(&reply).unwrap_or_else(
+    let reply = serde_json::to_value(&reply).unwrap_or_else(
         |e| json!({"ok": false, "error": {"kind": "internal", "message": e.to_string()}}),
-    ))
+    );
+    Ok(with_hint(reply, &name))
 }
 
-fn error_reply(line: usize, e: &RuntimeError) -> Value {
-    let mut error = json!({ "kind": e.kind(), "message": format!("line {line}: {e}") });
-    if let Some((plugin, version)) = e.plugin() {
-        error["plugin"] = json!(plugin);
-        error["version"] = json!(version);
+fn error_reply(line: usize, e: RuntimeError) -> Value {
+    let mut problem = Problem::of(&anyhow::Error::new(e));
+    problem.message = format!("line {line}: {}", problem.message);
+    problem.to_json()
+}
+
+/// A plugin's own error reply, with the host's hint added when the plugin gave none:
+/// every failed line carries a fix.
+fn with_hint(mut reply: Value, plugin: &str) -> Value {
+    if reply["ok"] == false && reply["error"].is_object() && !reply["error"]["hint"].is_string() {
+        reply["error"]["hint"] = Value::from(format!(
+            "`datum {plugin} --help` or `datum plugin info {plugin}` shows how it is used"
+        ));
     }
-    json!({ "ok": false, "error": error })
+    reply
 }

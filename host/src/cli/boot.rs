@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::Context;
 use crate::install::{InstallOptions, Installer, PluginSpec};
-use crate::registry::Kind;
+use crate::loader::Kind;
 use crate::workshop::Workshop;
 
 #[derive(Debug, clap::Args)]

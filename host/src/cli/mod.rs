@@ -137,10 +137,7 @@ pub fn main() -> ExitCode {
                 ctx.reporter = Reporter::new(flags.format.unwrap_or(cli.format));
                 Command::External(flags.rest)
             }
-            Err(e) => {
-                ctx.reporter.error(&e);
-                return ExitCode::FAILURE;
-            }
+            Err(e) => return ctx.reporter.error(&e),
         },
         other => other,
     };
@@ -159,10 +156,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<Reported>() => ExitCode::FAILURE,
-        Err(e) => {
-            ctx.reporter.error(&e);
-            ExitCode::FAILURE
-        }
+        Err(e) => ctx.reporter.error(&e),
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::boot::{self, BootArgs};
 use super::output::Format;
 use super::Context;
-use crate::registry::Kind;
+use crate::loader::Kind;
 use crate::runtime::Runtime;
 
 #[derive(Debug, clap::Args)]

@@ -1,9 +1,8 @@
 //! Rendering: text for humans, one JSON document for programs, errors on both.
 
 use serde::Serialize;
-use serde_json::{json, Value};
 
-use crate::runtime::RuntimeError;
+use crate::error::Problem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -77,46 +76,17 @@ impl Reporter {
         bar
     }
 
-    pub fn error(&self, e: &anyhow::Error) {
-        let runtime = e.downcast_ref::<RuntimeError>();
-        let kind = runtime.map(RuntimeError::kind).unwrap_or("error");
+    /// Report a failure in the one error shape (see [`crate::error`]) and return the
+    /// process exit code for it.
+    pub fn error(&self, e: &anyhow::Error) -> std::process::ExitCode {
+        let problem = Problem::of(e);
         match self.format {
             Format::Json => {
-                let mut error = json!({ "kind": kind, "message": format!("{e:#}") });
-                if let Some(RuntimeError::Call { hint, .. } | RuntimeError::Load { hint, .. }) =
-                    runtime
-                {
-                    error["hint"] = Value::from(hint.clone());
-                }
-                if let Some((plugin, version)) = runtime.and_then(RuntimeError::plugin) {
-                    error["plugin"] = Value::from(plugin);
-                    error["version"] = Value::from(version);
-                }
-                if let Some(RuntimeError::Plugin {
-                    error: pe, command, ..
-                }) = runtime
-                {
-                    error["message"] = Value::from(format!(
-                        "{} failed on `{command}`: {}",
-                        runtime
-                            .and_then(RuntimeError::plugin)
-                            .map(|(p, v)| format!("{p} {v}"))
-                            .unwrap_or_default(),
-                        pe.message
-                    ));
-                    if let Some(h) = &pe.hint {
-                        error["hint"] = Value::from(h.clone());
-                    }
-                }
-                let _ = print_line(&json!({ "ok": false, "error": error }).to_string());
+                let _ = print_line(&problem.to_json().to_string());
             }
-            Format::Text => {
-                // Errors that already say "error: …" are not prefixed twice.
-                let text = format!("{e:#}");
-                let text = text.strip_prefix("error: ").unwrap_or(&text);
-                eprintln!("error: {text}");
-            }
+            Format::Text => eprintln!("{}", problem.to_text()),
         }
+        std::process::ExitCode::from(problem.exit_code())
     }
 }
 

@@ -6,9 +6,10 @@ use serde_json::json;
 
 use super::output::table;
 use super::Context;
-use crate::install::{parse_grant, InstallOptions, Installed, Installer, PluginSpec};
-use crate::registry::Kind;
-use crate::runtime::api_version;
+use crate::install::{InstallOptions, Installed, Installer, PluginSpec};
+use crate::loader::api_version;
+use crate::loader::Kind;
+use datum_plugin_api::Grant;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PluginCommand {
@@ -38,7 +39,7 @@ pub enum PluginCommand {
         trust_native: bool,
         /// Do not grant this permission (repeatable), e.g. `--deny kv`.
         #[arg(long, value_name = "GRANT")]
-        deny: Vec<String>,
+        deny: Vec<Grant>,
         /// Reinstall even if the lock already pins this exact artifact.
         #[arg(long)]
         force: bool,
@@ -64,9 +65,9 @@ pub enum PluginCommand {
         locked: bool,
     },
     /// Grant a permission to an installed plugin (`kv`, `fs-read:PATH`, `fs-write:PATH`, `call:PLUGIN`).
-    Grant { name: String, grant: String },
+    Grant { name: String, grant: Grant },
     /// Take a permission back.
-    Revoke { name: String, grant: String },
+    Revoke { name: String, grant: Grant },
     /// Start a plugin: a crate (outside any workshop) that builds and passes its tests at once.
     New {
         /// The plugin's name (a-z, 0-9, '-'); its commands start with it.
@@ -483,7 +484,7 @@ fn install(ctx: &Context, specs: Vec<PluginSpec>, options: &InstallOptions) -> a
                 i.name, i.version, i.kind, i.source
             ));
             for p in &i.permissions {
-                let granted = if i.grants.contains(&p.grant()) {
+                let granted = if p.as_grant().is_ok_and(|g| i.grants.contains(&g)) {
                     "granted"
                 } else {
                     "denied"
@@ -532,7 +533,11 @@ fn list(ctx: &Context) -> anyhow::Result<()> {
                     if p.grants.is_empty() {
                         "-".into()
                     } else {
-                        p.grants.join(", ")
+                        p.grants
+                            .iter()
+                            .map(Grant::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     },
                     p.source.clone(),
                 ]
@@ -546,101 +551,32 @@ fn update(ctx: &Context, name: Option<&str>, locked: bool) -> anyhow::Result<()>
     let home = ctx.home()?;
     let workshop = ctx.workshop()?;
     let registry = ctx.open_registry(&home)?;
-    let lock = workshop.lock()?;
-    let targets: Vec<_> = lock
-        .plugins
-        .iter()
-        .filter(|p| name.is_none_or(|n| n == p.name))
-        .cloned()
-        .collect();
-    if let Some(n) = name {
-        if targets.is_empty() {
-            anyhow::bail!("`{n}` is not installed in this workshop (see `datum plugin list`)");
-        }
-    }
     let installer = Installer {
         home: &home,
         workshop: &workshop,
         registry: &registry,
     };
-    let mut updated = Vec::new();
-    for p in targets {
-        // Stay within the semver-compatible range, as `cargo update` does.
-        let req = semver::VersionReq::parse(&format!("^{}", p.version))?;
-        let newest = registry.resolve(&p.name, &req, p.kind, &api_version())?;
-        if newest.version.version == p.version && newest.artifact.sha256 == p.sha256 {
-            continue;
-        }
-        let spec = PluginSpec {
-            name: p.name.clone(),
-            req: semver::VersionReq::parse(&format!("={}", newest.version.version))?,
-        };
-        let options = InstallOptions {
-            kind: p.kind,
-            locked,
-            trust_native: true, // it was consented to at first install
-            force: true,
-            ..InstallOptions::default()
-        };
-        let outcome = installer.install(&spec, &options)?;
-        updated.push(json!({"name": p.name, "from": p.version.to_string(), "to": outcome.version}));
-    }
+    let updated = crate::install::update(&installer, name, locked)?;
     ctx.reporter.emit(&json!({ "updated": updated }), || {
         if updated.is_empty() {
             "everything is up to date".to_owned()
         } else {
             updated
                 .iter()
-                .map(|u| {
-                    format!(
-                        "updated {} {} → {}",
-                        u["name"].as_str().unwrap_or("?"),
-                        u["from"].as_str().unwrap_or("?"),
-                        u["to"].as_str().unwrap_or("?")
-                    )
-                })
+                .map(|u| format!("updated {} {} → {}", u.name, u.from, u.to))
                 .collect::<Vec<_>>()
                 .join("\n")
         }
     })
 }
 
-fn change_grant(ctx: &Context, name: &str, grant: &str, add: bool) -> anyhow::Result<()> {
-    parse_grant(grant)?;
+fn change_grant(ctx: &Context, name: &str, grant: &Grant, add: bool) -> anyhow::Result<()> {
     let workshop = ctx.workshop()?;
-    let mut lock = workshop.lock()?;
-    let plugin = lock.get_mut(name).with_context(|| {
-        format!("`{name}` is not installed in this workshop (see `datum plugin list`)")
-    })?;
-    let had = plugin.grants.iter().any(|g| g == grant);
-    if add && !had {
-        plugin.grants.push(grant.to_owned());
-        plugin.grants.sort();
-    } else if !add {
-        plugin.grants.retain(|g| g != grant);
-    }
-    let changed = add != had;
-    let grants = plugin.grants.clone();
-    let mut commit = None;
-    if changed {
-        workshop.save_lock(&lock)?;
-        let line = format!(
-            "{} {name} `{grant}`",
-            if add { "granted" } else { "revoked from" }
-        );
-        workshop.trail(&format!(
-            "plugin {} {name} {grant}",
-            if add { "grant" } else { "revoke" }
-        ))?;
-        commit = workshop.commit(&line)?;
-    }
-    ctx.reporter.emit(
-        &json!({ "plugin": name, "grants": grants, "changed": changed, "commit": commit }),
-        || match (add, changed) {
-            (true, true) => format!("granted {name} `{grant}`"),
-            (true, false) => format!("{name} already has `{grant}`"),
-            (false, true) => format!("revoked `{grant}` from {name}"),
-            (false, false) => format!("{name} did not have `{grant}`"),
-        },
-    )
+    let change = crate::install::set_grant(&workshop, name, grant, add)?;
+    ctx.reporter.emit(&change, || match (add, change.changed) {
+        (true, true) => format!("granted {name} `{grant}`"),
+        (true, false) => format!("{name} already has `{grant}`"),
+        (false, true) => format!("revoked `{grant}` from {name}"),
+        (false, false) => format!("{name} did not have `{grant}`"),
+    })
 }

@@ -4,17 +4,20 @@
 //! [`Instance`]; what differs is isolation. Every way a call can go wrong comes back
 //! as a [`CallFailure`], never as a host crash.
 
+mod kind;
 pub mod native;
 pub mod wasm;
+
+pub use kind::{native_target, Kind, WASM_TARGET};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datum_plugin_api::{Defaults, Limits, Manifest};
 use semver::Version;
-use serde::Deserialize;
 
-use crate::registry::Kind;
+use crate::paths::Home;
+use serde::Deserialize;
 
 /// The host-service handler a loaded plugin talks to: JSON request in, JSON reply out.
 pub type Services = Arc<dyn Fn(&str) -> String + Send + Sync>;
@@ -71,6 +74,24 @@ pub enum LoadError {
     Manifest(String),
 }
 
+/// The datum-plugin-api version this host implements.
+pub fn api_version() -> Version {
+    // The constant comes from the crate's own Cargo version, which is always valid semver.
+    Version::parse(datum_plugin_api::API_VERSION).unwrap_or_else(|_| Version::new(1, 0, 0))
+}
+
+/// Where wasmtime keeps compiled modules; written on first use.
+pub fn wasm_cache_config(home: &Home) -> anyhow::Result<PathBuf> {
+    let dir = home.wasm_cache();
+    std::fs::create_dir_all(&dir)?;
+    let path = home.root().join("cache/wasmtime.toml");
+    let text = format!("[cache]\ndirectory = {:?}\n", dir.display().to_string());
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        crate::fsutil::atomic_write(&path, text.as_bytes())?;
+    }
+    Ok(path)
+}
+
 /// What to load and under which limits.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -93,7 +114,7 @@ pub fn load(
     }
 }
 
-/// The reply of `describe`, as emitted by `datum_plugin_api::__private::describe`.
+/// The reply of `describe`, as emitted by `datum_plugin_api::abi::describe`.
 #[derive(Debug, Deserialize)]
 struct Description {
     api_version: Version,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::std_types::{RStr, RString};
-use datum_plugin_api::__private::native::{HostCallbacks, PluginModuleRef};
+use datum_plugin_api::abi::native::{HostCallbacks, PluginModuleRef};
 
 use super::{CallFailure, LoadError, LoadOptions, Services};
 

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use datum_plugin_api::abi;
 use extism::{CurrentPlugin, Function, Manifest, PluginBuilder, UserData, Val, Wasm, PTR};
 
 use super::{CallFailure, LoadError, LoadOptions, Services};
@@ -35,7 +36,13 @@ impl WasmInstance {
             services,
             panic: panic.clone(),
         };
-        let function = Function::new("datum_host", [PTR], [PTR], UserData::new(state), datum_host);
+        let function = Function::new(
+            abi::WASM_HOST_IMPORT,
+            [PTR],
+            [PTR],
+            UserData::new(state),
+            datum_host,
+        );
         let mut builder = PluginBuilder::new(manifest)
             .with_wasi(false)
             .with_functions([function]);
@@ -81,11 +88,11 @@ impl WasmInstance {
 
 impl super::Instance for WasmInstance {
     fn describe(&mut self) -> Result<String, CallFailure> {
-        self.call("manifest", "")
+        self.call(abi::WASM_MANIFEST_EXPORT, "")
     }
 
     fn invoke(&mut self, request: &str) -> Result<String, CallFailure> {
-        self.call("invoke", request)
+        self.call(abi::WASM_INVOKE_EXPORT, request)
     }
 }
 

@@ -6,48 +6,6 @@ use datum_plugin_api::Manifest;
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-/// The two tiers a plugin can be installed as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// In-process shared library (trusted tier).
-    Native,
-    /// Sandboxed WebAssembly module via Extism.
-    Wasm,
-}
-
-impl Kind {
-    pub fn target(self) -> &'static str {
-        match self {
-            Kind::Native => super::native_target(),
-            Kind::Wasm => super::WASM_TARGET,
-        }
-    }
-
-    pub fn other(self) -> Kind {
-        match self {
-            Kind::Native => Kind::Wasm,
-            Kind::Wasm => Kind::Native,
-        }
-    }
-
-    pub fn file_extension(self) -> &'static str {
-        match self {
-            Kind::Native => std::env::consts::DLL_EXTENSION,
-            Kind::Wasm => "wasm",
-        }
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Kind::Native => "native",
-            Kind::Wasm => "wasm",
-        })
-    }
-}
-
 /// `registry.json` at the registry root.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RegistryConfig {

@@ -22,18 +22,13 @@ use std::path::{Path, PathBuf};
 use datum_plugin_api::valid_name;
 use semver::{Version, VersionReq};
 
-pub use index::{Artifact, IndexFile, IndexVersion, Kind, RegistryConfig, MAX_README};
+pub use index::{Artifact, IndexFile, IndexVersion, RegistryConfig, MAX_README};
 pub use publish::publish;
 pub use snapshot::{refresh as refresh_snapshot, Snapshot};
 
 use crate::paths::Home;
 
-pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
-
-/// The target triple native artifacts must be built for to load in this host.
-pub fn native_target() -> &'static str {
-    env!("DATUM_HOST_TARGET")
-}
+use crate::loader::Kind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -96,6 +91,54 @@ impl RegistryError {
     }
 }
 
+/// Where a registry lives. Parsed here and nowhere else: from what a user types
+/// (`--registry`: a folder, `git+URL`, a URL ending in `.git`, an `http(s)://` URL)
+/// and from the `source` a lock entry records (`dir:/abs/path`, `git:URL`, `http:URL`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Dir(PathBuf),
+    Git(String),
+    Http(String),
+}
+
+impl Source {
+    /// What a user typed. A folder must exist (it is recorded by its absolute path).
+    pub fn from_spec(spec: &str) -> Result<Source, RegistryError> {
+        if let Some(url) = git::url_of(spec) {
+            return Ok(Source::Git(url));
+        }
+        if let Some(url) = http::url_of(spec) {
+            return Ok(Source::Http(url));
+        }
+        std::fs::canonicalize(spec)
+            .map(Source::Dir)
+            .map_err(|_| RegistryError::Missing(spec.to_owned()))
+    }
+
+    /// A lock entry's `source`; `None` when it is none of the three forms.
+    pub fn from_id(id: &str) -> Option<Source> {
+        let (scheme, rest) = id.split_once(':')?;
+        if rest.is_empty() || rest.chars().any(char::is_control) {
+            return None;
+        }
+        match scheme {
+            "dir" => Some(Source::Dir(PathBuf::from(rest))),
+            "git" => Some(Source::Git(rest.to_owned())),
+            "http" => http::url_of(rest).map(Source::Http),
+            _ => None,
+        }
+    }
+
+    /// How the lock records it.
+    pub fn id(&self) -> String {
+        match self {
+            Source::Dir(root) => format!("dir:{}", root.display()),
+            Source::Git(url) => format!("git:{url}"),
+            Source::Http(url) => format!("http:{url}"),
+        }
+    }
+}
+
 /// An opened registry, readable as a local folder.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -123,21 +166,32 @@ impl Registry {
     /// an `http(s)://` URL. Git registries are cloned (or fetched) and web ones mirrored
     /// into the datum home first.
     pub fn open(spec: &str, home: &Home) -> Result<Registry, RegistryError> {
-        if let Some(url) = git::url_of(spec) {
-            let root = git::sync(&url, &home.git_registries())?;
-            return Registry::open_dir(&root, format!("git:{url}"));
+        Registry::open_at(&Source::from_spec(spec)?, home)
+    }
+
+    /// Open the registry a lock entry came from (its `source`).
+    pub fn open_source(source_id: &str, home: &Home) -> Result<Registry, RegistryError> {
+        let source = Source::from_id(source_id).ok_or_else(|| RegistryError::Malformed {
+            path: PathBuf::from(crate::workshop::LOCK_FILE),
+            message: format!("unknown registry source `{}`", source_id.escape_debug()),
+        })?;
+        Registry::open_at(&source, home)
+    }
+
+    fn open_at(source: &Source, home: &Home) -> Result<Registry, RegistryError> {
+        match source {
+            Source::Git(url) => {
+                let root = git::sync(url, &home.git_registries())?;
+                Registry::open_dir(&root, source.id())
+            }
+            Source::Http(url) => {
+                let remote = http::Remote::sync(url, &home.http_registries())?;
+                let mut registry = Registry::open_dir(&remote.root, source.id())?;
+                registry.remote = Some(std::sync::Arc::new(remote));
+                Ok(registry)
+            }
+            Source::Dir(root) => Registry::open_dir(root, source.id()),
         }
-        if let Some(url) = http::url_of(spec) {
-            let remote = http::Remote::sync(&url, &home.http_registries())?;
-            let mut registry = Registry::open_dir(&remote.root, format!("http:{url}"))?;
-            registry.remote = Some(std::sync::Arc::new(remote));
-            return Ok(registry);
-        }
-        let root = Path::new(spec);
-        let root =
-            std::fs::canonicalize(root).map_err(|_| RegistryError::Missing(spec.to_owned()))?;
-        let id = format!("dir:{}", root.display());
-        Registry::open_dir(&root, id)
     }
 
     fn open_dir(root: &Path, source_id: String) -> Result<Registry, RegistryError> {

@@ -31,6 +31,8 @@ pub enum RuntimeError {
         command: String,
         error: PluginError,
     },
+    #[error("plugin `{plugin}` is not installed in this workshop; install it with `datum plugin install {plugin}`")]
+    NotInstalled { plugin: String },
     #[error("{0}")]
     Other(String),
 }
@@ -82,6 +84,7 @@ impl RuntimeError {
                 CallFailure::BadReply(_) => "bad-reply",
             },
             RuntimeError::Load { .. } => "load",
+            RuntimeError::NotInstalled { .. } => "not-installed",
             RuntimeError::Plugin { error, .. } => match error.kind {
                 ErrorKind::InvalidArgs => "invalid-args",
                 ErrorKind::UnknownCommand => "unknown-command",
@@ -106,7 +109,33 @@ impl RuntimeError {
             | RuntimeError::Plugin {
                 plugin, version, ..
             } => Some((plugin, version)),
-            RuntimeError::Other(_) => None,
+            RuntimeError::NotInstalled { .. } | RuntimeError::Other(_) => None,
+        }
+    }
+
+    /// The plugin command that failed, where one did.
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            RuntimeError::Call { command, .. } | RuntimeError::Plugin { command, .. } => {
+                Some(command)
+            }
+            _ => None,
+        }
+    }
+
+    /// The fix: the plugin's own hint when it gave one, else the host's.
+    pub fn hint(&self) -> String {
+        match self {
+            RuntimeError::Call { hint, .. } | RuntimeError::Load { hint, .. } => hint.clone(),
+            RuntimeError::Plugin { plugin, error, .. } => error.hint.clone().unwrap_or_else(|| {
+                format!(
+                    "`datum {plugin} --help` or `datum plugin info {plugin}` shows how it is used"
+                )
+            }),
+            RuntimeError::NotInstalled { plugin } => format!("datum plugin install {plugin}"),
+            RuntimeError::Other(_) => {
+                "run it again with -v for details, or check `datum status`".to_owned()
+            }
         }
     }
 }

@@ -3,41 +3,23 @@
 //! [`RuntimeError`].
 
 mod error;
-mod plugin_services;
 pub mod services;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use datum_plugin_api::{AgentInfo, CommandSpec, Manifest, Output, Request, Response};
-use semver::Version;
 
 pub use error::RuntimeError;
 use services::Caller;
 
-use crate::loader::{self, Instance, LoadOptions, Services};
+use crate::loader::Kind;
+use crate::loader::{self, api_version, wasm_cache_config, Instance, LoadOptions, Services};
 use crate::paths::Home;
-use crate::registry::{Kind, Registry};
-use crate::store::{LockedPlugin, Store};
+use crate::registry::Registry;
+use crate::store::Store;
+use crate::workshop::LockedPlugin;
 use crate::workshop::Workshop;
-
-/// The datum-plugin-api version this host implements.
-pub fn api_version() -> Version {
-    // The constant comes from the crate's own Cargo version, which is always valid semver.
-    Version::parse(datum_plugin_api::API_VERSION).unwrap_or_else(|_| Version::new(1, 0, 0))
-}
-
-/// Where wasmtime keeps compiled modules; written on first use.
-pub fn wasm_cache_config(home: &Home) -> anyhow::Result<PathBuf> {
-    let dir = home.wasm_cache();
-    std::fs::create_dir_all(&dir)?;
-    let path = home.root().join("cache/wasmtime.toml");
-    let text = format!("[cache]\ndirectory = {:?}\n", dir.display().to_string());
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        crate::fsutil::atomic_write(&path, text.as_bytes())?;
-    }
-    Ok(path)
-}
 
 /// An installed plugin ready to route to.
 #[derive(Debug, Clone)]
@@ -188,11 +170,12 @@ impl Runtime {
     }
 
     fn find(&self, name: &str) -> Result<Installed, RuntimeError> {
-        self.installed().into_iter().find(|p| p.locked.name == name).ok_or_else(|| {
-            RuntimeError::Other(format!(
-                "plugin `{name}` is not installed in this workshop; install it with `datum plugin install {name}`"
-            ))
-        })
+        self.installed()
+            .into_iter()
+            .find(|p| p.locked.name == name)
+            .ok_or_else(|| RuntimeError::NotInstalled {
+                plugin: name.to_owned(),
+            })
     }
 
     /// Fill in the request fields the host owns.
@@ -246,12 +229,8 @@ impl Runtime {
                 locked.name, locked.version
             ))
         };
-        let spec = match locked.source.split_once(':') {
-            Some(("dir", path)) => path.to_owned(),
-            Some(("git", url)) => format!("git+{url}"),
-            _ => return Err(fail(format!("unknown source `{}`", locked.source))),
-        };
-        let registry = Registry::open(&spec, &self.home).map_err(|e| fail(e.to_string()))?;
+        let registry =
+            Registry::open_source(&locked.source, &self.home).map_err(|e| fail(e.to_string()))?;
         if kind == Kind::Native && !registry.config.trusted {
             return Err(fail(format!(
                 "native code needs consent; install it with `datum plugin install {} --kind native --trust-native`",

@@ -1,21 +1,24 @@
-//! The content-addressed artifact store shared by every workshop on the machine,
-//! and the per-workshop lock file.
+//! The content-addressed artifact store shared by every workshop on the machine
+//! (each workshop's `datum.lock` names entries in it; see `workshop::Lock`).
 //!
 //! `store/<sha256>/plugin.{wasm,so}` holds the bytes; `store/<sha256>/manifest.json`
 //! the manifest the artifact reported about itself at install. An entry is only
 //! created after its hash has been verified, and is written atomically.
-
-mod lock;
 
 use std::path::{Path, PathBuf};
 
 use datum_plugin_api::Manifest;
 use sha2::{Digest, Sha256};
 
-pub use lock::{is_sha256, Lock, LockedPlugin, LOCK_FILE};
+/// A sha256 digest as datum writes it: exactly 64 lowercase hex digits.
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
 
 use crate::fsutil::atomic_write;
-use crate::registry::Kind;
+use crate::loader::Kind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

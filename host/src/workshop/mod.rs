@@ -2,6 +2,7 @@
 //! config and the lock file of its plugins).
 
 mod git;
+mod lock;
 pub mod sync;
 mod template;
 
@@ -11,9 +12,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::confined::{Folder, MAX_FILE};
-use crate::store::{Lock, LOCK_FILE};
 
 pub use git::{commit_all, commit_path, is_clean, with_write_lock};
+pub use lock::{Lock, LockError, LockedPlugin, LOCK_FILE};
 
 /// The marker that makes a folder a workshop.
 pub const AGENT_FILE: &str = ".superagent/agent.toml";
@@ -89,6 +90,15 @@ pub struct Created {
     /// Template paths left alone because the workshop already had them.
     pub kept: Vec<String>,
     pub new_repository: bool,
+}
+
+/// How [`Workshop::record_lock_change`] records a change.
+#[derive(Debug, Clone)]
+pub struct LockChange {
+    pub journal: Option<String>,
+    pub trail: String,
+    /// The commit message; `None` leaves the change uncommitted.
+    pub commit: Option<String>,
 }
 
 impl Workshop {
@@ -207,6 +217,26 @@ impl Workshop {
             Ok(text) => Ok(Lock::parse(&text, &label)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Lock::empty()),
             Err(e) => Err(anyhow::Error::new(e).context(format!("cannot read {label}"))),
+        }
+    }
+
+    /// Record one change to the plugin set, always in this order: the lock saved, the
+    /// journal line (what the agent learned or forgot), the trail line (the command
+    /// that did it), then one commit of all of it (unless `commit` is `None`, when the
+    /// caller commits several changes as one). Returns the commit.
+    pub fn record_lock_change(
+        &self,
+        lock: &Lock,
+        change: &LockChange,
+    ) -> anyhow::Result<Option<String>> {
+        self.save_lock(lock)?;
+        if let Some(line) = &change.journal {
+            self.journal(line)?;
+        }
+        self.trail(&change.trail)?;
+        match &change.commit {
+            Some(message) => self.commit(message),
+            None => Ok(None),
         }
     }
 

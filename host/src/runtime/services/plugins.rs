@@ -1,19 +1,17 @@
-//! Host services about plugins themselves (API 1.5): what is installed, what the
-//! registry offers, installing through the host, proving a plugin by its golden
-//! examples — and the workshop's history (`git.log`). These are what `datum learn` and
-//! `datum improve` are built on; the policy (grants, trust, consent) stays here.
+//! Host services about plugins: calling another plugin (1.0), and (API 1.5) what is
+//! installed, what the registry offers, installing through the host, proving a plugin
+//! by its golden examples. These are what `datum learn` and `datum improve` are built
+//! on; the policy (trust, consent) stays here.
 
 use datum_plugin_api::{ErrorKind, PluginError};
 use semver::VersionReq;
 use serde_json::{json, Value};
 
-use super::Runtime;
+use super::{host_err, Caller, MAX_CALL_DEPTH};
 use crate::install::{InstallOptions, Installer, PluginSpec};
-use crate::registry::{IndexVersion, Kind, Registry};
-
-fn host_err(e: impl std::fmt::Display) -> PluginError {
-    PluginError::new(ErrorKind::HostService, e.to_string())
-}
+use crate::loader::Kind;
+use crate::registry::{IndexVersion, Registry};
+use crate::runtime::Runtime;
 
 fn registry(runtime: &Runtime) -> Result<Registry, PluginError> {
     crate::registry::open_configured(runtime.registry_spec().as_deref(), &runtime.home)
@@ -70,7 +68,7 @@ pub fn info(runtime: &Runtime, name: &str) -> Result<Value, PluginError> {
         .installed()
         .into_iter()
         .find(|p| p.locked.name == name);
-    let api = super::api_version();
+    let api = crate::loader::api_version();
     let runnable =
         |v: &&&IndexVersion| !v.yanked && v.manifest.api.matches(&api) && !v.artifacts.is_empty();
     let compatible = installed.as_ref().and_then(|p| {
@@ -104,7 +102,7 @@ pub fn info(runtime: &Runtime, name: &str) -> Result<Value, PluginError> {
 /// `plugin.providing`: registry plugins whose newest runnable version provides `ability`.
 pub fn providing(runtime: &Runtime, ability: &str) -> Result<Value, PluginError> {
     let registry = registry(runtime)?;
-    let api = super::api_version();
+    let api = crate::loader::api_version();
     let mut out = Vec::new();
     for name in registry.names().map_err(host_err)? {
         // One unreadable index is skipped; it cannot hide the rest of the registry.
@@ -125,17 +123,64 @@ pub fn providing(runtime: &Runtime, ability: &str) -> Result<Value, PluginError>
     Ok(Value::Array(out))
 }
 
+/// The arguments of `plugin.install`.
+pub struct InstallCall<'a> {
+    pub spec: &'a str,
+    pub reason: &'a str,
+    pub sha256: Option<&'a str>,
+    pub dry_run: bool,
+    pub commit: bool,
+}
+
+/// `plugin.call`: run another installed plugin's command for the same agent in the
+/// same workshop (the `call:` grant was checked by the caller).
+pub fn call(
+    caller: &Caller,
+    target: &str,
+    kind: Option<&str>,
+    command: &str,
+    args: serde_json::Map<String, Value>,
+) -> Result<Value, PluginError> {
+    if caller.depth >= MAX_CALL_DEPTH {
+        return Err(host_err(format!(
+            "plugin calls nested deeper than {MAX_CALL_DEPTH}; is there a cycle?"
+        ))
+        .with_hint(format!("check which plugins {target} calls in turn")));
+    }
+    let kind = match kind {
+        None => None,
+        Some("native") => Some(Kind::Native),
+        Some("wasm") => Some(Kind::Wasm),
+        Some(other) => {
+            return Err(
+                host_err(format!("unknown plugin kind `{}`", other.escape_debug()))
+                    .with_hint("use native or wasm"),
+            )
+        }
+    };
+    let runtime = caller.runtime()?;
+    // The callee runs for the same agent in the same workshop: the host fills in what
+    // it owns, exactly as for a command typed by the user.
+    let mut request = runtime.request(command);
+    request.args = args;
+    request.format = datum_plugin_api::Format::Json;
+    runtime
+        .invoke_at_depth(target, kind, request, caller.depth + 1)
+        .map(|out| out.data)
+        .map_err(|e| PluginError::new(ErrorKind::HostService, e.to_string()).with_hint(e.hint()))
+}
+
 /// `plugin.install`: the grant was checked by the caller; the trust rules are those of
 /// `datum plugin install`. A plugin cannot consent to native code for the user: an
 /// untrusted registry's native build is refused unless this plugin was already
 /// installed native (consent given then, as `datum plugin update` assumes).
-pub fn install(runtime: &Runtime, by: &str, args: &Value) -> Result<Value, PluginError> {
-    let spec_text = args["spec"].as_str().unwrap_or_default();
+pub fn install(runtime: &Runtime, by: &str, call: &InstallCall<'_>) -> Result<Value, PluginError> {
+    let spec_text = call.spec;
     let spec: PluginSpec = spec_text.parse().map_err(|e: String| {
         PluginError::invalid_args(format!("`{spec_text}`: {e}"))
             .with_hint("NAME or NAME@REQ, e.g. flux-vm@^0.1")
     })?;
-    let reason = args["reason"].as_str().unwrap_or("requested").trim();
+    let reason = call.reason.trim();
     let reason: String = reason
         .chars()
         .filter(|c| !c.is_control())
@@ -149,9 +194,9 @@ pub fn install(runtime: &Runtime, by: &str, args: &Value) -> Result<Value, Plugi
         .get(&spec.name)
         .cloned();
     let kind = previous.as_ref().map_or(Kind::Wasm, |p| p.kind);
-    let wanted_sha = args["sha256"].as_str();
-    let dry_run = args["dry_run"].as_bool().unwrap_or(false);
-    let api = super::api_version();
+    let wanted_sha = call.sha256;
+    let dry_run = call.dry_run;
+    let api = crate::loader::api_version();
     let resolved = match registry.resolve(&spec.name, &spec.req, kind, &api) {
         Err(crate::registry::RegistryError::NoArtifact { .. }) if previous.is_none() => {
             registry.resolve(&spec.name, &spec.req, Kind::Native, &api)
@@ -196,7 +241,7 @@ pub fn install(runtime: &Runtime, by: &str, args: &Value) -> Result<Value, Plugi
         // plugin's.
         trust_native: previous.as_ref().is_some_and(|p| p.kind == Kind::Native),
         force: previous.is_some(),
-        commit: args["commit"].as_bool().unwrap_or(true),
+        commit: call.commit,
         requested: Some((by.to_owned(), reason)),
         ..InstallOptions::default()
     };
@@ -263,55 +308,4 @@ pub fn prove(runtime: &Runtime, name: &str) -> Result<Value, PluginError> {
     crate::prove::prove(&runtime.home, &lock, &plugin)
         .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
         .map_err(|e| host_err(format!("cannot prove {name}: {e:#}")))
-}
-
-/// `git.log`: commits touching `rel` ("." = all), newest first.
-pub fn git_log(root: &std::path::Path, rel: &str, limit: usize) -> Result<Value, PluginError> {
-    let fail = |e: git2::Error| {
-        host_err(format!(
-            "cannot read the workshop's history: {}",
-            e.message()
-        ))
-        .with_hint("check that the workshop is a git repository (`datum status`)")
-    };
-    let repo = git2::Repository::open(root).map_err(fail)?;
-    let mut walk = repo.revwalk().map_err(fail)?;
-    if walk.push_head().is_err() {
-        // No commit yet.
-        return Ok(json!({ "total": 0, "commits": [] }));
-    }
-    let whole = rel == "." || rel.is_empty();
-    let path = std::path::Path::new(rel);
-    let mut total = 0usize;
-    let mut commits = Vec::new();
-    for oid in walk {
-        let oid = oid.map_err(fail)?;
-        let commit = repo.find_commit(oid).map_err(fail)?;
-        if !whole && !touches(&commit, path).map_err(fail)? {
-            continue;
-        }
-        total += 1;
-        if commits.len() < limit {
-            let when = std::time::UNIX_EPOCH
-                + std::time::Duration::from_secs(commit.time().seconds().max(0) as u64);
-            commits.push(json!({
-                "id": oid.to_string(),
-                "when": humantime::format_rfc3339_seconds(when).to_string(),
-                "subject": commit.summary().unwrap_or_default(),
-            }));
-        }
-    }
-    Ok(json!({ "total": total, "commits": commits }))
-}
-
-/// Whether `commit` changed anything under `path` compared with its first parent.
-fn touches(commit: &git2::Commit<'_>, path: &std::path::Path) -> Result<bool, git2::Error> {
-    let tree = commit.tree()?;
-    let entry = |t: &git2::Tree<'_>| t.get_path(path).ok().map(|e| e.id());
-    let now = entry(&tree);
-    let before = match commit.parent(0) {
-        Ok(p) => entry(&p.tree()?),
-        Err(_) => None,
-    };
-    Ok(now != before)
 }

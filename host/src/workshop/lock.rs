@@ -3,16 +3,12 @@
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 
-use crate::registry::Kind;
+use datum_plugin_api::Grant;
+
+use crate::loader::Kind;
+use crate::store::is_sha256;
 
 pub const LOCK_FILE: &str = "datum.lock";
-
-/// A sha256 digest as datum writes it: exactly 64 lowercase hex digits.
-pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Lock {
@@ -31,9 +27,10 @@ pub struct LockedPlugin {
     pub sha256: String,
     /// The datum-plugin-api requirement it declared.
     pub api: VersionReq,
-    /// Permissions granted to it, as grant strings (`kv`, `fs-read:journal/`, …).
+    /// Permissions granted to it (`kv`, `fs-read:journal`, …), each checked as it is
+    /// read: a scope that could leave the workshop makes the whole lock invalid.
     #[serde(default)]
-    pub grants: Vec<String>,
+    pub grants: Vec<Grant>,
     /// The installed plugin whose `plugin.install` call added this one (e.g. `growth`
     /// learning an ability); absent when the user installed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,10 +96,7 @@ impl Lock {
                     p.sha256.escape_debug()
                 ));
             }
-            if !["dir:", "git:", "http:"]
-                .iter()
-                .any(|s| p.source.starts_with(s))
-            {
+            if crate::registry::Source::from_id(&p.source).is_none() {
                 return Err(format!(
                     "{}'s source `{}` is none of dir:PATH, git:URL, http:URL",
                     p.name,
@@ -117,10 +111,6 @@ impl Lock {
                         by.escape_debug()
                     ));
                 }
-            }
-            for g in &p.grants {
-                crate::install::parse_grant(g)
-                    .map_err(|e| format!("{}'s grant `{}`: {e}", p.name, g.escape_debug()))?;
             }
         }
         Ok(())
@@ -169,7 +159,7 @@ mod tests {
             source: "dir:/r".into(),
             sha256: "ab".repeat(32),
             api: VersionReq::parse("^1.0").unwrap(),
-            grants: vec!["kv".into()],
+            grants: vec!["kv".parse().unwrap()],
             requested_by: None,
             unsigned: false,
         });
