@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn grants_sort_as_their_strings() {
-        let mut grants = vec![
+        let mut grants = [
             g("kv"),
             g("secrets:db/*"),
             g("fs-write:notes"),
