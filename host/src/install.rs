@@ -280,11 +280,15 @@ impl Installer<'_> {
             });
         }
         if kind == Kind::Native && !options.trust_native && !self.registry.config.trusted {
-            bail!(
-                "{} is a native plugin: it runs inside datum with your full privileges, and registry {} is not marked trusted. Install the sandboxed build with `--kind wasm`, or consent with `--trust-native`",
-                spec.name,
-                self.registry.source_id
-            );
+            return Err(crate::error::fail(
+                "native-needs-consent",
+                crate::error::Category::Denied,
+                format!(
+                    "{} is a native plugin: it runs inside datum with your full privileges, and registry {} is not marked trusted",
+                    spec.name, self.registry.source_id
+                ),
+                "install the sandboxed build with `--kind wasm`, or consent with `--trust-native`",
+            ));
         }
         let manifest = fetch_into_store(self.home, self.registry, &spec.name, &resolved)?;
         let previous = lock.get(&spec.name).cloned();

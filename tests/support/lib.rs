@@ -66,12 +66,18 @@ fn require_fresh(built: &Path, sources: &[&str], script: &str) {
     );
 }
 
-/// The `datum` binary cargo built next to this test, checked to be newer than the
-/// host's sources (`cargo test -p datum-e2e` alone does not rebuild it).
+/// The `datum` binary. In datum's own end-to-end tests (`tests/all`, the `datum`
+/// package's integration test) cargo builds it first and names it in
+/// `CARGO_BIN_EXE_datum`. Plugin crates' tests that drive it get the one built next to
+/// them, checked to be newer than the host's sources (their `cargo test` does not
+/// rebuild it).
 pub fn datum_bin() -> PathBuf {
     static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     CHECKED
         .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("CARGO_BIN_EXE_datum") {
+                return PathBuf::from(bin);
+            }
             let exe = std::env::current_exe().unwrap();
             let dir = exe.parent().unwrap().parent().unwrap();
             let bin = dir.join(format!("datum{}", std::env::consts::EXE_SUFFIX));

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::output::{print_line, Format};
 use super::Context;
+use crate::error::Category;
 use crate::runtime::Runtime;
 
 /// Host flags accepted after a plugin command too (clap hands them over unparsed).
@@ -45,7 +46,9 @@ pub fn split_host_flags(args: Vec<String>) -> anyhow::Result<HostFlags> {
             "--workshop" | "--format" | "--registry" => {
                 let value = match inline {
                     Some(v) => v,
-                    None => it.next().with_context(|| format!("{key} needs a value"))?,
+                    None => it.next().ok_or_else(|| {
+                        usage(format!("{key} needs a value"), format!("{key} VALUE"))
+                    })?,
                 };
                 if key == "--workshop" {
                     flags.workshop = Some(value.into());
@@ -55,7 +58,12 @@ pub fn split_host_flags(args: Vec<String>) -> anyhow::Result<HostFlags> {
                     flags.format = Some(match value.as_str() {
                         "json" => Format::Json,
                         "text" => Format::Text,
-                        other => anyhow::bail!("--format must be `text` or `json`, not `{other}`"),
+                        other => {
+                            return Err(usage(
+                                format!("--format must be `text` or `json`, not `{other}`"),
+                                "--format json",
+                            ))
+                        }
                     });
                 }
             }
@@ -90,8 +98,7 @@ pub fn run(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
             for (path, summary) in &under {
                 text.push_str(&format!("  datum {path:<22} {summary}\n"));
             }
-            text.push_str("add --help to any of them for its arguments");
-            anyhow::bail!(text);
+            return Err(usage(text, "add --help to any of them for its arguments"));
         }
         let available: Vec<String> = runtime
             .commands()
@@ -105,21 +112,31 @@ pub fn run(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
                 .iter()
                 .map(|(p, why)| format!("{} {}: {why}", p.name, p.version))
                 .collect();
-            anyhow::bail!(
-                "unknown command `{}`: datum.lock pins plugins that cannot run here ({}). `datum plugin install --locked` fetches them again",
-                words.join(" "),
-                why.join("; ")
-            );
+            return Err(crate::error::fail(
+                "unknown-command",
+                Category::NotFound,
+                format!(
+                    "unknown command `{}`: datum.lock pins plugins that cannot run here ({})",
+                    words.join(" "),
+                    why.join("; ")
+                ),
+                "`datum plugin install --locked` fetches them again",
+            ));
         }
-        anyhow::bail!(
-            "unknown command `{}`. {}Find a plugin that provides it with `datum plugin search {first}`.",
-            words.join(" "),
-            if available.is_empty() {
-                "No plugin commands are installed. ".to_owned()
-            } else {
-                format!("Installed plugin commands: {}. ", available.join(", "))
-            }
-        );
+        return Err(crate::error::fail(
+            "unknown-command",
+            Category::NotFound,
+            format!(
+                "unknown command `{}`. {}",
+                words.join(" "),
+                if available.is_empty() {
+                    "No plugin commands are installed.".to_owned()
+                } else {
+                    format!("Installed plugin commands: {}.", available.join(", "))
+                }
+            ),
+            format!("find a plugin that provides it: datum plugin search {first}"),
+        ));
     };
     let rest = &args[route.words..];
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -181,7 +198,10 @@ pub fn parse_args(
         {
             Ok(Parsed::Help(e.to_string()))
         }
-        Err(e) => anyhow::bail!("{}", e.render().to_string().trim_end()),
+        Err(e) => Err(usage(
+            e.render().to_string().trim_end(),
+            format!("datum {} --help", spec.path),
+        )),
     }
 }
 
@@ -327,4 +347,9 @@ fn absolute(p: &str, cwd: &std::path::Path) -> String {
         cwd.join(path)
     };
     abs.display().to_string()
+}
+
+/// A command line the command cannot use (exit code 2, like clap's own errors).
+fn usage(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    crate::error::fail("usage", Category::Usage, message, hint)
 }

@@ -154,7 +154,7 @@ fn micros(d: Duration) -> f64 {
 }
 
 async fn nats_bench() {
-    let server = datum_e2e::NatsServer::start();
+    let server = datum_test_support::NatsServer::start();
     const CONFIRMED: usize = 2000;
     const FIRE: usize = 50_000;
     let mut bus = NatsBus::connect(&server.url, "bench").await.unwrap();

@@ -3,10 +3,10 @@
 //! path that reports disagreements, exercised for real.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use datum_e2e::{NatsServer, Sandbox};
 use datum_plugin_bus::work::{
     node_subject, run_item, ItemResult, NodeInfo, Task, TaskResult, PING,
 };
+use datum_test_support::{NatsServer, Sandbox};
 use futures_util::StreamExt;
 
 /// A node that answers pings and direct tasks like a real one, but flips the verdict

@@ -9,9 +9,9 @@
 
 use std::time::Instant;
 
-use datum_e2e::github::{FixtureRepo, GitHubFixture};
 use datum_plugin_fleet::source::github::GitHub;
 use datum_plugin_fleet::source::{Listing, Source};
+use datum_test_support::github::{FixtureRepo, GitHubFixture};
 
 const TOKEN: &str = "ghp_bench";
 

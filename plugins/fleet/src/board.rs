@@ -304,7 +304,7 @@ mod tests {
         );
     }
 
-    // The hostile-input fuzz target for boards (tests/hostile.rs cannot link a second
+    // The hostile-input fuzz target for boards (tests/all/hostile.rs cannot link a second
     // plugin crate beside mib: both export the same root-module symbol).
     use proptest::prelude::*;
     proptest! {

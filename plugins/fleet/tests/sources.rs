@@ -7,12 +7,12 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use datum_e2e::github::{plain_git_fleet, FixtureRepo, GitHubFixture, FLEET};
 use datum_plugin_fleet::error::FleetError;
 use datum_plugin_fleet::fleet;
 use datum_plugin_fleet::source::git::GitFleet;
 use datum_plugin_fleet::source::github::GitHub;
 use datum_plugin_fleet::source::Source;
+use datum_test_support::github::{plain_git_fleet, FixtureRepo, GitHubFixture, FLEET};
 
 const TOKEN: &str = "ghp_fixture";
 const NOW: i64 = 1_795_000_000;
@@ -161,7 +161,7 @@ fn a_bad_token_is_a_clear_error() {
 
 #[test]
 fn a_server_that_is_down_is_unreachable_not_empty() {
-    let port = datum_e2e::free_port();
+    let port = datum_test_support::free_port();
     let err = GitHub::new(
         "acme",
         &format!("http://127.0.0.1:{port}"),
@@ -376,7 +376,7 @@ fn git_urls_are_mirrored_and_read_like_a_folder() {
     assert_eq!(names(&mirrored), names(&folder));
     assert_eq!(mirrored.without_capability, folder.without_capability);
     // A later commit arrives on the next listing (the mirror is fetched, not frozen).
-    datum_e2e::github::commit_files(
+    datum_test_support::github::commit_files(
         &fleet_dir.join("notes"),
         &[(
             "CAPABILITY.toml".into(),

@@ -2,7 +2,7 @@
 //! `datum plugin grant` command, and paths cannot leave the workshop.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use datum_e2e::{fixture_registry, s, Sandbox};
+use datum_test_support::{fixture_registry, s, Sandbox};
 
 #[test]
 fn kv_store_persists_per_plugin_across_calls() {

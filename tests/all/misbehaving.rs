@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use datum_e2e::{copy_dir, fixture_registry, s, Sandbox};
+use datum_test_support::{copy_dir, fixture_registry, s, Sandbox};
 
 fn workshop_with_stress(sb: &Sandbox, kind: &str) -> PathBuf {
     let reg = fixture_registry();

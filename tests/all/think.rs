@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use datum_e2e::{bundled_registry, git_clean, s, Sandbox};
+use datum_test_support::{bundled_registry, git_clean, s, Sandbox};
 
 fn thinker(sb: &Sandbox, name: &str) -> PathBuf {
     let ws = sb.agent(name);

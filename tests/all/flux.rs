@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use datum::loader::Kind;
 use datum::loader::{self, Instance, LoadOptions};
-use datum_e2e::{bundled_registry, s, Sandbox};
+use datum_test_support::{bundled_registry, s, Sandbox};
 use flux_core::{Config, Op, Profile};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -120,7 +120,9 @@ fn conformance_runs_in_both_builds_and_they_agree() {
         ("upstream-v2.1.json", 143, 18),
         ("upstream-v3.0.json", 39, 23),
     ] {
-        let upstream = datum_e2e::repo().join("../shared/vectors").join(suite);
+        let upstream = datum_test_support::repo()
+            .join("../shared/vectors")
+            .join(suite);
         if !upstream.is_file() {
             assert!(
                 std::env::var_os("DATUM_SKIP_UPSTREAM").is_some(),

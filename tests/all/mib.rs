@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use datum_e2e::{s, Sandbox};
+use datum_test_support::{s, Sandbox};
 use serde_json::Value;
 
 /// A workshop for `name` with the default plugins (flux-vm and mib).
@@ -111,7 +111,7 @@ fn concurrent_drops_to_one_inbox_lose_nothing() {
     // 12 processes × 5 bottles, all with the same subject in the same millisecond range.
     let handles: Vec<_> = (0..12)
         .map(|t| {
-            let datum = datum_e2e::datum_bin();
+            let datum = datum_test_support::datum_bin();
             let (ws, home) = (ws.clone(), sb.home());
             std::thread::spawn(move || {
                 for i in 0..5 {

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use datum_e2e::github::commit_files;
-use datum_e2e::{bundled_registry, committed, fixture_registry, git_clean, s, Sandbox};
+use datum_test_support::github::commit_files;
+use datum_test_support::{bundled_registry, committed, fixture_registry, git_clean, s, Sandbox};
 
 /// `datum onboard` for a new agent in its own folder, from the bundled registry.
 fn onboard(sb: &Sandbox, name: &str, role: &str) -> (PathBuf, String) {
@@ -36,7 +36,7 @@ fn progress(sb: &Sandbox, ws: &Path) -> String {
 }
 
 fn commits(ws: &Path) -> usize {
-    datum_e2e::commit_count(ws)
+    datum_test_support::commit_count(ws)
 }
 
 fn write(ws: &Path, rel: &str, text: &str) {

@@ -2,7 +2,7 @@
 //! fixture registries, in both kinds, from a folder and from git.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use datum_e2e::{
+use datum_test_support::{
     bundled_registry, commit_count, copy_dir, fixture_registry, git_clean, s, Sandbox,
 };
 
@@ -452,7 +452,7 @@ fn a_git_repository_is_a_registry() {
     // Make a local git remote holding the fixture registry.
     let remote = sb.path("remote-registry");
     copy_dir(&src, &remote);
-    datum_e2e::github::commit_files(&remote, &[], 1_795_000_000);
+    datum_test_support::github::commit_files(&remote, &[], 1_795_000_000);
 
     let url = format!("git+file://{}", remote.display());
     let ws = sb.empty_workshop("ned");
@@ -539,7 +539,7 @@ fn batch_runs_many_calls_with_one_load_per_plugin() {
 /// or artifact refused with nothing installed.
 #[test]
 fn a_registry_over_http_installs_verified_and_refuses_tampering() {
-    use datum_e2e::web::WebServer;
+    use datum_test_support::web::WebServer;
     let sb = Sandbox::new();
     let served = sb.path("served");
     copy_dir(&bundled_registry(), &served);
@@ -632,7 +632,7 @@ fn a_registry_over_http_installs_verified_and_refuses_tampering() {
 /// HTTPS with a private CA: refused without it, installed with `--ca-file`.
 #[test]
 fn an_https_registry_with_a_private_ca_needs_its_certificate() {
-    use datum_e2e::web::WebServer;
+    use datum_test_support::web::WebServer;
     let sb = Sandbox::new();
     let served = sb.path("served");
     copy_dir(&bundled_registry(), &served);

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use datum_e2e::{free_port, NatsServer, Sandbox};
+use datum_test_support::{free_port, NatsServer, Sandbox};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use datum_e2e::{bundled_registry, copy_dir, fixture_registry, s, Sandbox};
+use datum_test_support::{bundled_registry, copy_dir, fixture_registry, s, Sandbox};
 use serde_json::Value;
 
 fn lock_field(ws: &Path, plugin: &str, field: &str) -> String {
@@ -53,7 +53,7 @@ fn locked_refuses_a_registry_that_changed_a_published_artifact() {
         run.stderr()
     );
     // Changed and signed again by its owner: --locked still refuses the new bytes.
-    datum_e2e::resign(&reg);
+    datum_test_support::resign(&reg);
     let lock_before = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
     let run = sb
         .datum_in(
@@ -335,7 +335,7 @@ fn a_signed_registry_is_pinned_and_every_tampering_is_refused() {
     );
     let journal = std::fs::read_to_string(ws.join("JOURNAL.md")).unwrap();
     assert!(journal.contains("trusted registry dir:"), "{journal}");
-    assert!(datum_e2e::git_clean(&ws));
+    assert!(datum_test_support::git_clean(&ws));
 
     // Each file changed behind the signature's back (a fresh workshop each time).
     let reg = copy("artifact");
@@ -393,7 +393,7 @@ fn a_signed_registry_is_pinned_and_every_tampering_is_refused() {
     refused(&ws, &reg, "now offers key");
     // Rotated by its owner (rotation.json signed by the old key and the new): accepted,
     // the pin moves to the new key, the journal says so.
-    let bundled_key = datum_e2e::repo().join("registry/keys/bundled.key");
+    let bundled_key = datum_test_support::repo().join("registry/keys/bundled.key");
     sb.datum(&[
         "registry",
         "rotate",
@@ -429,7 +429,7 @@ fn a_signed_registry_is_pinned_and_every_tampering_is_refused() {
     let reg = copy("rollback");
     let (snap, sig) = (reg.join("snapshot.json"), reg.join("snapshot.json.minisig"));
     let (old_snap, old_sig) = (std::fs::read(&snap).unwrap(), std::fs::read(&sig).unwrap());
-    datum_e2e::resign(&reg);
+    datum_test_support::resign(&reg);
     let ws = sb.empty_workshop("b1");
     install(&ws, &reg).success();
     std::fs::write(&snap, old_snap).unwrap();

@@ -3,7 +3,7 @@
 //! a fleet of nodes on NATS evaluates the same search to the same program.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use datum_e2e::{git_clean, NatsServer, Sandbox};
+use datum_test_support::{git_clean, NatsServer, Sandbox};
 
 #[test]
 fn the_same_seed_gives_the_same_program_and_a_saved_one_passes_its_held_out_cases() {

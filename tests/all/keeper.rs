@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use datum_e2e::{bundled_registry, fixture_registry, free_port, git_clean, s, Keeper, Sandbox};
+use datum_test_support::{
+    bundled_registry, fixture_registry, free_port, git_clean, s, Keeper, Sandbox,
+};
 use serde_json::{json, Value};
 
 /// The stress fixture, whose `secret` command asks the host for a Keeper secret.

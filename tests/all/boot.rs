@@ -1,7 +1,7 @@
 //! `datum boot` and `datum status`: a workshop from nothing, and back again.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use datum_e2e::{bundled_registry, commit_count, git_clean, Sandbox};
+use datum_test_support::{bundled_registry, commit_count, git_clean, Sandbox};
 
 const ADD: &str = "550500000055070000001000";
 
@@ -196,7 +196,7 @@ fn commands_find_their_workshop_like_git_does() {
         .json();
     assert_eq!(s["agent"]["name"], "fay");
     // DATUM_WORKSHOP, outside any workshop.
-    let out = std::process::Command::new(datum_e2e::datum_bin())
+    let out = std::process::Command::new(datum_test_support::datum_bin())
         .args(["status", "--format", "json"])
         .current_dir(sb.dir.path())
         .env("DATUM_HOME", sb.home())
@@ -285,8 +285,8 @@ fn an_installed_datum_finds_its_registry_beside_it() {
     let prefix = sb.path("prefix");
     std::fs::create_dir_all(prefix.join("bin")).unwrap();
     let datum = prefix.join("bin/datum");
-    std::fs::copy(datum_e2e::datum_bin(), &datum).unwrap();
-    datum_e2e::copy_dir(&bundled_registry(), &prefix.join("share/datum/registry"));
+    std::fs::copy(datum_test_support::datum_bin(), &datum).unwrap();
+    datum_test_support::copy_dir(&bundled_registry(), &prefix.join("share/datum/registry"));
     let run = |cwd: &std::path::Path, args: &[&str]| {
         let out = std::process::Command::new(&datum)
             .args(args)

@@ -6,8 +6,10 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
-use datum_e2e::github::{commit_files, plain_git_fleet, FixtureRepo, GitHubFixture, FLEET};
-use datum_e2e::{s, Sandbox};
+use datum_test_support::github::{
+    commit_files, plain_git_fleet, FixtureRepo, GitHubFixture, FLEET,
+};
+use datum_test_support::{s, Sandbox};
 use serde_json::Value;
 
 fn now() -> i64 {
@@ -215,7 +217,7 @@ fn a_configured_source_capabilities_who_and_topology() {
 fn keeper_agent(sb: &Sandbox, name: &str, token: &str) -> (PathBuf, PathBuf) {
     let admin = sb.empty_workshop("keeper-admin");
     sb.install(&admin, "keeper");
-    let keeper = datum_e2e::Keeper::init(sb, &admin);
+    let keeper = datum_test_support::Keeper::init(sb, &admin);
     let value = sb.path("token");
     std::fs::write(&value, token).unwrap();
     keeper.add_secret(sb, "github-token", &value).success();
@@ -230,7 +232,7 @@ fn keeper_agent(sb: &Sandbox, name: &str, token: &str) -> (PathBuf, PathBuf) {
         "--name",
         name,
         "--registry",
-        s(&datum_e2e::bundled_registry()),
+        s(&datum_test_support::bundled_registry()),
         "--keeper-home",
         s(&keeper.home),
     ])
@@ -314,7 +316,7 @@ fn github_with_the_keepers_token_and_without_a_keeper() {
     assert!(run.stdout().contains("found 3 agents"), "{}", run.stdout());
 
     // A server that is down: non-zero, the reason and the fix.
-    let port = datum_e2e::free_port();
+    let port = datum_test_support::free_port();
     let down = discover(&format!("http://127.0.0.1:{port}")).failure();
     assert!(down.stderr().contains("unreachable"), "{}", down.stderr());
 }
@@ -532,7 +534,7 @@ struct GitDaemon(std::process::Child, u16);
 
 impl GitDaemon {
     fn serve(root: &Path) -> GitDaemon {
-        let port = datum_e2e::free_port();
+        let port = datum_test_support::free_port();
         let child = std::process::Command::new("git")
             .args([
                 "daemon",
@@ -550,7 +552,7 @@ impl GitDaemon {
             .process_group(0)
             .spawn()
             .expect("git-daemon runs (scripts/install-system-packages installs git)");
-        datum_e2e::wait_for_port(port, "git daemon", 30);
+        datum_test_support::wait_for_port(port, "git daemon", 30);
         GitDaemon(child, port)
     }
 }
@@ -687,7 +689,7 @@ fn fleet_audit_runs_the_fleets_flux_and_commits_one_report() {
     let sb = Sandbox::new();
     let ws = fleet_agent(&sb, "ada");
     let dir = git_fleet(&sb);
-    let programs = datum_e2e::repo().join("plugins/flux-vm/programs");
+    let programs = datum_test_support::repo().join("plugins/flux-vm/programs");
     let hello = std::fs::read_to_string(programs.join("hello.flux")).unwrap();
     let vectors = r#"{"version": "2.1-fleet", "description": "a runtime's own", "vectors": [
         {"name": "push_halt", "bytecode_hex": "55 07000000 00", "initial_stack": [], "expected_stack": [7], "expected_flags": 0},

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use datum_e2e::Sandbox;
+use datum_test_support::Sandbox;
 
 /// JOURNAL.md as the workshop's HEAD commit has it.
 fn committed_journal(ws: &Path) -> String {
-    datum_e2e::committed(ws, "JOURNAL.md")
+    datum_test_support::committed(ws, "JOURNAL.md")
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn the_journal_is_appended_committed_and_read_back() {
         "nothing already there is rewritten"
     );
     assert_eq!(committed_journal(&ws), after, "every entry is committed");
-    assert!(datum_e2e::git_clean(&ws));
+    assert!(datum_test_support::git_clean(&ws));
 
     let all = sb
         .datum_in(&ws, &["journal", "--format", "json"])
@@ -167,7 +167,7 @@ fn resume_starts_sessions_and_says_what_to_do_next() {
     let trail = std::fs::read_to_string(ws.join("TRAIL.md")).unwrap();
     assert_eq!(trail.matches(" session 1 start").count(), 1);
     assert!(
-        datum_e2e::git_clean(&ws),
+        datum_test_support::git_clean(&ws),
         "the session's start is committed"
     );
 
@@ -226,11 +226,11 @@ fn ids(audit: &serde_json::Value) -> Vec<String> {
 fn audit_reports_what_is_wrong_with_the_fix_and_fails_on_errors() {
     let sb = Sandbox::new();
     let ws = sb.agent("ada");
-    let reg = datum_e2e::bundled_registry();
+    let reg = datum_test_support::bundled_registry();
     let audit = [
         "audit",
         "--registry",
-        datum_e2e::s(&reg),
+        datum_test_support::s(&reg),
         "--format",
         "json",
     ];
@@ -242,7 +242,7 @@ fn audit_reports_what_is_wrong_with_the_fix_and_fails_on_errors() {
     // A grant the manifest never asked for, and a compatible update waiting.
     sb.datum_in(&ws, &["plugin", "grant", "mib", "call:flux-vm"])
         .success();
-    let fixtures = datum_e2e::fixture_registry();
+    let fixtures = datum_test_support::fixture_registry();
     sb.datum_in(
         &ws,
         &[
@@ -250,7 +250,7 @@ fn audit_reports_what_is_wrong_with_the_fix_and_fails_on_errors() {
             "install",
             "stress@=1.0.0",
             "--registry",
-            datum_e2e::s(&fixtures),
+            datum_test_support::s(&fixtures),
         ],
     )
     .success();
@@ -260,7 +260,7 @@ fn audit_reports_what_is_wrong_with_the_fix_and_fails_on_errors() {
             &[
                 "audit",
                 "--registry",
-                datum_e2e::s(&fixtures),
+                datum_test_support::s(&fixtures),
                 "--format",
                 "json",
             ],
@@ -302,7 +302,7 @@ fn audit_reports_what_is_wrong_with_the_fix_and_fails_on_errors() {
     let broken = sb
         .datum_in(
             &ws,
-            &[&audit[..], &["--markdown", datum_e2e::s(&md)]].concat(),
+            &[&audit[..], &["--markdown", datum_test_support::s(&md)]].concat(),
         )
         .failure();
     let report: serde_json::Value = serde_json::from_str(&broken.stdout()).unwrap();

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use datum_e2e::{bundled_registry, s, Sandbox};
+use datum_test_support::{bundled_registry, s, Sandbox};
 
 fn workshop(sb: &Sandbox) -> PathBuf {
     let ws = sb.path("gpu-agent");

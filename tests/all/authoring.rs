@@ -6,14 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use datum_e2e::{repo, s, Sandbox};
+use datum_test_support::{repo, s, Sandbox};
 
 /// Builds share one target folder, so only the first test run on a machine is cold.
 fn target_dir() -> PathBuf {
     repo().join("target/authoring")
 }
 
-fn datum(sb: &Sandbox, cwd: &Path, args: &[&str]) -> datum_e2e::Run {
+fn datum(sb: &Sandbox, cwd: &Path, args: &[&str]) -> datum_test_support::Run {
     let target = target_dir();
     sb.datum_env(cwd, args, &[("CARGO_TARGET_DIR", &target)])
 }

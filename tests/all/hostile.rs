@@ -1,6 +1,6 @@
 //! The hostile-input suite: every byte from a remote, a cloned workshop, a registry,
 //! a symbolic link, a peer or the network treated as an attack, through the real
-//! binary. One place, one command: `cargo test -p datum-e2e --test hostile`.
+//! binary. One place, one command: `cargo test -p datum --test all hostile::`.
 //!
 //! Each test holds a case that was reproduced against datum before it was fixed
 //! (issue 10), plus the variants of its class. The property tests at the end are the
@@ -13,7 +13,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use datum_e2e::{bundled_registry, datum_bin, s, Keeper, Sandbox};
+use datum_test_support::{bundled_registry, datum_bin, s, Keeper, Sandbox};
 use serde_json::{json, Value};
 
 /// A workshop with the default plugins (flux-vm, mib) from the bundled registry.
@@ -646,7 +646,7 @@ fn endless_and_special_files_are_refused_not_read() {
 /// A copy of the bundled registry that can be tampered with.
 fn registry_copy(sb: &Sandbox) -> PathBuf {
     let reg = sb.path("registry");
-    datum_e2e::copy_dir(&bundled_registry(), &reg);
+    datum_test_support::copy_dir(&bundled_registry(), &reg);
     reg
 }
 
@@ -782,7 +782,7 @@ fn a_batch_is_checked_before_it_is_sent() {
 #[test]
 fn a_node_busy_with_long_vectors_still_answers_and_wire_limits_are_capped() {
     const WAIT: Duration = Duration::from_secs(120);
-    let nats = datum_e2e::NatsServer::start();
+    let nats = datum_test_support::NatsServer::start();
     let sb = Sandbox::new();
     let ws = bus_agent(&sb, "ada");
     let node = sb.spawn_in(
@@ -854,7 +854,7 @@ fn a_node_busy_with_long_vectors_still_answers_and_wire_limits_are_capped() {
 
 #[test]
 fn a_nats_server_with_a_token_admits_only_nodes_that_hold_it() {
-    let nats = datum_e2e::NatsServer::start_with(&["--auth", "s3cret-token"]);
+    let nats = datum_test_support::NatsServer::start_with(&["--auth", "s3cret-token"]);
     let sb = Sandbox::new();
     let ws = bus_agent(&sb, "ada");
     let run = sb
@@ -896,7 +896,7 @@ fn an_uppercase_digest_in_an_index_is_refused_and_search_survives_a_broken_index
     }
     std::fs::write(&path, index.to_string()).unwrap();
     // Signed as it is (its owner published it so): the digest itself is refused.
-    datum_e2e::resign(&reg);
+    datum_test_support::resign(&reg);
     let run = sb
         .datum_in(
             &ws,
@@ -1131,8 +1131,8 @@ fn files_get_ordinary_modes_and_tokens_stay_private() {
         assert_ne!(mode(&ws.join(f)) & 0o044, 0, "{f} is private");
     }
     let reg = sb.path("published");
-    let lib =
-        datum_e2e::repo().join("target/wasm32-unknown-unknown/plugin/datum_plugin_flux_vm.wasm");
+    let lib = datum_test_support::repo()
+        .join("target/wasm32-unknown-unknown/plugin/datum_plugin_flux_vm.wasm");
     sb.datum(&["registry", "publish", s(&lib), "--into", s(&reg)])
         .success();
     assert_ne!(mode(&reg.join("index/flux-vm.json")) & 0o044, 0);
@@ -1260,7 +1260,7 @@ fn bootcamp_evidence_is_judged_never_followed_and_never_fatal() {
 #[test]
 fn another_agents_lock_is_checked_before_anything_is_installed_from_it() {
     let sb = Sandbox::new();
-    let fixtures = datum_e2e::fixture_registry();
+    let fixtures = datum_test_support::fixture_registry();
     let fleet = sb.path("fleet");
     std::fs::create_dir_all(&fleet).unwrap();
     let cap: &[u8] =
@@ -1482,7 +1482,7 @@ fn a_hostile_fleet_toml_is_an_error_never_a_path() {
 
 #[test]
 fn hostile_github_answers_are_skipped_escaped_or_refused() {
-    use datum_e2e::github::{FixtureRepo, GitHubFixture};
+    use datum_test_support::github::{FixtureRepo, GitHubFixture};
     let sb = Sandbox::new();
     let ws = fleet_agent(&sb, "ada");
     let t = 1_795_000_000;
@@ -1734,7 +1734,7 @@ fn a_broken_plugin_crate_is_refused_before_anything_builds() {
 /// each refused with the reason, nothing written outside the mirror.
 #[test]
 fn a_hostile_web_registry_is_refused_and_confined() {
-    use datum_e2e::web::WebServer;
+    use datum_test_support::web::WebServer;
     let sb = Sandbox::new();
     let ws = agent(&sb, "ada");
     let served = sb.path("served");
