@@ -589,6 +589,8 @@ pub fn test(
                 ),
             },
         );
+        let (name, within) = output_probe(&runtime, &installed);
+        report.check(name, within);
         let grants: Vec<Grant> = manifest
             .permissions
             .iter()
@@ -639,6 +641,65 @@ pub fn test(
     }
     report.run_ms = started.elapsed().as_millis();
     Ok(report)
+}
+
+/// Probe: every golden example's reply, in JSON (the larger form), stays within the
+/// plugin's `limits.max_output_kb`. The check's name carries the largest reply seen,
+/// so an author sees how close to the limit the plugin runs.
+fn output_probe(
+    runtime: &Runtime,
+    installed: &crate::runtime::Installed,
+) -> (String, Result<(), String>) {
+    let limit = installed.manifest.limits.max_output_kb.saturating_mul(1024);
+    let kind = installed.locked.kind;
+    let cwd = runtime.workshop.root().to_path_buf();
+    let mut largest = 0usize;
+    let mut problems = Vec::new();
+    for example in installed.manifest.commands.iter().flat_map(|c| &c.examples) {
+        let Some(words) = crate::prove::golden_words(example) else {
+            continue;
+        };
+        match crate::prove::invoke_example(
+            runtime,
+            installed,
+            &words,
+            &cwd,
+            datum_plugin_api::Format::Json,
+        ) {
+            Ok(crate::cli::dynamic::Parsed::Args(out)) => {
+                let size = serde_json::to_vec(&out).map_or(0, |v| v.len());
+                largest = largest.max(size);
+            }
+            Ok(crate::cli::dynamic::Parsed::Help(_)) => {}
+            Err(e) => {
+                if let Some(RuntimeError::Call {
+                    failure: crate::loader::CallFailure::OutputTooLarge { size, .. },
+                    ..
+                }) = e.downcast_ref::<RuntimeError>()
+                {
+                    largest = largest.max(*size);
+                    problems.push(format!(
+                        "`{}` replied {size} bytes in JSON, over limits.max_output_kb ({limit} bytes): print less, or raise the limit",
+                        example.run
+                    ));
+                }
+                // Other failures are the example checks' to report.
+            }
+        }
+    }
+    let name = format!(
+        "{kind}: output within limits (largest reply {} of {} KiB)",
+        largest.div_ceil(1024),
+        installed.manifest.limits.max_output_kb
+    );
+    (
+        name,
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        },
+    )
 }
 
 fn indent(text: &str) -> String {

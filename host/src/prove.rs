@@ -101,6 +101,25 @@ pub(crate) fn run_example(
     words: &[String],
     cwd: &Path,
 ) -> anyhow::Result<String> {
+    let out = match invoke_example(runtime, plugin, words, cwd, datum_plugin_api::Format::Text)? {
+        Parsed::Help(h) => return Ok(h),
+        Parsed::Args(out) => out,
+    };
+    Ok(match out.text {
+        Some(t) => t.trim_end().to_owned(),
+        None => serde_json::to_string_pretty(&out.data)?,
+    })
+}
+
+/// Run an example's command line in `format`: the plugin's output, or the help text it
+/// asked for (`Parsed::Help`).
+pub(crate) fn invoke_example(
+    runtime: &Runtime,
+    plugin: &Installed,
+    words: &[String],
+    cwd: &Path,
+    format: datum_plugin_api::Format,
+) -> anyhow::Result<Parsed<datum_plugin_api::Output>> {
     let plain: Vec<&str> = words
         .iter()
         .map(String::as_str)
@@ -112,16 +131,12 @@ pub(crate) fn run_example(
         .ok_or_else(|| anyhow::anyhow!("`{}` is not one of its commands", plain.join(" ")))?;
     let args = match parse_args(spec, &words[used..], cwd)? {
         Parsed::Args(a) => a,
-        Parsed::Help(h) => return Ok(h),
+        Parsed::Help(h) => return Ok(Parsed::Help(h)),
     };
     let mut request = runtime.request(&spec.path);
     request.args = args;
-    request.format = datum_plugin_api::Format::Text;
-    let out = runtime.invoke(&plugin.locked.name, request)?;
-    Ok(match out.text {
-        Some(t) => t.trim_end().to_owned(),
-        None => serde_json::to_string_pretty(&out.data)?,
-    })
+    request.format = format;
+    Ok(Parsed::Args(runtime.invoke(&plugin.locked.name, request)?))
 }
 
 /// Equal line by line, ignoring trailing spaces and surrounding blank lines.

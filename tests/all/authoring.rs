@@ -104,6 +104,8 @@ fn an_author_goes_from_plugin_new_to_an_installed_plugin() {
             let want = format!("{kind}: {check}");
             assert!(names.contains(&want.as_str()), "{want} in {names:?}");
         }
+        let within = format!("{kind}: output within limits (largest reply 1 of 64 KiB)");
+        assert!(names.contains(&within.as_str()), "{within} in {names:?}");
     }
 
     // An example whose output no longer matches fails the run, with both texts.
@@ -121,6 +123,43 @@ fn an_author_goes_from_plugin_new_to_an_installed_plugin() {
         "{out}"
     );
     assert!(out.contains("test result: FAILED. "), "{out}");
+
+    // An example whose reply outgrows the manifest's output limit is named, with the
+    // size and the limit.
+    let long = "a".repeat(1500);
+    std::fs::write(
+        &manifest,
+        text.replace("max_output_kb = 64", "max_output_kb = 1")
+            .replace("--who ada", &format!("--who {long}"))
+            .replace("hello, ada (1)", &format!("hello, {long} (1)")),
+    )
+    .unwrap();
+    let big = datum(
+        &sb,
+        &dir,
+        &["plugin", "test", "--kind", "wasm", "--format", "json"],
+    )
+    .failure()
+    .json();
+    let probe = big["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("wasm: output within limits")
+        })
+        .unwrap();
+    assert_eq!(probe["passed"], false, "{big}");
+    assert!(
+        probe["detail"]
+            .as_str()
+            .unwrap()
+            .contains("over limits.max_output_kb (1024 bytes)"),
+        "{probe}"
+    );
     std::fs::write(&manifest, &text).unwrap();
 
     // Pack unsigned: installing it needs the user's explicit --allow-unsigned, and the

@@ -1594,6 +1594,81 @@ mod fuzz {
             }
         }
 
+        /// A plugin's host-service requests are attacker-controlled bytes: any request —
+        /// garbage, a known service with wrong types, paths that try to leave — is
+        /// answered with a well-formed reply, never a panic, and nothing is written
+        /// outside the granted folder.
+        #[test]
+        fn service_requests_from_a_plugin_are_answered_never_obeyed_blindly(
+            service in prop_oneof![
+                proptest::sample::select(datum_plugin_api::ServiceCall::NAMES.to_vec()).prop_map(str::to_owned),
+                "[a-z.]{0,12}",
+            ],
+            path in prop_oneof![
+                Just("../escape".to_owned()),
+                Just("/etc/passwd".to_owned()),
+                Just("notes/../../x".to_owned()),
+                Just("notes\\..\\x".to_owned()),
+                "[a-z./]{0,12}",
+            ],
+            noise in ".{0,24}",
+            number in any::<i64>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let ws = dir.path().join("ws");
+            std::fs::create_dir_all(ws.join("notes")).unwrap();
+            let caller = datum::runtime::services::Caller {
+                plugin: "probe".into(),
+                version: "0.1.0".into(),
+                grants: ["kv", "fs-write:notes", "fs-read:notes", "git:notes"]
+                    .iter().map(|g| g.parse().unwrap()).collect(),
+                workshop: ws.clone(),
+                runtime: std::sync::Weak::new(),
+                depth: 0,
+            };
+            for request in [
+                json!({"service": service, "args": {"path": path, "contents": noise, "key": noise, "line": "", "ms": 0, "limit": number, "message": noise}}).to_string(),
+                json!({"service": service, "args": {"path": number, "contents": [1], "key": {}}}).to_string(),
+                json!({"service": service, "args": noise}).to_string(),
+                format!("{{\"service\": {service:?}, \"args\": {noise}"),
+                noise.clone(),
+            ] {
+                let reply: Value = serde_json::from_str(&caller.handle(&request)).unwrap();
+                prop_assert!(reply["ok"].is_boolean(), "{reply}");
+                if reply["ok"] == false {
+                    prop_assert!(reply["error"]["message"].is_string(), "{reply}");
+                }
+            }
+            // Nothing appeared beside the workshop.
+            let beside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+            prop_assert_eq!(beside.len(), 1);
+        }
+
+        /// Grant strings come from registries, locks and the command line: whatever
+        /// parses has a path scope inside the workshop, prints back to itself, and
+        /// never allows a path that leaves.
+        #[test]
+        fn grants_that_parse_stay_inside_the_workshop(
+            text in prop_oneof![
+                "(fs-read|fs-write|git):[a-z./\\\\:]{0,10}",
+                "(call|install|secrets|kv|net):.{0,8}",
+                ".{0,16}",
+            ],
+            target in "[a-z./]{0,12}",
+        ) {
+            if let Ok(grant) = text.parse::<datum_plugin_api::Grant>() {
+                let shown = grant.to_string();
+                prop_assert_eq!(shown.parse::<datum_plugin_api::Grant>().unwrap(), grant.clone());
+                if let Some(scope) = grant.path_scope() {
+                    prop_assert!(!scope.split('/').any(|p| p == ".."), "{shown}");
+                    prop_assert!(!scope.starts_with('/') && !scope.contains('\\'), "{shown}");
+                }
+                if target.split('/').any(|p| p == "..") || target.starts_with('/') {
+                    prop_assert!(!grant.allows(grant.kind(), Some(&target)), "{shown} allowed {target}");
+                }
+            }
+        }
+
         /// Arbitrary text and mutations of a valid lock: parse never panics, and every
         /// lock it accepts has names, digests and grants that are safe to use.
         #[test]

@@ -170,9 +170,10 @@ pub fn run(ctx: &Context, args: Vec<String>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A plugin command's arguments as the plugin receives them, or the help asked for.
-pub enum Parsed {
-    Args(Map<String, Value>),
+/// A plugin command's arguments as the plugin receives them (or what came of them), or
+/// the help asked for.
+pub enum Parsed<T = Map<String, Value>> {
+    Args(T),
     Help(String),
 }
 
