@@ -4,6 +4,7 @@
 //! signature and snapshot and installed with `--allow-unsigned`.
 //!
 //! `cargo bench -p datum --bench install` (after `scripts/build-registry --release`).
+#![allow(clippy::unwrap_used)] // a benchmark: a failed unwrap is a failed run
 
 use std::path::Path;
 use std::process::Command;

@@ -8,14 +8,11 @@ use datum_plugin_api::{Grant, Manifest, Permission};
 use semver::VersionReq;
 use serde::Serialize;
 
-use crate::loader::Kind;
-use crate::loader::{self, LoadOptions};
-use crate::loader::{api_version, wasm_cache_config};
+use crate::loader::{self, api_version, wasm_cache_config, Kind, LoadOptions};
 use crate::paths::Home;
 use crate::registry::{Registry, RegistryError, Resolved};
 use crate::store::Store;
-use crate::workshop::Workshop;
-use crate::workshop::{Lock, LockedPlugin};
+use crate::workshop::{Lock, LockedPlugin, Workshop};
 
 /// `NAME` or `NAME@REQ` (`flux-vm@^0.1`, `flux-vm@=0.1.0`, `flux-vm@0.1`).
 #[derive(Debug, Clone, PartialEq)]
