@@ -92,3 +92,24 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "panic with a non-text payload".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names in the contract, pinned: `export_plugin!` and the WASM import use
+    /// them as literals (an export's name is its function's name), and hosts in the
+    /// field look them up. Changing one is a new ABI_VERSION and a major release.
+    #[test]
+    fn the_abi_names_are_pinned() {
+        assert_eq!(ABI_VERSION, 1);
+        assert_eq!(
+            (WASM_MANIFEST_EXPORT, WASM_INVOKE_EXPORT, WASM_HOST_IMPORT),
+            ("manifest", "invoke", "datum_host")
+        );
+        assert_eq!(
+            ROOT_MODULE_SYMBOL,
+            "_1as_0lib_1header_0root_bmodule_bloader"
+        );
+    }
+}

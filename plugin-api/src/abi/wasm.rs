@@ -3,6 +3,8 @@
 use super::{dispatch, panic_message, CargoMeta};
 use crate::Plugin;
 
+// The import's name is the function's name: it must stay `datum_host`
+// ([`super::WASM_HOST_IMPORT`], which the host registers).
 #[extism_pdk::host_fn]
 extern "ExtismHost" {
     /// The single host-service entry point (see [`crate::Host`]).

@@ -306,6 +306,84 @@ pub(crate) mod tests {
         assert_eq!(reply["data"], "hi");
     }
 
+    /// Reply snapshots: the JSON each service answers, byte for byte where it is
+    /// deterministic and by shape where it holds a commit id or a time. Plugins parse
+    /// these; changing one is a breaking change.
+    #[test]
+    fn replies_keep_their_wire_shape() {
+        let (dir, c) = caller(&["kv", "fs-read:notes", "fs-write:notes", "git:notes"]);
+        git2::Repository::init(dir.path()).unwrap();
+        for (request, reply) in [
+            (
+                r#"{"service":"kv.set","args":{"key":"n","value":3}}"#,
+                r#"{"ok":true,"data":null}"#,
+            ),
+            (
+                r#"{"service":"kv.get","args":{"key":"n"}}"#,
+                r#"{"ok":true,"data":3}"#,
+            ),
+            (
+                r#"{"service":"kv.get","args":{"key":"none"}}"#,
+                r#"{"ok":true,"data":null}"#,
+            ),
+            (
+                r#"{"service":"fs.create","args":{"path":"notes/a.md","contents":"hi"}}"#,
+                r#"{"ok":true,"data":true}"#,
+            ),
+            (
+                r#"{"service":"fs.create","args":{"path":"notes/a.md","contents":"x"}}"#,
+                r#"{"ok":true,"data":false}"#,
+            ),
+            (
+                r#"{"service":"fs.read","args":{"path":"notes/a.md"}}"#,
+                r#"{"ok":true,"data":"hi"}"#,
+            ),
+            (
+                r#"{"service":"fs.list","args":{"path":"notes"}}"#,
+                r#"{"ok":true,"data":["a.md"]}"#,
+            ),
+            (
+                r#"{"service":"fs.write","args":{"path":"notes/b.md","contents":"b"}}"#,
+                r#"{"ok":true,"data":null}"#,
+            ),
+            (
+                r#"{"service":"fs.append","args":{"path":"notes/c.md","contents":"c"}}"#,
+                r#"{"ok":true,"data":null}"#,
+            ),
+            (
+                r#"{"service":"fs.read","args":{"path":"journal/x.md"}}"#,
+                r#"{"ok":false,"error":{"kind":"permission-denied","message":"probe 0.1.0 is not granted `fs-read:journal/x.md`","hint":"datum plugin grant probe fs-read:journal/x.md"}}"#,
+            ),
+            (
+                r#"{"service":"net.get","args":{}}"#,
+                r#"{"ok":false,"error":{"kind":"host-service","message":"unknown host service `net.get`","hint":"this datum does not offer it; upgrade datum or the plugin"}}"#,
+            ),
+        ] {
+            assert_eq!(c.handle(request), reply, "{request}");
+        }
+        let now = call(&c, r#"{"service":"clock.now","args":null}"#);
+        assert!(now["data"].as_u64().is_some(), "{now}");
+        let commit = call(
+            &c,
+            r#"{"service":"git.commit","args":{"path":"notes","message":"notes"}}"#,
+        );
+        let keys: Vec<&String> = commit["data"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["commit", "committed"], "{commit}");
+        assert_eq!(commit["data"]["committed"], true);
+        assert_eq!(commit["data"]["commit"].as_str().unwrap().len(), 40);
+        let log = call(
+            &c,
+            r#"{"service":"git.log","args":{"path":"notes","limit":5}}"#,
+        );
+        assert_eq!(log["data"]["total"], 1, "{log}");
+        let entry: Vec<&String> = log["data"]["commits"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(entry, ["id", "subject", "when"], "{log}");
+    }
+
     #[test]
     fn plugin_services_without_a_runtime_fail_cleanly() {
         let (_dir, c) = caller(&["call:*"]);
