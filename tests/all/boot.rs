@@ -314,6 +314,34 @@ fn an_installed_datum_finds_its_registry_beside_it() {
         lock.contains(&format!("source = \"dir:{}\"", beside.display())),
         "installed from the registry beside the binary:\n{lock}"
     );
+    // `datum-rt`, the prototype's name, is the same datum (scripts/install links it),
+    // scripts written for the prototype included: it finds the same registry.
+    let rt = prefix.join("bin/datum-rt");
+    std::os::unix::fs::symlink("datum", &rt).unwrap();
+    let ws_rt = sb.path("rt");
+    let out = std::process::Command::new(&rt)
+        .args([
+            "boot",
+            "--workshop",
+            ws_rt.to_str().unwrap(),
+            "--name",
+            "rt",
+        ])
+        .env("DATUM_HOME", sb.home())
+        .env_remove("DATUM_REGISTRY")
+        .env_remove("DATUM_WORKSHOP")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lock = std::fs::read_to_string(ws_rt.join("datum.lock")).unwrap();
+    assert!(
+        lock.contains(&format!("source = \"dir:{}\"", beside.display())),
+        "{lock}"
+    );
     // Completions: the host verbs everywhere, the plugins' commands in a workshop.
     let outside = run(&sb.path(""), &["completions", "bash"]);
     assert!(

@@ -275,3 +275,60 @@ fn native_wasm_and_core_agree_on_generated_programs() {
         })
         .unwrap();
 }
+
+/// Scripts written for the Python prototype: `halted` in `flux run --format json`, and
+/// its category names for `flux conformance --category`.
+#[test]
+fn the_prototypes_field_and_category_names_work() {
+    let sb = Sandbox::new();
+    let ws = booted(&sb);
+    let run = |hex: &str| {
+        sb.datum_in(&ws, &["flux", "run", "--bytecode", hex, "--format", "json"])
+            .success()
+            .json()
+    };
+    assert_eq!(run("550500000055070000001000")["halted"], true);
+    // Running off the end of the code is a stop, not a HALT.
+    let off_end = run("5505000000");
+    assert_eq!(off_end["halted"], false, "{off_end}");
+    let suites = |category: &str| {
+        let out = sb
+            .datum_in(
+                &ws,
+                &[
+                    "flux",
+                    "conformance",
+                    "--category",
+                    category,
+                    "--format",
+                    "json",
+                ],
+            )
+            .success()
+            .json();
+        out["suites"].clone()
+    };
+    for (prototype, ours) in [
+        ("arithmetic", "arith"),
+        ("comparison", "compare"),
+        ("control", "ctrl"),
+        ("memory", "mem"),
+    ] {
+        let theirs = suites(prototype);
+        let total: u64 = theirs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["passed"].as_u64().unwrap() + s["failed"].as_u64().unwrap())
+            .sum();
+        assert!(
+            total > 0,
+            "--category {prototype} selected nothing: {theirs}"
+        );
+        assert_eq!(
+            theirs,
+            suites(ours),
+            "{prototype} and {ours} are one category"
+        );
+    }
+}

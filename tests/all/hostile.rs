@@ -1737,6 +1737,50 @@ mod fuzz {
                 }
             }
         }
+
+        /// The prototype's bottles are read leniently, which is where a hostile peer
+        /// would aim: any header (fenced or not, CRLF, quotes, odd keys, any dates),
+        /// any file name and folder — read or reported, never a panic; what is read
+        /// has agent names for sender and recipient, an id that is a plain file name,
+        /// the recipient of the folder it lies in, and no control character in its
+        /// subject or extra fields.
+        #[test]
+        fn prototype_bottles_are_read_or_refused_never_trusted(
+            header in proptest::collection::vec(
+                prop_oneof![
+                    "(from|to|From|TO|subject|type|date|priority|reply-to|x)(: |:)(\"|')?[a-zA-Z0-9 ./:+\\-]{0,20}",
+                    "(from|to|subject): (\\.\\./|/etc|all|bob|\u{1b}\\[2J|\u{202e})[a-z]{0,5}",
+                    "date: (20[0-9]{2}-[01][0-9]-[0-3][0-9])([T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?)?(Z|[+-][0-9]{2}:[0-9]{2})?",
+                    ".{0,20}",
+                ],
+                0..8,
+            ),
+            fenced in any::<bool>(),
+            crlf in any::<bool>(),
+            name in prop_oneof![
+                "20[0-9]{2}-[01][0-9]-[0-3][0-9]_[a-z-]{1,12}\\.md",
+                "(\\.\\./|/|-)?[a-zA-Z0-9_./-]{0,16}(\\.md)?",
+            ],
+            folder in "(for-)?(bob|all|\\.\\.|Bob|)",
+            body in ".{0,40}",
+        ) {
+            let lines = header.join("\n");
+            let mut text = if fenced { format!("---\n{lines}\n---\n\n{body}") } else { format!("{lines}\n\n{body}") };
+            if crlf {
+                text = text.replace('\n', "\r\n");
+            }
+            if let Ok(b) = datum_plugin_mib::bottle::Bottle::read_file(&text, &name, &folder) {
+                prop_assert!(datum_plugin_api::valid_name(&b.from), "{b:?}");
+                prop_assert!(b.to == "all" || datum_plugin_api::valid_name(&b.to), "{b:?}");
+                prop_assert_eq!(format!("for-{}", b.to), folder.clone());
+                prop_assert_eq!(format!("{}.md", b.id), name.clone());
+                prop_assert!(!b.id.contains('/') && !b.id.starts_with('-') && !b.id.contains(".."), "{b:?}");
+                prop_assert!(!b.subject.chars().any(char::is_control), "{b:?}");
+                for v in b.extra.values() {
+                    prop_assert!(!v.chars().any(char::is_control), "{b:?}");
+                }
+            }
+        }
     }
 }
 

@@ -484,3 +484,167 @@ fn response_times_are_the_difference_of_the_bottles_times() {
     );
     assert_eq!(history["replies_sent"], 0, "{history}");
 }
+
+/// A prototype agent's bottles, written here byte by byte from the prototype's format
+/// (not by datum's writers), in the shapes its writers produced.
+fn prototype_agent_writes(ws: &Path) {
+    let inbox = ws.join("message-in-a-bottle/for-bob");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(
+        inbox.join("2026-11-20_deploy-ready.md"),
+        "---\nfrom: oracle1\nto: bob\ndate: 2026-11-20T09:30:00Z\ntype: deliverable\nsubject: Deploy ready\n---\n\nStaging is green.\n",
+    )
+    .unwrap();
+    // Unfenced header, CRLF, capitalised keys, a quoted subject, no type.
+    std::fs::write(
+        inbox.join("2026-11-21_weekly-check.md"),
+        "From: Oracle1\r\nDate: 2026-11-21 08:00\r\nSubject: \"Weekly check\"\r\n\r\nAll fine.\r\n",
+    )
+    .unwrap();
+    // A broadcast with a type datum does not know: kept, not lost.
+    let all = ws.join("message-in-a-bottle/for-all");
+    std::fs::create_dir_all(&all).unwrap();
+    std::fs::write(
+        all.join("2026-11-22_fleet-news.md"),
+        "---\nfrom: oracle1\nto: all\ndate: 2026-11-22\ntype: newsletter\nsubject: Fleet news\n---\nthree new agents\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_prototypes_bottles_are_read_like_datums() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "bob");
+    prototype_agent_writes(&ws);
+    let out = sb
+        .datum_in(&ws, &["bottle", "check", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(out["malformed"], serde_json::json!([]), "{out}");
+    let bottles = out["bottles"].as_array().unwrap();
+    let ids: Vec<&str> = bottles.iter().map(|b| b["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "2026-11-20_deploy-ready",
+            "2026-11-21_weekly-check",
+            "2026-11-22_fleet-news"
+        ]
+    );
+    for b in bottles {
+        assert_eq!(b["format"], "prototype", "{b}");
+        assert_eq!(b["from"], "oracle1");
+        assert_eq!(b["priority"], "normal");
+    }
+    assert_eq!(bottles[0]["type"], "deliverable");
+    assert_eq!(bottles[0]["sent"], "2026-11-20T09:30:00.000Z");
+    assert_eq!(bottles[1]["subject"], "Weekly check");
+    assert_eq!(bottles[1]["type"], "message");
+    assert_eq!(bottles[1]["to"], "bob");
+    // Read by its id; the unknown type is kept.
+    let news = sb
+        .datum_in(
+            &ws,
+            &[
+                "bottle",
+                "read",
+                "2026-11-22_fleet-news",
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(news["body"], "three new agents\n");
+    assert_eq!(news["extra"]["prototype-type"], "newsletter");
+    let text = sb
+        .datum_in(&ws, &["bottle", "read", "2026-11-20_deploy-ready"])
+        .success()
+        .stdout();
+    assert!(text.contains("Staging is green."), "{text}");
+    // And counted in the history.
+    let history = sb
+        .datum_in(&ws, &["bottle", "history", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(history["received"], 3, "{history}");
+}
+
+/// The prototype's readers, as the test's own small parser: `---` header of
+/// `key: value` lines, then the body. Independent of datum's code on purpose.
+fn read_as_the_prototype(text: &str) -> (std::collections::BTreeMap<String, String>, String) {
+    let rest = text.strip_prefix("---\n").expect("a fenced header");
+    let (header, body) = rest.split_once("\n---\n").expect("a closing fence");
+    let fields = header
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(": ").expect("key: value");
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    (fields, body.trim_start_matches('\n').to_owned())
+}
+
+#[test]
+fn compat_bottles_are_in_the_prototypes_format_and_never_overwrite() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    let mut paths = Vec::new();
+    for body in ["first", "second"] {
+        let dropped = sb
+            .datum_in(
+                &ws,
+                &[
+                    "bottle",
+                    "drop",
+                    "oracle1",
+                    "Status report",
+                    body,
+                    "--compat",
+                    "--format",
+                    "json",
+                ],
+            )
+            .success()
+            .json();
+        paths.push(dropped["path"].as_str().unwrap().to_owned());
+    }
+    let day = &paths[0]["message-in-a-bottle/for-oracle1/".len()..][..10];
+    assert_eq!(
+        paths[0],
+        format!("message-in-a-bottle/for-oracle1/{day}_status-report.md")
+    );
+    assert_eq!(
+        paths[1],
+        format!("message-in-a-bottle/for-oracle1/{day}_status-report-2.md")
+    );
+    for (path, body) in paths.iter().zip(["first", "second"]) {
+        let (fields, got) = read_as_the_prototype(&std::fs::read_to_string(ws.join(path)).unwrap());
+        assert_eq!(fields["from"], "alice");
+        assert_eq!(fields["to"], "oracle1");
+        assert_eq!(fields["type"], "message");
+        assert_eq!(fields["subject"], "Status report");
+        assert!(fields["date"].starts_with(day), "{fields:?}");
+        assert_eq!(got, body);
+    }
+    // A broadcast too; and datum reads its own compat bottles back.
+    sb.datum_in(
+        &ws,
+        &["bottle", "broadcast", "Hello fleet", "hi", "--compat"],
+    )
+    .success();
+    let ws_b = agent(&sb, "bob");
+    let from = ws.join("message-in-a-bottle/for-all");
+    let to = ws_b.join("message-in-a-bottle/for-all");
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(&from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    let out = sb
+        .datum_in(&ws_b, &["bottle", "check", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(out["bottles"][0]["subject"], "Hello fleet", "{out}");
+    assert_eq!(out["bottles"][0]["format"], "prototype");
+}

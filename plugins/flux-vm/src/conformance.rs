@@ -93,6 +93,26 @@ fn category_of(v: &flux_core::conformance::Vector) -> String {
         .unwrap_or_else(|| v.name.split('_').next().unwrap_or_default().to_owned())
 }
 
+/// One name per category, whichever spelling a suite or a user used: the upstream
+/// suites' prefixes (`arith`, `cmp`, `ctrl`, …), this project's vectors (`compare`,
+/// `control`, …) and the Python prototype's `--category` names (`arithmetic`,
+/// `comparison`, `control`, …) all select the same vectors.
+fn canonical_category(name: &str) -> &str {
+    match name {
+        "arith" | "arithmetic" => "arith",
+        "cmp" | "compare" | "comparison" => "cmp",
+        "ctrl" | "control" | "control-flow" | "control_flow" => "ctrl",
+        "mem" | "memory" => "mem",
+        "conf" | "confidence" => "conf",
+        "sys" | "system" => "sys",
+        "int" | "integer" => "int",
+        "float" | "floating" | "floating-point" => "float",
+        "logic" | "logical" | "bitwise" => "logic",
+        "a2a" | "agent" | "agents" => "a2a",
+        other => other,
+    }
+}
+
 /// Run here and produce the summary document.
 fn run_here(request: &Request) -> Result<Value, PluginError> {
     let summary = run_with(request, &mut |_, _, vector, profile| {
@@ -186,12 +206,9 @@ fn run_with(
             .cloned()
             .unwrap_or_default();
         let (mut passed, mut failed, mut expected_fail, mut unexpected) = (0, 0, 0, Vec::new());
-        for (index, vector) in file
-            .vectors
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| category.is_none_or(|c| category_of(v) == c))
-        {
+        for (index, vector) in file.vectors.iter().enumerate().filter(|(_, v)| {
+            category.is_none_or(|c| canonical_category(&category_of(v)) == canonical_category(c))
+        }) {
             let Verdict {
                 pass,
                 reason,

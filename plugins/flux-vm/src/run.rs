@@ -94,6 +94,8 @@ pub fn run(request: &Request, host: &Host<'_>) -> Result<Output, PluginError> {
         "stack": result.stack,
         "flags": result.flags,
         "status": result.status,
+        // The prototype's field (its scripts test it): HALT was executed.
+        "halted": result.status == Status::Halted,
         "error": result.error,
         "trap_pc": result.trap_pc,
         "steps": result.steps,

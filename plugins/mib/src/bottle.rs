@@ -117,6 +117,22 @@ pub enum BottleError {
     Malformed(String),
 }
 
+/// Which format a bottle file is in: datum's own, or the Python prototype's (read
+/// leniently, written with `--compat`; see `prototype.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    #[default]
+    Datum,
+    Prototype,
+}
+
+impl Dialect {
+    pub fn is_datum(&self) -> bool {
+        *self == Dialect::Datum
+    }
+}
+
 /// One bottle, as written and as read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bottle {
@@ -135,6 +151,10 @@ pub struct Bottle {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
     pub body: String,
+    /// The file's format (datum's unless it was read from, or is to be written as, the
+    /// prototype's).
+    #[serde(default, skip_serializing_if = "Dialect::is_datum")]
+    pub dialect: Dialect,
 }
 
 /// Agent names become folder names: the plugin-name alphabet, or `all` for broadcasts.
@@ -175,7 +195,8 @@ pub fn check_subject(subject: &str) -> Result<(), BottleError> {
 pub fn check_id(id: &str) -> Result<(), BottleError> {
     let ok = !id.is_empty()
         && id.len() <= 160
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        // `_`: the prototype's file names (`2026-11-27_subject`).
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && !id.starts_with('-');
     if ok {
         Ok(())
@@ -189,7 +210,7 @@ pub fn check_id(id: &str) -> Result<(), BottleError> {
 
 /// Control characters (C0, DEL, C1) and the bidirectional overrides that can make text
 /// display differently from what it is.
-fn is_unsafe_char(c: char) -> bool {
+pub(crate) fn is_unsafe_char(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
@@ -274,6 +295,7 @@ impl Bottle {
             reply_to,
             extra: BTreeMap::new(),
             body,
+            dialect: Dialect::Datum,
         };
         bottle.id = bottle.fresh_id(0);
         Ok(bottle)
@@ -283,6 +305,9 @@ impl Bottle {
     /// and workshops (the hash covers the whole content); `attempt` > 0 resolves the
     /// rare same-millisecond collision of identical bottles.
     pub fn fresh_id(&self, attempt: u32) -> String {
+        if self.dialect == Dialect::Prototype {
+            return crate::prototype::file_id(self, attempt);
+        }
         let stamp: String = rfc3339(self.sent_ms)
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
@@ -312,6 +337,9 @@ impl Bottle {
     }
 
     pub fn render(&self) -> String {
+        if self.dialect == Dialect::Prototype {
+            return crate::prototype::render(self);
+        }
         let mut out = String::from("---\n");
         let _ = writeln!(out, "id: {}", self.id);
         let _ = writeln!(out, "from: {}", self.from);
@@ -404,7 +432,27 @@ impl Bottle {
             reply_to,
             extra,
             body,
+            dialect: Dialect::Datum,
         })
+    }
+
+    /// Read the bottle file `name` found in the inbox folder `folder` (`for-AGENT`), in
+    /// whichever format it is. A datum bottle's header must agree with where it lies
+    /// (anything else is a copy or a forgery, and reading it could mislead); a
+    /// prototype bottle takes its id from the file name and its recipient from the
+    /// folder.
+    pub fn read_file(text: &str, name: &str, folder: &str) -> Result<Bottle, BottleError> {
+        if !crate::prototype::is_datum(text) {
+            return crate::prototype::parse(text, name, folder);
+        }
+        let b = Bottle::parse(text)?;
+        if format!("{}.md", b.id) != name || format!("for-{}", b.to) != folder {
+            return Err(BottleError::Malformed(format!(
+                "its header (id {}, to {}) does not match where it lies",
+                b.id, b.to
+            )));
+        }
+        Ok(b)
     }
 }
 

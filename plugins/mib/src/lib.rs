@@ -2,11 +2,14 @@
 //!
 //! Bottles are markdown files in `message-in-a-bottle/for-{agent}/` of a workshop,
 //! reached only through the host's granted file services, and travel between
-//! workshops through git (`bottle sync`). See `bottle.rs` for the format.
+//! workshops through git (`bottle sync`). See `bottle.rs` for the format, and
+//! `prototype.rs` for the Python prototype's, which is read too (and written with
+//! `--compat`).
 
 pub mod bottle;
 pub mod i2i;
 mod mailbox;
+pub mod prototype;
 
 use datum_plugin_api::{export_plugin, Host, Output, Plugin, PluginError, Request};
 

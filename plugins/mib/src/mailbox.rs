@@ -6,7 +6,8 @@ use datum_plugin_api::{Format, Host, Output, PluginError, Request};
 use serde_json::{json, Value};
 
 use crate::bottle::{
-    check_agent, check_id, neutralise, Bottle, BottleError, BottleType, Priority, ALL, ROOT,
+    check_agent, check_id, neutralise, Bottle, BottleError, BottleType, Dialect, Priority, ALL,
+    ROOT,
 };
 use crate::i2i::{I2iType, Message};
 
@@ -74,7 +75,14 @@ impl<'r, 'h> Mailbox<'r, 'h> {
             Priority::parse(self.req.arg_str("priority").unwrap_or("normal")).map_err(invalid)?;
         let reply_to = self.req.arg_str("reply-to").map(str::to_owned);
         let now = self.host.now_ms()?;
-        Bottle::new(&self.me, to, subject, kind, priority, now, reply_to, body).map_err(invalid)
+        let mut bottle = Bottle::new(&self.me, to, subject, kind, priority, now, reply_to, body)
+            .map_err(invalid)?;
+        if self.req.arg_bool("compat") {
+            // For agents that read only the prototype's format.
+            bottle.dialect = Dialect::Prototype;
+            bottle.id = bottle.fresh_id(0);
+        }
+        Ok(bottle)
     }
 
     fn dropped(&self, bottle: &Bottle) -> Output {
@@ -123,18 +131,8 @@ impl<'r, 'h> Mailbox<'r, 'h> {
                 .host
                 .read_file(&path)
                 .map_err(|e| e.message)
-                .and_then(|text| Bottle::parse(&text).map_err(|e| e.to_string()))
-                .and_then(|b| {
-                    // A bottle's name and folder must agree with its header: anything
-                    // else is a copy or a forgery, and reading it could mislead.
-                    if format!("{}.md", b.id) != name || format!("for-{}", b.to) != folder {
-                        Err(format!(
-                            "its header (id {}, to {}) does not match where it lies",
-                            b.id, b.to
-                        ))
-                    } else {
-                        Ok(b)
-                    }
+                .and_then(|text| {
+                    Bottle::read_file(&text, &name, folder).map_err(|e| e.to_string())
                 });
             match parsed {
                 Ok(b) => found.bottles.push(b),
@@ -182,7 +180,7 @@ impl<'r, 'h> Mailbox<'r, 'h> {
         json!({
             "id": b.id, "from": b.from, "to": b.to, "subject": b.subject, "type": b.kind,
             "priority": b.priority, "sent": crate::bottle::rfc3339(b.sent_ms), "read": read,
-            "reply_to": b.reply_to,
+            "reply_to": b.reply_to, "format": b.dialect,
         })
     }
 
@@ -249,7 +247,7 @@ impl<'r, 'h> Mailbox<'r, 'h> {
         for folder in [format!("for-{}", self.me), format!("for-{ALL}")] {
             let path = format!("{ROOT}/{folder}/{id}.md");
             if let Ok(text) = self.host.read_file(&path) {
-                return Bottle::parse(&text).map_err(|e| {
+                return Bottle::read_file(&text, &format!("{id}.md"), &folder).map_err(|e| {
                     PluginError::failed(format!("{path} is not a readable bottle: {e}"))
                 });
             }
