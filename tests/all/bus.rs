@@ -396,3 +396,154 @@ fn a_killed_nodes_work_is_redelivered_and_the_result_is_complete() {
         "the killed node no longer answers"
     );
 }
+
+/// A NATS client that is not datum, speaking the NATS text protocol by hand (as
+/// nats-py or the `nats` CLI would on the wire): CONNECT, PUB, SUB, PING.
+struct RawNats {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl RawNats {
+    fn connect(url: &str) -> RawNats {
+        use std::io::BufRead;
+        let addr = url.trim_start_matches("nats://");
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut raw = RawNats {
+            reader: std::io::BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        let mut info = String::new();
+        raw.reader.read_line(&mut info).unwrap();
+        assert!(info.starts_with("INFO "), "{info}");
+        raw.send("CONNECT {\"verbose\":false,\"headers\":true,\"name\":\"not-datum\"}\r\n");
+        raw.ping();
+        raw
+    }
+
+    fn send(&mut self, text: &str) {
+        use std::io::Write;
+        self.writer.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// PING, then wait for the PONG: everything sent before it was processed.
+    fn ping(&mut self) {
+        use std::io::BufRead;
+        self.send("PING\r\n");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "PONG\r\n" {
+                return;
+            }
+            assert!(!line.is_empty(), "the server hung up");
+        }
+    }
+
+    /// The next HMSG/MSG: its header block (empty without headers) and body.
+    fn next_message(&mut self) -> (String, Vec<u8>) {
+        use std::io::{BufRead, Read};
+        let mut line = String::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            assert!(!line.is_empty(), "the server hung up");
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            match parts.first().copied() {
+                Some("PING") => self.send("PONG\r\n"),
+                Some("HMSG") => {
+                    let total: usize = parts[parts.len() - 1].parse().unwrap();
+                    let head: usize = parts[parts.len() - 2].parse().unwrap();
+                    let mut buf = vec![0; total + 2];
+                    self.reader.read_exact(&mut buf).unwrap();
+                    let headers = String::from_utf8(buf[..head].to_vec()).unwrap();
+                    return (headers, buf[head..total].to_vec());
+                }
+                Some("MSG") => {
+                    let total: usize = parts[parts.len() - 1].parse().unwrap();
+                    let mut buf = vec![0; total + 2];
+                    self.reader.read_exact(&mut buf).unwrap();
+                    return (String::new(), buf[..total].to_vec());
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Any NATS client can take part: its plain messages reach a datum subscriber marked
+/// foreign and do not end the subscription; datum's messages reach it with the payload
+/// as the body and datum's metadata in headers.
+#[test]
+fn a_plain_nats_client_and_datum_see_each_others_messages() {
+    let (nats, sb, ws) = on_nats();
+    sb.datum_in(&ws, &["bus", "use", &nats.url]).success();
+    let mut sub = sb.spawn_in(&ws, &["bus", "subscribe", "agent.*", "--count", "3"]);
+    sub.wait_for(&format!("listening on agent.* ({})", nats.url), WAIT);
+    let mut raw = RawNats::connect(&nats.url);
+    // Plain text, then plain JSON, from a client that knows nothing of datum.
+    raw.send("PUB datum.bus.agent.x 5\r\nhello\r\n");
+    raw.send("PUB datum.bus.agent.x 8\r\n{\"k\": 1}\r\n");
+    raw.ping();
+    sb.datum_in(
+        &ws,
+        &["bus", "publish", "agent.bob", "after the foreign ones"],
+    )
+    .success();
+    assert!(sub.wait_exit(WAIT).success(), "{}", sub.output());
+    let out = sub.output();
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("[agent.x] ? (foreign) <") && lines[0].ends_with("> \"hello\""),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("[agent.x] ? (foreign) <") && lines[1].ends_with("> {\"k\":1}"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("[agent.bob] alice <")
+            && lines[2].ends_with("> \"after the foreign ones\""),
+        "{out}"
+    );
+    // A durable reader of the same stream gets them in JSON, foreign marked.
+    let durable = sb
+        .datum_in(
+            &ws,
+            &[
+                "bus",
+                "subscribe",
+                "agent.x",
+                "--durable",
+                "late",
+                "--count",
+                "2",
+                "--timeout",
+                "30",
+                "--format",
+                "json",
+            ],
+        )
+        .success();
+    let got = json_lines(&durable.stdout());
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        (got[0]["payload"].clone(), got[0]["foreign"].clone()),
+        (Value::from("hello"), Value::Bool(true))
+    );
+    assert_eq!(got[1]["payload"], serde_json::json!({"k": 1}));
+
+    // The other way: a plain subscriber gets datum's payload as the body.
+    raw.send("SUB datum.bus.agent.z 7\r\n");
+    raw.ping();
+    sb.datum_in(&ws, &["bus", "publish", "agent.z", "to anyone"])
+        .success();
+    let (headers, body) = raw.next_message();
+    assert_eq!(body, br#""to anyone""#);
+    assert!(headers.starts_with("NATS/1.0\r\n"), "{headers}");
+    assert!(headers.contains("Datum-From: alice\r\n"), "{headers}");
+    assert!(headers.contains("Nats-Msg-Id: "), "{headers}");
+}

@@ -217,8 +217,12 @@ impl Cx<'_, '_> {
                 serde_json::to_string(&env).unwrap_or_default()
             } else {
                 format!(
-                    "[{}] {} <{}> {}",
-                    env.subject, env.from, env.ts, env.payload
+                    "[{}] {}{} <{}> {}",
+                    env.subject,
+                    env.from,
+                    if env.foreign { " (foreign)" } else { "" },
+                    env.ts,
+                    env.payload
                 )
             };
             self.host.emit(&line)?;

@@ -30,6 +30,10 @@ pub struct Envelope {
     #[serde(default)]
     pub seq: u64,
     pub payload: Value,
+    /// Published by something that is not datum (a plain NATS client): delivered as it
+    /// came, `from` unknown (`?`) and `ts` the time it was received.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub foreign: bool,
 }
 
 impl Envelope {
@@ -40,6 +44,7 @@ impl Envelope {
             ts: now_ms(),
             seq: 0,
             payload,
+            foreign: false,
         }
     }
 }

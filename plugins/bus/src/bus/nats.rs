@@ -1,6 +1,13 @@
 //! The NATS bus: subjects under `datum.bus.`, every message stored in the JetStream
 //! stream `DATUM_BUS` (publishes wait for the server's ack), live subscriptions on
 //! core NATS and durable ones as JetStream pull consumers.
+//!
+//! NATS conventions, so any NATS client can take part: the subject is the subject,
+//! the body is the payload (its JSON), and datum's metadata travels in headers —
+//! `Datum-From`, `Datum-Ts` and `Nats-Msg-Id` (JetStream drops a retried publish with
+//! the same id). A message without datum's headers is delivered as it came, marked
+//! `foreign`; nothing a foreign client sends ends a subscription. A body that is a whole
+//! datum envelope without headers (datum before this change) still reads as datum's.
 
 use std::time::Duration;
 
@@ -86,10 +93,10 @@ impl NatsBus {
 
     pub async fn publish(&mut self, subject: &str, payload: Value) -> Result<Envelope, BusError> {
         let env = Envelope::new(subject, &self.agent, payload);
-        let bytes = serde_json::to_vec(&env).map_err(|e| BusError::Invalid(e.to_string()))?;
+        let (headers, bytes) = wire(&env)?;
         let err = nats_err(&self.url);
         self.js
-            .publish(format!("{PREFIX}{subject}"), bytes.into())
+            .publish_with_headers(format!("{PREFIX}{subject}"), headers, bytes.into())
             .await
             .map_err(|e| err(e.to_string()))?
             .await
@@ -101,9 +108,9 @@ impl NatsBus {
     /// message is still stored, just not confirmed one by one).
     pub async fn publish_unconfirmed(&self, subject: &str, payload: Value) -> Result<(), BusError> {
         let env = Envelope::new(subject, &self.agent, payload);
-        let bytes = serde_json::to_vec(&env).map_err(|e| BusError::Invalid(e.to_string()))?;
+        let (headers, bytes) = wire(&env)?;
         self.client
-            .publish(format!("{PREFIX}{subject}"), bytes.into())
+            .publish_with_headers(format!("{PREFIX}{subject}"), headers, bytes.into())
             .await
             .map_err(|e| nats_err(&self.url)(e.to_string()))
     }
@@ -176,21 +183,76 @@ pub enum NatsSubscription {
     Durable(Box<pull::Stream>, String),
 }
 
+/// Header names datum writes (NATS headers are case-insensitive on the wire).
+pub const FROM_HEADER: &str = "Datum-From";
+pub const TS_HEADER: &str = "Datum-Ts";
+
+/// A message as NATS carries it: datum's headers, the payload's JSON as the body.
+fn wire(env: &Envelope) -> Result<(async_nats::HeaderMap, Vec<u8>), BusError> {
+    let body = serde_json::to_vec(&env.payload).map_err(|e| BusError::Invalid(e.to_string()))?;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(FROM_HEADER, env.from.as_str());
+    headers.insert(TS_HEADER, env.ts.to_string().as_str());
+    // Unique per message: the sender, its clock, and a process-wide counter.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("{}-{}-{}-{n}", env.from, env.ts, std::process::id());
+    headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+    Ok((headers, body))
+}
+
+/// Read any message on a bus subject. Never fails: what is not datum's is delivered as
+/// a foreign message, its body as JSON when it is JSON and as text otherwise.
+pub fn decode(subject: &str, headers: Option<&async_nats::HeaderMap>, body: &[u8]) -> Envelope {
+    let subject = subject.strip_prefix(PREFIX).unwrap_or(subject).to_owned();
+    let header = |name: &str| {
+        headers
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_owned())
+    };
+    let json = serde_json::from_slice::<Value>(body).ok();
+    if let (Some(from), Some(payload)) = (header(FROM_HEADER), json.clone()) {
+        return Envelope {
+            subject,
+            from,
+            ts: header(TS_HEADER)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(super::now_ms),
+            seq: 0,
+            payload,
+            foreign: false,
+        };
+    }
+    // datum before the headers: the whole envelope in the body, for this subject.
+    if let Ok(env) = serde_json::from_slice::<Envelope>(body) {
+        if env.subject == subject && !env.foreign {
+            return env;
+        }
+    }
+    Envelope {
+        subject,
+        from: "?".to_owned(),
+        ts: super::now_ms(),
+        seq: 0,
+        payload: json.unwrap_or_else(|| Value::String(String::from_utf8_lossy(body).into_owned())),
+        foreign: true,
+    }
+}
+
 impl NatsSubscription {
     pub async fn next(&mut self) -> Result<Option<Envelope>, BusError> {
-        let decode = |bytes: &[u8]| {
-            serde_json::from_slice::<Envelope>(bytes).map_err(|e| {
-                BusError::Invalid(format!("a message on the bus is not a datum envelope: {e}"))
-            })
-        };
         match self {
             NatsSubscription::Live(sub) => match sub.next().await {
-                Some(msg) => decode(&msg.payload).map(Some),
+                Some(msg) => Ok(Some(decode(
+                    &msg.subject,
+                    msg.headers.as_ref(),
+                    &msg.payload,
+                ))),
                 None => Ok(None),
             },
             NatsSubscription::Durable(stream, url) => match stream.next().await {
                 Some(Ok(msg)) => {
-                    let env = decode(&msg.payload)?;
+                    let env = decode(&msg.subject, msg.headers.as_ref(), &msg.payload);
                     msg.ack().await.map_err(|e| nats_err(url)(e.to_string()))?;
                     Ok(Some(env))
                 }
@@ -198,5 +260,48 @@ impl NatsSubscription {
                 None => Ok(None),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn datum_messages_carry_metadata_in_headers_and_the_payload_as_body() {
+        let env = Envelope::new("agent.bob", "alice", json!({"n": 1}));
+        let (headers, body) = wire(&env).unwrap();
+        assert_eq!(body, br#"{"n":1}"#);
+        assert_eq!(headers.get(FROM_HEADER).unwrap().as_str(), "alice");
+        assert!(headers.get(async_nats::header::NATS_MESSAGE_ID).is_some());
+        let back = decode("datum.bus.agent.bob", Some(&headers), &body);
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn anything_else_is_delivered_as_foreign_never_an_error() {
+        for (body, payload) in [
+            (&b"{\"x\": 1}"[..], json!({"x": 1})),
+            (b"plain text", json!("plain text")),
+            (b"\xff\xfe", json!("\u{fffd}\u{fffd}")),
+            (b"", json!("")),
+        ] {
+            let env = decode("datum.bus.agent.bob", None, body);
+            assert!(env.foreign);
+            assert_eq!(
+                (env.subject.as_str(), env.from.as_str()),
+                ("agent.bob", "?")
+            );
+            assert_eq!(env.payload, payload);
+        }
+        // An envelope of datum before headers reads as datum's.
+        let old = Envelope::new("agent.bob", "alice", json!("hi"));
+        let env = decode(
+            "datum.bus.agent.bob",
+            None,
+            &serde_json::to_vec(&old).unwrap(),
+        );
+        assert_eq!(env, old);
     }
 }

@@ -406,9 +406,17 @@ impl ClientSubscription {
                     };
                     match frame["op"].as_str() {
                         Some("msg") => {
-                            return serde_json::from_value(frame)
-                                .map(Some)
-                                .map_err(|e| BusError::Invalid(format!("bad message from the server: {e}")));
+                            // A message in another shape (a prototype's server, a
+                            // foreign publisher) is delivered as it came, marked
+                            // foreign: one odd message never ends a subscription.
+                            return Ok(Some(serde_json::from_value(frame.clone()).unwrap_or_else(|_| Envelope {
+                                subject: frame["subject"].as_str().unwrap_or("?").to_owned(),
+                                from: "?".to_owned(),
+                                ts: super::now_ms(),
+                                seq: 0,
+                                payload: frame.get("payload").cloned().unwrap_or(frame),
+                                foreign: true,
+                            })));
                         }
                         Some("err") => {
                             return Err(BusError::Refused {
@@ -450,6 +458,46 @@ mod tests {
             ("agent.bob", "alice")
         );
         assert_eq!(got.payload, json!({"hi": 1}));
+    }
+
+    /// A server that is not datum's (the prototype's, say) sends a message in another
+    /// shape: the subscriber gets it marked foreign, and the next one too.
+    #[tokio::test]
+    async fn an_odd_message_is_foreign_not_the_end_of_the_subscription() {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = tokio::io::BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let _ = write.write_all(b"{\"op\":\"ok\"}\n").await;
+                        if line.contains("\"sub\"") {
+                            let odd = "{\"op\":\"msg\",\"topic\":\"agent.bob\",\"payload\":\"old style\"}\n";
+                            let good = serde_json::to_string(&json!({"op": "msg", "subject": "agent.bob", "from": "carol", "ts": 1, "payload": 2})).unwrap();
+                            let _ = write.write_all(odd.as_bytes()).await;
+                            let _ = write.write_all(format!("{good}\n").as_bytes()).await;
+                        }
+                    }
+                });
+            }
+        });
+        let mut bob = Client::connect(&addr, "bob").await.unwrap();
+        let mut sub = bob.subscribe("agent.*").await.unwrap();
+        let odd = sub.next().await.unwrap().unwrap();
+        assert!(odd.foreign);
+        assert_eq!(
+            (odd.from.as_str(), odd.payload.clone()),
+            ("?", json!("old style"))
+        );
+        let good = sub.next().await.unwrap().unwrap();
+        assert!(!good.foreign);
+        assert_eq!((good.from.as_str(), good.payload), ("carol", json!(2)));
     }
 
     #[tokio::test]
