@@ -7,33 +7,12 @@
 #![allow(clippy::unwrap_used)] // a benchmark: a failed unwrap is a failed run
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use datum_test_support::{copy_dir, web::WebServer};
 
-fn datum(home: &Path, args: &[&str]) -> Duration {
-    let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_datum"))
-        .args(args)
-        .env("DATUM_HOME", home)
-        .env_remove("DATUM_WORKSHOP")
-        .env_remove("DATUM_REGISTRY")
-        .output()
-        .unwrap();
-    let elapsed = t.elapsed();
-    assert!(
-        out.status.success(),
-        "datum {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    elapsed
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
+mod common;
+use common::{datum, median};
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3

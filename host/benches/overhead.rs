@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use abi_stable::std_types::{RStr, RString};
@@ -15,10 +14,8 @@ use datum::runtime::Runtime;
 use datum::workshop::Workshop;
 use datum_plugin_api::abi::native::{HostCallbacks, PluginModuleRef};
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
+mod common;
+use common::{datum, median};
 
 fn time_n(n: usize, mut f: impl FnMut()) -> Duration {
     // Warm up, then take the median per-iteration time over batches.
@@ -60,23 +57,6 @@ fn row(what: &str, value: Duration, baseline: Option<(&str, Duration)>) {
         ),
         None => println!("{what:<44} {:>10}", fmt(value)),
     }
-}
-
-fn datum(home: &Path, args: &[&str]) -> Duration {
-    let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_datum"))
-        .args(args)
-        .env("DATUM_HOME", home)
-        .env_remove("DATUM_WORKSHOP")
-        .output()
-        .unwrap();
-    let elapsed = t.elapsed();
-    assert!(
-        out.status.success(),
-        "datum {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    elapsed
 }
 
 fn main() {

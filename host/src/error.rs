@@ -342,8 +342,6 @@ impl Explain for StoreError {
             StoreError::Corrupt { .. } => "store-corrupt",
             StoreError::BadDigest(_) => "bad-digest",
             StoreError::Tampered { .. } => "tampered",
-            #[allow(unreachable_patterns)]
-            _ => "store",
         }
     }
     fn category(&self) -> Category {
@@ -353,7 +351,7 @@ impl Explain for StoreError {
             | StoreError::Tampered { .. } => Category::Untrusted,
             StoreError::Missing(_) => Category::NotFound,
             StoreError::Corrupt { .. } | StoreError::BadDigest(_) => Category::Corrupt,
-            _ => Category::Failed,
+            StoreError::Io { .. } => Category::Failed,
         }
     }
     fn hint(&self) -> String {

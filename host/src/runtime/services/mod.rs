@@ -41,9 +41,10 @@ impl Caller {
     /// Handle one JSON service request and produce the JSON reply.
     pub fn handle(&self, request: &str) -> String {
         let result = ServiceCall::from_wire(request).and_then(|call| {
-            let outcome = self.serve(call.clone());
-            if !matches!(call, ServiceCall::Log { .. }) {
-                tracing::debug!(plugin = %self.plugin, service = call.name(), ok = outcome.is_ok(), "host service");
+            let service = call.name();
+            let outcome = self.serve(call);
+            if service != "log" {
+                tracing::debug!(plugin = %self.plugin, %service, ok = outcome.is_ok(), "host service");
             }
             outcome
         });
