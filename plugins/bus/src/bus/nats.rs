@@ -304,4 +304,41 @@ mod wire_tests {
         );
         assert_eq!(env, old);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+
+        /// Hostile input (part of the hostile-input suite, kept here because it needs
+        /// NATS's header type): any body, any `Datum-*` header values, any subject —
+        /// decoded without a panic, on the subject it came on; what is not datum's
+        /// (no sender header, or a body that is not JSON) is foreign with no sender.
+        #[test]
+        fn any_message_on_a_bus_subject_is_decoded_never_trusted(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            json_body in "\\{\"subject\":\"[a-z.]{0,8}\",\"from\":\"[a-z]{0,6}\",\"ts\":[0-9]{1,5},\"payload\":1\\}",
+            from in proptest::option::of("[ -~]{0,12}"),
+            ts in proptest::option::of("[ -~]{0,12}"),
+            subject in "(datum\\.bus\\.)?[a-z.*>]{0,12}",
+        ) {
+            let mut headers = async_nats::HeaderMap::new();
+            if let Some(f) = &from {
+                headers.insert(FROM_HEADER, f.as_str());
+            }
+            if let Some(t) = &ts {
+                headers.insert(TS_HEADER, t.as_str());
+            }
+            let on = subject.strip_prefix(PREFIX).unwrap_or(&subject);
+            for b in [body.as_slice(), json_body.as_bytes()] {
+                let env = decode(&subject, Some(&headers), b);
+                proptest::prop_assert_eq!(env.subject.as_str(), on);
+                let is_json = serde_json::from_slice::<Value>(b).is_ok();
+                if from.is_none() && !is_json {
+                    proptest::prop_assert!(env.foreign);
+                }
+                if env.foreign {
+                    proptest::prop_assert_eq!(env.from.as_str(), "?");
+                }
+            }
+        }
+    }
 }
