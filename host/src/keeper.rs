@@ -220,9 +220,7 @@ fn standalone_secret(
         .and_then(|v| v.unlock(&password, keeper_core::MIN_ITERATIONS))
         .map_err(|e| fail(e.to_string()))?;
     let policy_path = home.join("policy.json");
-    let policy_text = std::fs::read_to_string(&policy_path)
-        .map_err(|e| fail(format!("cannot read {}: {e}", policy_path.display())))?;
-    let policy = keeper_core::Policy::parse(&policy_text).map_err(|e| fail(e.to_string()))?;
+    let policy = keeper_core::Policy::load(&policy_path).map_err(|e| fail(e.to_string()))?;
     let audit = keeper_core::AuditLog::open(&home.join("audit.jsonl"))
         .map_err(|e| fail(format!("cannot open the audit log: {e}")))?;
     match keeper_core::request_secret(
@@ -234,7 +232,9 @@ fn standalone_secret(
         purpose,
         destination,
     ) {
-        Ok(bytes) => String::from_utf8(bytes).map_err(|_| fail("the secret is not text".into())),
+        Ok(granted) => {
+            String::from_utf8(granted.value).map_err(|_| fail("the secret is not text".into()))
+        }
         Err(keeper_core::Refusal::Internal(e)) => Err(fail(e)),
         Err(refusal) => Err(KeeperError::Refused(refusal.to_string())),
     }

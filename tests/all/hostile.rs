@@ -469,6 +469,127 @@ fn concurrent_writers_and_a_serving_keeper_lose_no_secret() {
 }
 
 // ---------------------------------------------------------------------------
+// 4b. The prototype's endpoint (`keeper serve --compat`) is no way around /v1's rules.
+
+#[test]
+fn hostile_compat_requests_get_no_value_and_never_break_the_keeper() {
+    let sb = Sandbox::new();
+    let mut k = keeper(
+        &sb,
+        r#"{"blocked_destinations": ["*pastebin*"], "grants": [{"agent": "ada", "keys": ["db/*"]}]}"#,
+    );
+    let value = sb.path("value");
+    std::fs::write(&value, "pg://hostile-secret").unwrap();
+    k.add_secret(&sb, "db/main", &value).success();
+    k.serve_with(&sb, &["--compat"]);
+    let (_, reg) = post(
+        &k.endpoint("/v1/agents"),
+        Some(&k.admin),
+        json!({"name": "ada"}),
+    );
+    let ada = reg["token"].as_str().unwrap().to_owned();
+    let (_, reg) = post(&k.endpoint("/v1/agents"), None, json!({"name": "mallory"}));
+    let mallory = reg["token"].as_str().unwrap().to_owned();
+    let long = "x".repeat(100_000);
+    let url = k.endpoint("/api/request");
+    let cases: Vec<(Option<&str>, Value)> = vec![
+        // Another agent's name with one's own token, in every spelling.
+        (
+            Some(&mallory),
+            json!({"agent": "ada", "key": "db/main", "purpose": "p", "destination": "localhost"}),
+        ),
+        (
+            Some(&mallory),
+            json!({"agent": "ADA", "key": "db/main", "purpose": "p", "destination": "localhost"}),
+        ),
+        (
+            Some(&mallory),
+            json!({"agent": "ada\u{0}", "key": "db/main", "purpose": "p", "destination": "localhost"}),
+        ),
+        (
+            None,
+            json!({"agent": "ada", "key": "db/main", "purpose": "p", "destination": "localhost"}),
+        ),
+        // Blocked or missing destinations, hidden in URLs and case.
+        (
+            Some(&ada),
+            json!({"agent": "ada", "key": "db/main", "purpose": "p", "destination": "HTTPS://PasteBin.com/raw"}),
+        ),
+        (
+            Some(&ada),
+            json!({"agent": "ada", "key": "db/main", "purpose": "p", "destination": ""}),
+        ),
+        (
+            Some(&ada),
+            json!({"agent": "ada", "key": "db/main", "purpose": "p"}),
+        ),
+        (
+            Some(&ada),
+            json!({"agent": "ada", "key": "db/main", "destination": "localhost"}),
+        ),
+        // Keys that are not granted, or try to look like they are.
+        (
+            Some(&ada),
+            json!({"agent": "ada", "key": "db", "purpose": "p", "destination": "localhost"}),
+        ),
+        (
+            Some(&ada),
+            json!({"agent": "ada", "key": "../db/main", "purpose": "p", "destination": "localhost"}),
+        ),
+        (
+            Some(&ada),
+            json!({"agent": "ada", "key": "*", "purpose": "p", "destination": "localhost"}),
+        ),
+        // Wrong types, missing fields, huge fields, not an object.
+        (
+            Some(&ada),
+            json!({"agent": 7, "key": "db/main", "purpose": "p", "destination": "localhost"}),
+        ),
+        (
+            Some(&ada),
+            json!({"agent": "ada", "key": ["db/main"], "purpose": "p", "destination": "localhost"}),
+        ),
+        (
+            Some(&ada),
+            json!({"key": "db/main", "purpose": "p", "destination": "localhost"}),
+        ),
+        (
+            Some(&ada),
+            json!({"agent": "ada", "key": long, "purpose": long, "destination": long}),
+        ),
+        (Some(&ada), json!(["ada", "db/main"])),
+        (Some(&ada), json!(null)),
+    ];
+    for (token, body) in &cases {
+        let (status, answer) = post(&url, *token, body.clone());
+        assert!(
+            (400..500).contains(&status),
+            "{body}: a refusal is a 4xx, never a grant or a crash: {status} {answer}"
+        );
+        assert!(
+            !answer.to_string().contains("hostile-secret"),
+            "{body}: {answer}"
+        );
+    }
+    // The Keeper still serves the legitimate request, and the audit log never holds a value.
+    let (status, answer) = post(
+        &url,
+        Some(&ada),
+        json!({"agent": "ada", "key": "db/main", "purpose": "p", "destination": "localhost"}),
+    );
+    assert_eq!(
+        (status, answer["value"].as_str()),
+        (200, Some("pg://hostile-secret"))
+    );
+    let audit = std::fs::read_to_string(k.home.join("audit.jsonl")).unwrap();
+    assert!(!audit.contains("hostile-secret"));
+    assert!(
+        audit.lines().all(|l| l.len() < 4096),
+        "audited fields stay capped"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // 5. Names the policy grants cannot be registered by just anyone.
 
 #[test]

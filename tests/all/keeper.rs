@@ -459,3 +459,179 @@ fn a_standalone_vault_serves_plugins_without_a_server() {
     assert!(r.stderr().contains("datum keeper init"), "{}", r.stderr());
     assert!(!nowhere.exists());
 }
+
+/// What a prototype agent sends: HTTP/1.1 written by hand on a TCP socket (not datum's
+/// client), `Connection: close`, and the JSON body it gets back.
+fn prototype_http(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let status: u16 = reply.split(' ').nth(1).unwrap().parse().unwrap();
+    let (_, payload) = reply.split_once("\r\n\r\n").unwrap();
+    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+}
+
+#[test]
+fn a_prototype_agent_uses_the_compat_endpoints_while_the_operator_grants_and_revokes() {
+    let sb = Sandbox::new();
+    let ws = keeper_workshop(&sb);
+    let mut keeper = Keeper::init(&sb, &ws);
+    let home = s(&keeper.home).to_owned();
+    // A new policy blocks paste and chat services out of the box.
+    let policy: Value =
+        serde_json::from_str(&std::fs::read_to_string(keeper.home.join("policy.json")).unwrap())
+            .unwrap();
+    for blocked in [
+        "*pastebin*",
+        "*discord*",
+        "*slack*",
+        "*telegram*",
+        "*webhook*",
+    ] {
+        assert!(
+            policy["blocked_destinations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b == blocked),
+            "{policy}"
+        );
+    }
+    let value = sb.path("value");
+    std::fs::write(&value, "pg://secret").unwrap();
+    keeper.add_secret(&sb, "db/main", &value).success();
+    keeper.serve_with(&sb, &["--compat"]);
+    let base = keeper.url().to_owned();
+
+    let (status, health) = prototype_http(&base, "GET", "/api/health", None, None);
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (200, Some("ok")),
+        "{health}"
+    );
+
+    // The agent registers (its name is not granted yet, so no enrolment is needed).
+    let (_, reg) = prototype_http(
+        &base,
+        "POST",
+        "/v1/agents",
+        None,
+        Some(json!({"name": "ada"})),
+    );
+    let token = reg["token"].as_str().unwrap().to_owned();
+    let ask = |destination: &str| {
+        prototype_http(
+            &base,
+            "POST",
+            "/api/request",
+            Some(&token),
+            Some(
+                json!({"agent": "ada", "key": "db/main", "purpose": "migrate", "destination": destination}),
+            ),
+        )
+    };
+    assert_eq!(ask("db.internal").0, 403, "nothing granted yet");
+
+    // The operator grants while the server runs; the next request sees it.
+    let granted = sb
+        .datum_in(
+            &ws,
+            &[
+                "keeper",
+                "grant",
+                "ada",
+                "db/*",
+                "--destination",
+                "db.internal",
+                "--destination",
+                "hooks.slack.com",
+                "--expires",
+                "30d",
+                "--home",
+                &home,
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(granted["added"], true);
+    assert_eq!(
+        granted["still_blocked"],
+        json!(["*slack*"]),
+        "the operator is told a blocked destination stays blocked"
+    );
+    let (status, answer) = ask("db.internal");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["approved"].as_bool(), answer["value"].as_str()),
+        (Some(true), Some("pg://secret"))
+    );
+    assert!(
+        answer["ttl"].as_u64().is_some_and(|t| t > 0 && t <= 300),
+        "{answer}"
+    );
+    let (status, answer) = ask("hooks.slack.com");
+    assert_eq!(
+        (status, answer["approved"].as_bool()),
+        (403, Some(false)),
+        "{answer}"
+    );
+
+    let revoked = sb
+        .datum_in(
+            &ws,
+            &[
+                "keeper", "revoke", "ada", "db/*", "--home", &home, "--format", "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(revoked["revoked"], 1);
+    assert_eq!(ask("db.internal").0, 403, "revoked without a restart");
+    let again = sb
+        .datum_in(&ws, &["keeper", "revoke", "ada", "db/*", "--home", &home])
+        .failure();
+    assert!(
+        again.stderr().contains("no grant of `db/*`"),
+        "{}",
+        again.stderr()
+    );
+
+    // Every compat request is in the same audit log as /v1's.
+    let log = sb
+        .datum_in(
+            &ws,
+            &["keeper", "audit", "--home", &home, "--format", "json"],
+        )
+        .success()
+        .json();
+    let decisions: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["decision"].as_str().unwrap())
+        .collect();
+    assert_eq!(decisions, ["refused", "granted", "refused", "refused"]);
+}

@@ -596,6 +596,11 @@ impl Keeper {
 
     /// Start `datum keeper serve` and wait (bounded) until it accepts connections.
     pub fn serve(&mut self, sb: &Sandbox) {
+        self.serve_with(sb, &[]);
+    }
+
+    /// [`Keeper::serve`] with more options (`--compat`).
+    pub fn serve_with(&mut self, sb: &Sandbox, extra: &[&str]) {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let server = Command::new(datum_bin())
@@ -611,6 +616,7 @@ impl Keeper {
                 "--listen",
                 &addr,
             ])
+            .args(extra)
             .env("DATUM_HOME", sb.home())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

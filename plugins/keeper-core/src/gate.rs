@@ -34,7 +34,15 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-fn now_secs() -> u64 {
+/// A granted request: the value, and when the grant that allowed it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    pub value: Vec<u8>,
+    /// Unix seconds; `None` when the grant does not expire.
+    pub expires: Option<u64>,
+}
+
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -50,7 +58,7 @@ pub fn request_secret(
     key: &str,
     purpose: &str,
     destination: &str,
-) -> Result<Vec<u8>, Refusal> {
+) -> Result<Granted, Refusal> {
     // Unauthenticated failures cannot flood the log: past the rate limit they are
     // refused and only counted.
     if agent.is_none() && !audit.admit_unauthenticated() {
@@ -63,14 +71,12 @@ pub fn request_secret(
         destination: destination.to_owned(),
     };
     let decision = match agent {
-        None => Decision {
-            allowed: false,
-            reason: "missing or unknown token".into(),
-        },
+        None => Decision::refuse("missing or unknown token"),
         Some(_) => policy.decide(&request, now_secs()),
     };
     // Look the value up before auditing a grant, so a grant of a missing key is
     // recorded as what it is.
+    let expires = decision.expires;
     let value = if !decision.allowed {
         Err(if agent.is_none() {
             Refusal::Unauthenticated
@@ -85,18 +91,17 @@ pub fn request_secret(
         }
     };
     let recorded = match &value {
-        Err(Refusal::NotFound(_) | Refusal::Internal(_)) => Decision {
-            allowed: false,
-            reason: value
+        Err(Refusal::NotFound(_) | Refusal::Internal(_)) => Decision::refuse(
+            value
                 .as_ref()
                 .err()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
-        },
+        ),
         _ => decision,
     };
     audit
         .record(&request, &recorded)
         .map_err(|e| Refusal::Internal(format!("cannot write the audit log: {e}")))?;
-    value
+    value.map(|value| Granted { value, expires })
 }

@@ -23,8 +23,10 @@ mod vault;
 
 pub use audit::{AuditEntry, AuditLog};
 pub use files::{create_private_dir, file_stamp, is_private_dir, lock_file, read_bounded};
-pub use gate::{request_secret, Refusal};
-pub use policy::{Decision, Policy, PolicyError, Request};
+pub use gate::{now_secs, request_secret, Granted, Refusal};
+pub use policy::{
+    matches, Decision, Policy, PolicyError, Request, DEFAULT_BLOCKED, MAX_POLICY_BYTES,
+};
 pub use vault::{
     canonical_json, write_private, Kdf, LockedVault, Vault, VaultError, MIN_ITERATIONS,
 };

@@ -17,6 +17,7 @@ fn refused(reason: &str) -> Decision {
     Decision {
         allowed: false,
         reason: reason.into(),
+        expires: None,
     }
 }
 

@@ -259,6 +259,7 @@ fn every_decision_is_audited() {
         &Decision {
             allowed: true,
             reason: "granted by policy".into(),
+            expires: None,
         },
     )
     .unwrap();
@@ -267,6 +268,7 @@ fn every_decision_is_audited() {
         &Decision {
             allowed: false,
             reason: "no".into(),
+            expires: None,
         },
     )
     .unwrap();

@@ -85,7 +85,10 @@ fn main() {
             purpose: "bench".into(),
             destination: "localhost".into(),
         };
-        assert_eq!(k.request_secret(Some(&t2), &ask).unwrap(), b"pg://internal");
+        assert_eq!(
+            k.request_secret(Some(&t2), &ask).unwrap().value,
+            b"pg://internal"
+        );
     }));
     let bare = Arc::new(bare_vault);
     let b = bare.clone();

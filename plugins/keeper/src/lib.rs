@@ -11,6 +11,6 @@ mod plugin;
 pub mod server;
 
 pub use agents::{AgentRegistry, Token};
-pub use server::{bind, Keeper, ServeError, DEFAULT_ADDR};
+pub use server::{bind, Keeper, Options, ServeError, COMPAT_TTL, DEFAULT_ADDR};
 
 datum_plugin_api::export_plugin!(plugin::KeeperPlugin);

@@ -30,6 +30,8 @@ impl Plugin for KeeperPlugin {
             "keeper agents" => agents(&home),
             "keeper enroll" => enroll(&home, request),
             "keeper serve" => serve(&home, request),
+            "keeper grant" => grant(&home, request),
+            "keeper revoke" => revoke(&home, request),
             other => Err(PluginError::unknown_command("keeper", other)),
         }
     }
@@ -170,18 +172,14 @@ fn init(home: &Home, request: &Request) -> Result<Output, PluginError> {
     }
     Vault::create(&home.vault(), &password, Kdf::default()).map_err(failed)?;
     if !home.policy().exists() {
-        let policy = serde_json::to_vec_pretty(&Policy {
-            allowed_destinations: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
-            ..Policy::default()
-        })
-        .map_err(failed)?;
+        let policy = serde_json::to_vec_pretty(&Policy::starter()).map_err(failed)?;
         keeper_core::write_private(&home.policy(), &policy).map_err(failed)?;
     }
     let admin = Token::generate().map_err(failed)?;
     let config = json!({ "admin_token_sha256": admin.hash() });
     keeper_core::write_private(&home.config(), config.to_string().as_bytes()).map_err(failed)?;
     let text = format!(
-        "created the Keeper in {}\nadmin token (shown once; keep it safe): {}\nthe policy refuses everything until you add grants to {}",
+        "created the Keeper in {}\nadmin token (shown once; keep it safe): {}\nthe policy ({}) refuses everything until you grant: datum keeper grant AGENT KEY-PATTERN",
         home.0.display(),
         admin.0,
         home.policy().display()
@@ -332,23 +330,171 @@ fn read_config(path: &Path) -> Result<String, PluginError> {
         .ok_or_else(|| failed("keeper.json has no admin token hash"))
 }
 
+/// `keeper grant AGENT KEY-PATTERN [--destination D]… [--expires WHEN]`: edit the
+/// policy file under its lock; a running server picks the change up on its next request.
+fn grant(home: &Home, request: &Request) -> Result<Output, PluginError> {
+    let agent = request.require_str("agent")?;
+    let pattern = request.require_str("key")?;
+    check_policy_words(agent, pattern)?;
+    let destinations = request.arg_strs("destination");
+    if let Some(bad) = destinations
+        .iter()
+        .find(|d| d.trim().is_empty() || d.chars().any(char::is_control))
+    {
+        return Err(
+            PluginError::invalid_args(format!("`{bad}` is not a destination"))
+                .with_hint("name a host (api.github.com) or a pattern (*.example.org)"),
+        );
+    }
+    let expires = request
+        .arg_str("expires")
+        .map(|w| parse_expiry(w, keeper_core::now_secs()))
+        .transpose()?;
+    let (added, grants) = Policy::edit(&home.policy(), |p| {
+        let added = p.grant(agent, pattern, &destinations, expires);
+        let mine: Vec<_> = p
+            .grants
+            .iter()
+            .filter(|g| g.agent == agent)
+            .cloned()
+            .collect();
+        (added, mine)
+    })
+    .map_err(policy_failed)?;
+    let blocked = Policy::load(&home.policy())
+        .map(|p| {
+            p.blocked_destinations
+                .iter()
+                .filter(|b| destinations.iter().any(|d| keeper_core::matches(b, d)))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut text = if added {
+        format!("{agent} may now read `{pattern}`")
+    } else {
+        format!("{agent} could already read `{pattern}`")
+    };
+    if !destinations.is_empty() {
+        text.push_str(&format!(" for {}", destinations.join(", ")));
+    }
+    if let Some(e) = expires {
+        text.push_str(&format!(
+            " until {}",
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(e)
+            )
+        ));
+    }
+    for b in &blocked {
+        text.push_str(&format!(
+            "\nnote: blocked_destinations has `{b}`, which still refuses that destination"
+        ));
+    }
+    Ok(Output::new(json!({ "agent": agent, "key": pattern, "added": added, "grants": grants, "still_blocked": blocked }))
+        .with_text(text))
+}
+
+/// `keeper revoke AGENT KEY-PATTERN [--destination D]`: take a pattern away.
+fn revoke(home: &Home, request: &Request) -> Result<Output, PluginError> {
+    let agent = request.require_str("agent")?;
+    let pattern = request.require_str("key")?;
+    let destination = request.arg_str("destination");
+    let changed = Policy::edit(&home.policy(), |p| p.revoke(agent, pattern, destination))
+        .map_err(policy_failed)?;
+    if changed == 0 {
+        return Err(PluginError::failed(format!(
+            "{agent} has no grant of `{pattern}`{}",
+            destination.map(|d| format!(" for {d}")).unwrap_or_default()
+        ))
+        .with_hint(format!("the grants are in {}", home.policy().display())));
+    }
+    Ok(
+        Output::new(json!({ "agent": agent, "key": pattern, "revoked": changed })).with_text(
+            format!("{agent} may no longer read `{pattern}` ({changed} grant(s) changed)"),
+        ),
+    )
+}
+
+fn policy_failed(e: keeper_core::PolicyError) -> PluginError {
+    let hint = match &e {
+        keeper_core::PolicyError::Io { .. } => "run `datum keeper init` first, or pass --home",
+        keeper_core::PolicyError::Invalid(_) => "mend policy.json by hand (it is left as it was)",
+    };
+    PluginError::failed(e.to_string()).with_hint(hint)
+}
+
+/// Agent names and key patterns go into a file other tools read: no control
+/// characters, nothing empty.
+fn check_policy_words(agent: &str, pattern: &str) -> Result<(), PluginError> {
+    for (what, word) in [("agent", agent), ("key pattern", pattern)] {
+        if word.trim().is_empty() || word.chars().any(char::is_control) || word.len() > 256 {
+            return Err(
+                PluginError::invalid_args(format!("`{word}` is not a valid {what}")).with_hint(
+                    "agents are names like `ada`; key patterns are names or prefixes like `db/*`",
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `--expires`: Unix seconds, a date (`2026-12-31`, midnight UTC), an RFC 3339 time,
+/// or a duration from now (`30d`, `12h`).
+fn parse_expiry(when: &str, now: u64) -> Result<u64, PluginError> {
+    let when = when.trim();
+    if let Ok(secs) = when.parse::<u64>() {
+        return Ok(secs);
+    }
+    let at = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    if let Ok(d) = humantime::parse_duration(when) {
+        return Ok(now.saturating_add(d.as_secs()));
+    }
+    let stamp = if when.len() == 10 {
+        format!("{when}T00:00:00Z")
+    } else {
+        when.to_owned()
+    };
+    match humantime::parse_rfc3339_weak(&stamp) {
+        Ok(t) if at(t) > now => Ok(at(t)),
+        Ok(_) => Err(PluginError::invalid_args(format!(
+            "`{when}` is in the past"
+        ))),
+        Err(_) => Err(
+            PluginError::invalid_args(format!("`{when}` is not a time")).with_hint(
+                "use a date (2026-12-31), an RFC 3339 time, Unix seconds, or a duration (30d, 12h)",
+            ),
+        ),
+    }
+}
+
 fn serve(home: &Home, request: &Request) -> Result<Output, PluginError> {
     let admin_hash = read_config(&home.config())?;
-    let policy_text = std::fs::read_to_string(home.policy())
-        .map_err(|e| failed(format!("cannot read {}: {e}", home.policy().display())))?;
-    let policy = Policy::parse(&policy_text).map_err(failed)?;
+    let policy = Policy::load(&home.policy()).map_err(policy_failed)?;
     let addr = request.arg_str("listen").unwrap_or(DEFAULT_ADDR);
     let allow_remote = request.arg_bool("allow-remote");
     let listener = bind(addr, allow_remote).map_err(failed)?;
     let vault = unlock(home, request, &mut Input::new())?;
     let agents = AgentRegistry::load(&home.agents()).map_err(failed)?;
     let audit = AuditLog::open(&home.audit()).map_err(failed)?;
-    let keeper = Keeper::new(vault, policy, agents, audit, admin_hash);
+    let compat = request.arg_bool("compat");
+    let options = crate::server::Options {
+        compat,
+        policy_file: Some(home.policy()),
+    };
+    let keeper = Keeper::with_options(vault, policy, agents, audit, admin_hash, options);
     let local = listener.local_addr().map_err(failed)?;
     if !local.ip().is_loopback() {
         eprintln!("warning: the Keeper is listening on {local}, reachable from other machines");
     }
     eprintln!("Keeper listening on http://{local} (Ctrl-C stops it)");
+    if compat {
+        eprintln!("also serving the prototype's endpoints: GET /api/health, POST /api/request");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -363,4 +509,24 @@ fn serve(home: &Home, request: &Request) -> Result<Output, PluginError> {
         Output::new(json!({ "stopped": true, "address": local.to_string() }))
             .with_text("Keeper stopped"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_read_in_every_form_an_operator_types() {
+        let now = 1_800_000_000;
+        assert_eq!(parse_expiry("1900000000", now).unwrap(), 1_900_000_000);
+        assert_eq!(parse_expiry("30d", now).unwrap(), now + 30 * 86_400);
+        assert_eq!(parse_expiry("12h", now).unwrap(), now + 12 * 3_600);
+        assert_eq!(parse_expiry("2027-12-31", now).unwrap(), 1_830_211_200);
+        assert_eq!(
+            parse_expiry("2027-12-31T12:00:00Z", now).unwrap(),
+            1_830_254_400
+        );
+        assert!(parse_expiry("2020-01-01", now).is_err(), "the past");
+        assert!(parse_expiry("tomorrow-ish", now).is_err());
+    }
 }

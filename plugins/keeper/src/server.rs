@@ -11,10 +11,21 @@
 //! | `GET /v1/admin/audit` | admin | the audit log |
 //! | `GET /v1/admin/agents` | admin | registered agents |
 //!
+//! With `--compat` ([`Options::compat`]) the Python prototype's endpoints are served
+//! beside these, through the very same gate (token, policy, destination rules, audit):
+//!
+//! | method & path | who | what |
+//! |---|---|---|
+//! | `GET /api/health` | anyone | `{status: "ok", …}` |
+//! | `POST /api/request` `{agent, key, purpose, destination}` | an agent token whose agent is `agent` | `{approved, value, ttl}` |
+//!
 //! Every secret request — granted, refused, or unauthenticated — is written to the audit
-//! log (and synced) before the answer leaves.
+//! log (and synced) before the answer leaves. A policy file ([`Options::policy_file`])
+//! is re-read when it changes, so `datum keeper grant|revoke` and hand edits take effect
+//! on the next request; a policy that no longer parses refuses everything until mended.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::{Path, State};
@@ -22,7 +33,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use keeper_core::{AuditLog, Policy, Refusal, Vault};
+use keeper_core::{AuditLog, Decision, Granted, Policy, Refusal, Vault};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -64,13 +75,34 @@ pub fn bind(addr: &str, allow_remote: bool) -> Result<std::net::TcpListener, Ser
     Ok(listener)
 }
 
+/// A compat answer caches the value for at most this many seconds (less when the
+/// grant ends sooner): a revoke reaches prototype agents within this time.
+pub const COMPAT_TTL: u64 = 300;
+
+/// How a Keeper serves, beyond its stores.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve the prototype's `/api/…` endpoints beside `/v1` (off by default).
+    pub compat: bool,
+    /// Re-read the policy from this file whenever it changes.
+    pub policy_file: Option<PathBuf>,
+}
+
 /// The running service's state.
 pub struct Keeper {
     vault: RwLock<Vault>,
-    policy: RwLock<Policy>,
+    policy: RwLock<LivePolicy>,
     agents: Mutex<AgentRegistry>,
     audit: AuditLog,
     admin_token_sha256: String,
+    options: Options,
+}
+
+/// The policy in force and the version of the file it came from.
+struct LivePolicy {
+    /// `Err` holds why the newest file does not parse: then everything is refused.
+    policy: Result<Policy, String>,
+    stamp: Option<String>,
 }
 
 impl std::fmt::Debug for Keeper {
@@ -134,6 +166,20 @@ pub struct SecretRequest {
     pub destination: String,
 }
 
+/// The prototype's request. `agent` must be the token's own agent: naming another is
+/// refused (and audited), never a way to borrow its grants.
+#[derive(Debug, Deserialize)]
+struct CompatRequest {
+    agent: String,
+    key: String,
+    #[serde(default)]
+    purpose: String,
+    /// The prototype sent none; datum's destination rules still apply, so a request
+    /// without one is refused exactly as on `/v1`.
+    #[serde(default)]
+    destination: String,
+}
+
 impl Keeper {
     pub fn new(
         vault: Vault,
@@ -142,13 +188,80 @@ impl Keeper {
         audit: AuditLog,
         admin_token_sha256: String,
     ) -> Arc<Keeper> {
+        Keeper::with_options(
+            vault,
+            policy,
+            agents,
+            audit,
+            admin_token_sha256,
+            Options::default(),
+        )
+    }
+
+    /// A Keeper that may also serve the compat endpoints and follow a policy file.
+    pub fn with_options(
+        vault: Vault,
+        policy: Policy,
+        agents: AgentRegistry,
+        audit: AuditLog,
+        admin_token_sha256: String,
+        options: Options,
+    ) -> Arc<Keeper> {
+        let stamp = options
+            .policy_file
+            .as_deref()
+            .and_then(keeper_core::file_stamp);
         Arc::new(Keeper {
             vault: RwLock::new(vault),
-            policy: RwLock::new(policy),
+            policy: RwLock::new(LivePolicy {
+                policy: Ok(policy),
+                stamp,
+            }),
             agents: Mutex::new(agents),
             audit,
             admin_token_sha256,
+            options,
         })
+    }
+
+    /// Re-read the policy file when it changed since it was last read.
+    fn refresh_policy(&self) {
+        let Some(path) = &self.options.policy_file else {
+            return;
+        };
+        let stamp = keeper_core::file_stamp(path);
+        let current = self
+            .policy
+            .read()
+            .map(|p| p.stamp == stamp)
+            .unwrap_or(false);
+        if current {
+            return;
+        }
+        let Ok(mut live) = self.policy.write() else {
+            return;
+        };
+        let policy = Policy::load(path).map_err(|e| e.to_string());
+        match &policy {
+            Ok(_) => eprintln!("keeper: policy reloaded from {}", path.display()),
+            Err(e) => eprintln!("keeper: {e}; every request is refused until it is mended"),
+        }
+        *live = LivePolicy { policy, stamp };
+    }
+
+    /// Does any grant name `agent`? (True when the policy cannot be read: fail closed.)
+    fn is_granted_name(&self, agent: &str) -> bool {
+        self.refresh_policy();
+        self.policy
+            .read()
+            .ok()
+            .and_then(|p| {
+                p.policy
+                    .as_ref()
+                    .ok()
+                    .map(|p| p.grants.iter().any(|g| g.agent == agent))
+            })
+            .unwrap_or(true)
     }
 
     fn is_admin(&self, token: Option<&str>) -> bool {
@@ -179,26 +292,67 @@ impl Keeper {
         Ok(())
     }
 
-    /// Decide, audit, and only then answer. The in-process path and the HTTP handler
-    /// both come through here, so neither can skip a step.
+    /// Decide, audit, and only then answer. The in-process path and every HTTP
+    /// handler (`/v1` and compat) come through here, so none can skip a step.
     pub fn request_secret(
         &self,
         token: Option<&str>,
         ask: &SecretRequest,
-    ) -> Result<Vec<u8>, Refusal> {
+    ) -> Result<Granted, Refusal> {
+        self.request_secret_as(token, None, ask)
+    }
+
+    /// [`Keeper::request_secret`] for a caller that also names itself (`claimed`): a
+    /// name that is not the token's agent is refused and audited.
+    fn request_secret_as(
+        &self,
+        token: Option<&str>,
+        claimed: Option<&str>,
+        ask: &SecretRequest,
+    ) -> Result<Granted, Refusal> {
         let agent = self.agent_of(token);
         self.refresh_vault()?;
+        self.refresh_policy();
+        let refuse = |agent: &str, reason: String| {
+            let request = keeper_core::Request {
+                agent: agent.to_owned(),
+                key: ask.key.clone(),
+                purpose: ask.purpose.clone(),
+                destination: ask.destination.clone(),
+            };
+            self.audit
+                .record(&request, &Decision::refuse(reason.clone()))
+                .map_err(|e| Refusal::Internal(format!("cannot write the audit log: {e}")))?;
+            Err(Refusal::Denied(reason))
+        };
+        if let (Some(agent), Some(claimed)) = (agent.as_deref(), claimed) {
+            if agent != claimed {
+                return refuse(
+                    agent,
+                    format!("the token belongs to `{agent}`, but the request names `{claimed}`"),
+                );
+            }
+        }
         let vault = self
             .vault
             .read()
             .map_err(|_| Refusal::Internal("vault lock poisoned".into()))?;
-        let policy = self
+        let live = self
             .policy
             .read()
             .map_err(|_| Refusal::Internal("policy lock poisoned".into()))?;
+        let refuse_all = Policy::default();
+        let policy = match (&live.policy, agent.as_deref()) {
+            (Ok(policy), _) => policy,
+            // Unauthenticated callers are refused as such whatever the policy says.
+            (Err(_), None) => &refuse_all,
+            (Err(e), Some(agent)) => {
+                return refuse(agent, format!("the policy file is invalid ({e})"));
+            }
+        };
         keeper_core::request_secret(
             &vault,
-            &policy,
+            policy,
             &self.audit,
             agent.as_deref(),
             &ask.key,
@@ -208,7 +362,14 @@ impl Keeper {
     }
 
     pub fn router(self: Arc<Self>) -> Router {
-        Router::new()
+        let router = if self.options.compat {
+            Router::new()
+                .route("/api/health", get(compat_health))
+                .route("/api/request", post(compat_request))
+        } else {
+            Router::new()
+        };
+        router
             .route("/v1/health", get(health))
             .route("/v1/agents", post(register))
             .route("/v1/secrets/request", post(request_secret))
@@ -266,11 +427,7 @@ async fn register(
     let token = bearer(&headers);
     let authorised = k.is_admin(token) || k.agent_of(token).as_deref() == Some(body.name.as_str());
     // A name the policy grants secrets to cannot be claimed by whoever asks first.
-    let protected = k
-        .policy
-        .read()
-        .map(|p| p.grants.iter().any(|g| g.agent == body.name))
-        .unwrap_or(true);
+    let protected = k.is_granted_name(&body.name);
     let Ok(mut agents) = k.agents.lock() else {
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -299,15 +456,56 @@ async fn request_secret(
     Json(ask): Json<SecretRequest>,
 ) -> Response {
     match k.request_secret(bearer(&headers), &ask) {
-        Ok(value) => {
-            let (encoding, value) = match String::from_utf8(value) {
-                Ok(text) => ("utf8", text),
-                Err(e) => ("hex", hex::encode(e.into_bytes())),
-            };
+        Ok(granted) => {
+            let (encoding, value) = encoded(granted.value);
             Json(json!({ "ok": true, "key": ask.key, "encoding": encoding, "value": value }))
                 .into_response()
         }
         Err(r) => refusal(&r),
+    }
+}
+
+/// A value as text when it is UTF-8, else as hex.
+fn encoded(value: Vec<u8>) -> (&'static str, String) {
+    match String::from_utf8(value) {
+        Ok(text) => ("utf8", text),
+        Err(e) => ("hex", hex::encode(e.into_bytes())),
+    }
+}
+
+async fn compat_health(State(k): State<Arc<Keeper>>) -> Response {
+    let secrets = k.vault.read().map(|v| v.names().len()).unwrap_or(0);
+    Json(json!({ "status": "ok", "ok": true, "service": "datum-keeper", "compat": true, "secrets": secrets }))
+        .into_response()
+}
+
+/// `{agent, key, purpose}` → `{approved, value, ttl}`; a refusal has the same HTTP
+/// status as on `/v1`, `approved: false`, no value, and the reason.
+async fn compat_request(
+    State(k): State<Arc<Keeper>>,
+    headers: HeaderMap,
+    Json(ask): Json<CompatRequest>,
+) -> Response {
+    let request = SecretRequest {
+        key: ask.key,
+        purpose: ask.purpose,
+        destination: ask.destination,
+    };
+    match k.request_secret_as(bearer(&headers), Some(&ask.agent), &request) {
+        Ok(granted) => {
+            let now = keeper_core::now_secs();
+            let ttl = granted
+                .expires
+                .map_or(COMPAT_TTL, |e| e.saturating_sub(now).min(COMPAT_TTL));
+            let (encoding, value) = encoded(granted.value);
+            Json(json!({ "approved": true, "value": value, "ttl": ttl, "key": request.key, "encoding": encoding }))
+                .into_response()
+        }
+        Err(r) => (
+            status_of(&r),
+            Json(json!({ "approved": false, "value": null, "ttl": 0, "reason": message_of(&r) })),
+        )
+            .into_response(),
     }
 }
 

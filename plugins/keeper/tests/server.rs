@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use datum_plugin_keeper::agents::hash_token;
-use datum_plugin_keeper::{bind, AgentRegistry, Keeper, ServeError};
+use datum_plugin_keeper::{bind, AgentRegistry, Keeper, Options, ServeError, COMPAT_TTL};
 use keeper_core::{AuditLog, Kdf, Policy, Vault};
 use serde_json::{json, Value};
 
@@ -19,6 +19,12 @@ struct Running {
 }
 
 fn start() -> Running {
+    start_with(false)
+}
+
+/// A Keeper whose policy lives in `policy.json` (re-read on change), serving the
+/// prototype's endpoints too when `compat`.
+fn start_with(compat: bool) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mut vault = Vault::create(
         &dir.path().join("vault.json"),
@@ -28,14 +34,18 @@ fn start() -> Running {
     .unwrap();
     vault.put("github-token", SECRET.as_bytes()).unwrap();
     vault.put("db/main", b"pg://internal").unwrap();
-    let policy = Policy::parse(
-        r#"{"blocked_destinations": ["*.evil.example"],
-            "grants": [{"agent": "ada", "keys": ["github-token", "db/*", "missing"], "destinations": ["api.github.com"]}]}"#,
-    )
-    .unwrap();
+    let policy_text = r#"{"blocked_destinations": ["*.evil.example", "*pastebin*"],
+            "grants": [{"agent": "ada", "keys": ["github-token", "db/*", "missing"], "destinations": ["api.github.com"]}]}"#;
+    let policy_file = dir.path().join("policy.json");
+    std::fs::write(&policy_file, policy_text).unwrap();
+    let policy = Policy::load(&policy_file).unwrap();
     let agents = AgentRegistry::load(&dir.path().join("agents.json")).unwrap();
     let audit = AuditLog::open(&dir.path().join("audit.jsonl")).unwrap();
-    let keeper = Keeper::new(vault, policy, agents, audit, hash_token(ADMIN));
+    let options = Options {
+        compat,
+        policy_file: Some(policy_file),
+    };
+    let keeper = Keeper::with_options(vault, policy, agents, audit, hash_token(ADMIN), options);
     let listener = bind("127.0.0.1:0", false).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = keeper.clone();
@@ -105,8 +115,35 @@ impl Running {
         (status, value)
     }
 
+    fn token(&self, name: &str) -> String {
+        self.register(name, Some(ADMIN)).1["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn policy_file(&self) -> std::path::PathBuf {
+        self._dir.path().join("policy.json")
+    }
+
+    fn audit_len(&self) -> usize {
+        self.call("GET", "/v1/admin/audit", Some(ADMIN), None).1["entries"]
+            .as_array()
+            .unwrap()
+            .len()
+    }
+
     fn register(&self, name: &str, token: Option<&str>) -> (u16, Value) {
         self.call("POST", "/v1/agents", token, Some(json!({ "name": name })))
+    }
+
+    fn keeper_put(&self, key: &str, value: &str) {
+        let path = format!("/v1/admin/secrets/{key}");
+        assert_eq!(
+            self.call("PUT", &path, Some(ADMIN), Some(json!({ "value": value })))
+                .0,
+            200
+        );
     }
 
     fn ask(&self, token: Option<&str>, key: &str, destination: &str) -> (u16, Value) {
@@ -344,4 +381,288 @@ fn only_loopback_unless_asked() {
         Err(ServeError::BadAddress(_))
     ));
     assert!(bind("127.0.0.1:0", false).is_ok());
+}
+
+/// One request, as `/v1` and the prototype's `/api/request` each spell it.
+struct Case {
+    what: &'static str,
+    token: Option<String>,
+    /// The agent the compat body names (the token's own unless a case says otherwise).
+    agent: &'static str,
+    key: &'static str,
+    purpose: &'static str,
+    destination: Option<&'static str>,
+}
+
+impl Case {
+    fn v1(&self, k: &Running) -> (u16, Value) {
+        let mut body = json!({"key": self.key, "purpose": self.purpose});
+        if let Some(d) = self.destination {
+            body["destination"] = d.into();
+        }
+        k.call(
+            "POST",
+            "/v1/secrets/request",
+            self.token.as_deref(),
+            Some(body),
+        )
+    }
+
+    fn compat(&self, k: &Running) -> (u16, Value) {
+        let mut body = json!({"agent": self.agent, "key": self.key, "purpose": self.purpose});
+        if let Some(d) = self.destination {
+            body["destination"] = d.into();
+        }
+        k.call("POST", "/api/request", self.token.as_deref(), Some(body))
+    }
+}
+
+#[test]
+fn the_compat_endpoint_refuses_exactly_what_v1_refuses_and_audits_it_the_same() {
+    let k = start_with(true);
+    let ada = k.token("ada");
+    let bob = k.register("bob", None).1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let case = |what, token: Option<&str>, key, destination| Case {
+        what,
+        token: token.map(str::to_owned),
+        agent: "ada",
+        key,
+        purpose: "deploy",
+        destination,
+    };
+    let mut cases = vec![
+        case(
+            "granted",
+            Some(&ada),
+            "github-token",
+            Some("api.github.com"),
+        ),
+        case(
+            "granted, common destination",
+            Some(&ada),
+            "db/main",
+            Some("127.0.0.1"),
+        ),
+        case("no token", None, "github-token", Some("localhost")),
+        case(
+            "unknown token",
+            Some("forged"),
+            "github-token",
+            Some("localhost"),
+        ),
+        case(
+            "agent without grants",
+            Some(&bob),
+            "github-token",
+            Some("localhost"),
+        ),
+        case("key not granted", Some(&ada), "aws-key", Some("localhost")),
+        case(
+            "destination not allowed",
+            Some(&ada),
+            "github-token",
+            Some("example.org"),
+        ),
+        case(
+            "blocked destination",
+            Some(&ada),
+            "github-token",
+            Some("x.evil.example"),
+        ),
+        case(
+            "paste site",
+            Some(&ada),
+            "github-token",
+            Some("https://pastebin.com/api"),
+        ),
+        case(
+            "no destination (the prototype sent none)",
+            Some(&ada),
+            "github-token",
+            None,
+        ),
+        case(
+            "granted, but no such secret",
+            Some(&ada),
+            "missing",
+            Some("localhost"),
+        ),
+    ];
+    cases[4].agent = "bob";
+    cases.push(Case {
+        purpose: " ",
+        ..case("no purpose", Some(&ada), "github-token", Some("localhost"))
+    });
+
+    for c in &cases {
+        let before = k.audit_len();
+        let (v1_status, v1) = c.v1(&k);
+        let after_v1 = k.audit_len();
+        let (compat_status, compat) = c.compat(&k);
+        let after_compat = k.audit_len();
+        assert_eq!(v1_status, compat_status, "{}: {v1} vs {compat}", c.what);
+        assert_eq!(
+            (after_v1 - before, after_compat - after_v1),
+            (1, 1),
+            "{}: each request is one audit line",
+            c.what
+        );
+        if v1_status == 200 {
+            assert_eq!(compat["approved"], true, "{}", c.what);
+            assert_eq!(compat["value"], v1["value"], "{}", c.what);
+            assert_eq!(compat["ttl"], COMPAT_TTL, "{}: a grant with no end", c.what);
+        } else {
+            assert_eq!(
+                (&compat["approved"], &compat["value"], &compat["ttl"]),
+                (&json!(false), &Value::Null, &json!(0)),
+                "{}",
+                c.what
+            );
+            assert_eq!(
+                compat["reason"], v1["error"]["message"],
+                "{}: the same reason",
+                c.what
+            );
+            for body in [&v1, &compat] {
+                assert!(!body.to_string().contains(SECRET), "{}: {body}", c.what);
+            }
+        }
+    }
+    // The two granted cases and nothing else, on each path.
+    let entries = k.call("GET", "/v1/admin/audit", Some(ADMIN), None).1["entries"].clone();
+    let granted = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["decision"] == "granted")
+        .count();
+    assert_eq!(granted, 4);
+}
+
+#[test]
+fn a_compat_request_naming_another_agent_is_refused_and_audited() {
+    let k = start_with(true);
+    let _ada = k.token("ada");
+    let bob = k.register("bob", None).1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = k.audit_len();
+    // bob's token, ada's name: ada's grants must not be borrowed.
+    let (status, body) = Case {
+        what: "borrowed name",
+        token: Some(bob),
+        agent: "ada",
+        key: "github-token",
+        purpose: "deploy",
+        destination: Some("localhost"),
+    }
+    .compat(&k);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["approved"], false);
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to `bob`"),
+        "{body}"
+    );
+    let entries = k.call("GET", "/v1/admin/audit", Some(ADMIN), None).1["entries"].clone();
+    let last = entries.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(k.audit_len(), before + 1);
+    assert_eq!(
+        (last["agent"].as_str(), last["decision"].as_str()),
+        (Some("bob"), Some("refused"))
+    );
+}
+
+#[test]
+fn compat_endpoints_are_off_unless_asked_and_health_answers_when_on() {
+    let off = start();
+    assert_eq!(off.call("GET", "/api/health", None, None).0, 404);
+    let ada = off.token("ada");
+    let body =
+        json!({"agent": "ada", "key": "github-token", "purpose": "p", "destination": "localhost"});
+    assert_eq!(
+        off.call("POST", "/api/request", Some(&ada), Some(body)).0,
+        404
+    );
+
+    let on = start_with(true);
+    let (status, health) = on.call("GET", "/api/health", None, None);
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (200, Some("ok")),
+        "{health}"
+    );
+    assert_eq!(on.call("GET", "/v1/health", None, None).0, 200, "/v1 stays");
+}
+
+#[test]
+fn a_ttl_never_outlives_the_grant() {
+    let k = start_with(true);
+    let ada = k.token("ada");
+    let soon = keeper_core::now_secs() + 60;
+    keeper_core::Policy::edit(&k.policy_file(), |p| {
+        p.grant("ada", "db/*", &[], Some(soon));
+        p.grants[0].keys.retain(|key| key != "db/*");
+    })
+    .unwrap();
+    let body =
+        json!({"agent": "ada", "key": "db/main", "purpose": "p", "destination": "localhost"});
+    let (status, answer) = k.call("POST", "/api/request", Some(&ada), Some(body));
+    assert_eq!(status, 200, "{answer}");
+    let ttl = answer["ttl"].as_u64().unwrap();
+    assert!((55..=60).contains(&ttl), "{answer}");
+}
+
+#[test]
+fn policy_changes_reach_a_running_server_and_a_broken_policy_refuses_everything() {
+    let k = start();
+    let ada = k.token("ada");
+    assert_eq!(k.ask(Some(&ada), "aws-key", "localhost").0, 403);
+
+    keeper_core::Policy::edit(&k.policy_file(), |p| p.grant("ada", "aws-key", &[], None)).unwrap();
+    k.keeper_put("aws-key", "AKIA-test");
+    assert_eq!(
+        k.ask(Some(&ada), "aws-key", "localhost").0,
+        200,
+        "granted without a restart"
+    );
+
+    keeper_core::Policy::edit(&k.policy_file(), |p| p.revoke("ada", "github-token", None)).unwrap();
+    assert_eq!(
+        k.ask(Some(&ada), "github-token", "localhost").0,
+        403,
+        "revoked without a restart"
+    );
+
+    // A half-typed hand edit: refuse all (audited), never fall back to the old grants.
+    std::fs::write(k.policy_file(), r#"{"grants": [ {"agent": "ada", "#).unwrap();
+    let before = k.audit_len();
+    let (status, body) = k.ask(Some(&ada), "aws-key", "localhost");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("policy file is invalid"),
+        "{body}"
+    );
+    assert_eq!(k.audit_len(), before + 1);
+    assert_eq!(
+        k.ask(None, "aws-key", "localhost").0,
+        401,
+        "the unauthenticated stay unauthenticated"
+    );
+
+    std::fs::write(
+        k.policy_file(),
+        r#"{"grants": [{"agent": "ada", "keys": ["aws-key"]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(k.ask(Some(&ada), "aws-key", "localhost").0, 200, "mended");
 }
