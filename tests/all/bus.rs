@@ -547,3 +547,229 @@ fn a_plain_nats_client_and_datum_see_each_others_messages() {
     assert!(headers.contains("Datum-From: alice\r\n"), "{headers}");
     assert!(headers.contains("Nats-Msg-Id: "), "{headers}");
 }
+
+/// A prototype agent on the TCP bus, written by hand from the seed protocol: JSON lines
+/// on a plain socket, not datum's client.
+struct SeedClient {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl SeedClient {
+    fn connect(addr: &str) -> SeedClient {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        SeedClient {
+            reader: std::io::BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    fn send(&mut self, frame: Value) {
+        use std::io::Write;
+        let mut line = frame.to_string();
+        line.push('\n');
+        self.writer.write_all(line.as_bytes()).unwrap();
+    }
+
+    fn frame(&mut self) -> Value {
+        use std::io::BufRead;
+        let mut line = String::new();
+        assert!(
+            self.reader.read_line(&mut line).unwrap() > 0,
+            "the server closed"
+        );
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Send a frame and read its `ok`.
+    fn request(&mut self, frame: Value) -> Value {
+        self.send(frame);
+        let reply = self.frame();
+        assert_eq!(reply["op"], "ok", "{reply}");
+        reply
+    }
+
+    /// The next `msg` frame (pongs and oks skipped).
+    fn message(&mut self) -> Value {
+        loop {
+            let f = self.frame();
+            if f["op"] == "msg" {
+                return f;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_prototype_agent_on_tcp_and_a_datum_agent_in_process_exchange_a_thousand_messages_each_way() {
+    const N: usize = 1000;
+    let sb = Sandbox::new();
+    let ws = workshop(&sb, "alice");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = sb.spawn_in(&ws, &["bus", "serve", "--addr", &addr]);
+    server.wait_for("bridged both ways", WAIT);
+
+    // datum's side listens on the in-process bus (no --bus: the workshop's own).
+    let mut datum_sub = sb.spawn_in(
+        &ws,
+        &["bus", "subscribe", "proto.>", "--count", &N.to_string()],
+    );
+    datum_sub.wait_for("listening on proto.>", WAIT);
+    // The prototype's side listens on TCP, on its own thread.
+    let mut proto_sub = SeedClient::connect(&addr);
+    proto_sub.request(serde_json::json!({"op": "sub", "subject": "datum.>"}));
+    let listener = std::thread::spawn(move || {
+        (0..N + 1)
+            .map(|_| proto_sub.message())
+            .collect::<Vec<Value>>()
+    });
+
+    // The prototype publishes N messages over TCP; every `ok` says it reached the log.
+    let mut proto = SeedClient::connect(&addr);
+    for i in 0..N {
+        let ok = proto.request(serde_json::json!({"op": "pub", "subject": "proto.say", "from": "proto-agent", "payload": {"i": i}}));
+        assert_eq!(ok["bridged"], true, "{ok}");
+    }
+    // datum publishes N messages in process, in one `datum batch`.
+    let batch = sb.path("publish.jsonl");
+    let lines: String = (0..N)
+        .map(|i| {
+            format!(
+                "{}\n",
+                serde_json::json!({"command": "bus publish", "args": {"subject": "datum.say", "message": format!("{{\"i\": {i}}}")}})
+            )
+        })
+        .collect();
+    std::fs::write(&batch, lines).unwrap();
+    sb.datum_in(&ws, &["batch", batch.to_str().unwrap()])
+        .success();
+    // A marker after the last one: nothing may arrive twice before it.
+    proto.request(serde_json::json!({"op": "pub", "subject": "proto.end", "from": "proto-agent", "payload": null}));
+    sb.datum_in(&ws, &["bus", "publish", "datum.end", "end"])
+        .success();
+
+    assert!(
+        datum_sub.wait_exit(WAIT).success(),
+        "{}",
+        datum_sub.output()
+    );
+    let out = datum_sub.output();
+    let got: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("[proto.say]"))
+        .collect();
+    assert_eq!(got.len(), N, "{out}");
+    for (i, line) in got.iter().enumerate() {
+        assert!(
+            line.starts_with("[proto.say] proto-agent <")
+                && line.ends_with(&format!("{{\"i\":{i}}}")),
+            "message {i} lost, duplicated or out of order: {line}"
+        );
+    }
+    let seen = listener.join().unwrap();
+    for (i, msg) in seen.iter().take(N).enumerate() {
+        assert_eq!(
+            (
+                msg["subject"].as_str(),
+                msg["from"].as_str(),
+                &msg["payload"]
+            ),
+            (
+                Some("datum.say"),
+                Some("alice"),
+                &serde_json::json!({"i": i})
+            ),
+            "message {i} lost, duplicated or out of order"
+        );
+    }
+    assert_eq!(seen[N]["subject"], "datum.end");
+    drop(server);
+}
+
+#[test]
+fn node_join_takes_one_members_address_and_the_fleet_hears_of_it() {
+    let sb = Sandbox::new();
+    let alice = workshop(&sb, "alice");
+    let bob = workshop(&sb, "bob");
+
+    // An unreachable seed changes nothing.
+    let gone = format!("127.0.0.1:{}", free_port());
+    let r = sb
+        .datum_in(&bob, &["node", "join", "--seed", &gone])
+        .failure();
+    assert!(
+        r.stderr().contains("cannot reach the bus"),
+        "{}",
+        r.stderr()
+    );
+    assert!(!bob.join(".superagent/bus.toml").exists());
+    let r = sb
+        .datum_in(&bob, &["node", "join", "--seed", "inproc"])
+        .failure();
+    assert!(
+        r.stderr().contains("not a fleet member's address"),
+        "{}",
+        r.stderr()
+    );
+
+    // A seed on the TCP bus (the prototype's protocol), given as HOST:PORT.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = sb.spawn_in(&alice, &["bus", "serve", "--addr", &addr]);
+    server.wait_for("TCP bus on", WAIT);
+    let mut watcher = SeedClient::connect(&addr);
+    watcher.request(serde_json::json!({"op": "sub", "subject": "fleet.join"}));
+    let joined = sb
+        .datum_in(
+            &bob,
+            &[
+                "node", "join", "--seed", &addr, "--role", "auditor", "--format", "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(joined["bus"], format!("tcp://{addr}"));
+    assert_eq!(joined["started"], false, "the TCP bus has no workers");
+    let hello = watcher.message();
+    assert_eq!(
+        (hello["from"].as_str(), hello["payload"]["role"].as_str()),
+        (Some("bob"), Some("auditor")),
+        "{hello}"
+    );
+    // From now on bob's bus is the fleet's: his publish reaches alice's in-process bus.
+    sb.datum_in(&bob, &["bus", "publish", "agent.alice", "hello from bob"])
+        .success();
+    let history = sb
+        .datum_in(
+            &alice,
+            &[
+                "bus",
+                "history",
+                "--subject",
+                "agent.alice",
+                "--format",
+                "json",
+            ],
+        )
+        .success()
+        .json();
+    assert_eq!(history["messages"][0]["from"], "bob", "{history}");
+    assert_eq!(history["messages"][0]["payload"], "hello from bob");
+    drop(server);
+
+    // A NATS seed: bob joins as a worker and shows up in `node list`.
+    let nats = NatsServer::start();
+    let mut node = sb.spawn_in(
+        &bob,
+        &[
+            "node", "join", "--seed", &nats.url, "--name", "bob-1", "--role", "auditor",
+        ],
+    );
+    node.wait_for("joined the fleet", WAIT);
+    let list = node_list(&sb, &alice, &nats, Some(1));
+    assert_eq!(list["nodes"][0]["id"], "bob-1", "{list}");
+    assert_eq!(list["nodes"][0]["role"], "auditor");
+    let config = std::fs::read_to_string(bob.join(".superagent/bus.toml")).unwrap();
+    assert!(config.contains(&nats.url), "{config}");
+    node.kill();
+}

@@ -24,6 +24,8 @@ pub struct BusPlugin;
 /// Where `bus use` records the workshop's bus.
 const CONFIG: &str = ".superagent/bus.toml";
 const DEFAULT_NATS: &str = "nats://127.0.0.1:4222";
+/// Where `node join` announces a new member.
+const JOIN_SUBJECT: &str = "fleet.join";
 
 impl Plugin for BusPlugin {
     const MANIFEST: &'static str = include_str!("../datum-plugin.toml");
@@ -37,6 +39,7 @@ impl Plugin for BusPlugin {
             "bus serve" => cx.block_on(cx.serve()),
             "bus use" => cx.use_bus(),
             "node start" => cx.block_on(cx.node_start()),
+            "node join" => cx.block_on(cx.node_join()),
             "node list" => cx.block_on(cx.node_list()),
             "distribute" => cx.block_on(cx.distribute()),
             "distribute batch" => cx.block_on(cx.distribute_batch()),
@@ -252,12 +255,116 @@ impl Cx<'_, '_> {
 
     fn use_bus(&self) -> Result<Output, PluginError> {
         let url = BusUrl::parse(self.req.require_str("url")?).map_err(bus_err)?;
-        self.host.write_file(
-            CONFIG,
-            &format!("# Written by `datum bus use`.\nurl = \"{url}\"\n"),
-        )?;
+        self.save_bus(&url, "datum bus use")?;
         Ok(Output::new(json!({ "bus": url.to_string() }))
             .with_text(format!("this workshop now uses the bus {url}")))
+    }
+
+    /// Make `url` this workshop's bus (`.superagent/bus.toml`).
+    fn save_bus(&self, url: &BusUrl, by: &str) -> Result<(), PluginError> {
+        self.host
+            .write_file(CONFIG, &format!("# Written by `{by}`.\nurl = \"{url}\"\n"))
+    }
+
+    /// `--name`, else AGENT-PID; a single subject token.
+    fn node_id(&self) -> Result<String, PluginError> {
+        let id = match self.req.arg_str("name") {
+            Some(n) => n.to_owned(),
+            None => format!("{}-{}", self.agent(), std::process::id()),
+        };
+        bus::check_subject(&id, false)
+            .ok()
+            .filter(|_| !id.contains('.'))
+            .ok_or_else(|| {
+                PluginError::invalid_args(format!(
+                    "node name `{}` may only use A-Z a-z 0-9 - _",
+                    id.escape_default()
+                ))
+            })?;
+        Ok(id)
+    }
+
+    /// `node join --seed SEED`: join the fleet that SEED (one member's bus) belongs to.
+    /// The seed is checked first (nothing is written when it does not answer); then it
+    /// becomes this workshop's bus, the agent announces itself on `fleet.join`, and on
+    /// NATS it works as a node until stopped (`--no-start`: only join).
+    async fn node_join(&self) -> Result<Output, PluginError> {
+        let seed = self.req.require_str("seed")?;
+        let url = bus::seed_url(seed).map_err(bus_err)?;
+        let id = self.node_id()?;
+        let role = self.req.arg_str("role").unwrap_or("worker").to_owned();
+        // Reach the seed before changing anything.
+        let members = match &url {
+            BusUrl::Nats(u) => {
+                let client = bus::nats::connect(u, "datum-node-join")
+                    .await
+                    .map_err(bus_err)?;
+                node::list(&client, u, Duration::from_millis(500), None)
+                    .await
+                    .map_err(bus_err)?
+            }
+            _ => Vec::new(),
+        };
+        let mut bus = Bus::connect(&url, &self.workshop()?, self.agent())
+            .await
+            .map_err(bus_err)?;
+        let announcement = json!({
+            "agent": self.agent(), "node": id, "role": role, "bus": url.to_string(),
+        });
+        bus.publish(JOIN_SUBJECT, announcement.clone())
+            .await
+            .map_err(bus_err)?;
+        drop(bus);
+        self.save_bus(&url, "datum node join")?;
+        let names: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let mut text = format!(
+            "joined the fleet on {url} as {id}: this workshop's bus is now {url}; announced on {JOIN_SUBJECT}"
+        );
+        if let BusUrl::Nats(_) = url {
+            text.push_str(&format!(
+                "\n{} node(s) already there: {}",
+                names.len(),
+                names.join(", ")
+            ));
+        }
+        let start_on = match &url {
+            BusUrl::Nats(u) if !self.req.arg_bool("no-start") => Some(u.clone()),
+            _ => None,
+        };
+        let data = json!({
+            "seed": seed, "bus": url.to_string(), "node": id, "role": role,
+            "members": members, "announced": announcement, "started": start_on.is_some(),
+        });
+        let Some(nats) = start_on else {
+            if let BusUrl::Tcp(_) = url {
+                text.push_str(
+                    "\n(the TCP bus carries messages; distributed work needs a NATS seed)",
+                );
+            }
+            return Ok(Output::new(data).with_text(text));
+        };
+        self.host.emit(&text)?;
+        let opts = node::NodeOptions {
+            url: nats,
+            id,
+            agent: self.agent().to_owned(),
+            role,
+            delay: Duration::ZERO,
+        };
+        let say = |line: &str| {
+            let _ = self.host.emit(line);
+        };
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let report = node::run(&opts, stop, &say).await.map_err(bus_err)?;
+        let mut data = data;
+        data["tasks"] = json!(report.tasks);
+        data["vectors"] = json!(report.vectors);
+        Ok(Output::new(data).with_text(format!(
+            "node {} left after {} tasks ({} vectors)",
+            opts.id, report.tasks, report.vectors
+        )))
     }
 
     async fn serve(&self) -> Result<Output, PluginError> {
@@ -294,44 +401,56 @@ impl Cx<'_, '_> {
                 "warning: serving on {bound}, open to the network without authentication"
             ))?;
         }
+        let bridge = !self.req.arg_bool("no-bridge");
         self.host.emit(&format!(
-            "TCP bus on tcp://{bound} (max {} connections, {} s idle timeout, {} KiB frames); Ctrl-C stops",
+            "TCP bus on tcp://{bound} (max {} connections, {} s idle timeout, {} KiB frames){}; Ctrl-C stops",
             config.max_connections,
             config.read_timeout.as_secs(),
-            config.max_frame / 1024
+            config.max_frame / 1024,
+            if bridge { ", bridged both ways to this workshop's in-process bus" } else { "" }
         ))?;
         let stats = Arc::new(bus::tcp::Stats::default());
+        let served = async {
+            if bridge {
+                let inproc =
+                    bus::inproc::InProc::open(&self.workshop()?, self.agent()).map_err(bus_err)?;
+                bus::tcp::serve_bridged(listener, config, stats.clone(), inproc).await
+            } else {
+                bus::tcp::serve(listener, config, stats.clone()).await
+            }
+            .map_err(bus_err)
+        };
         tokio::select! {
-            served = bus::tcp::serve(listener, config, stats.clone()) => served.map_err(bus_err)?,
+            served = served => served?,
             _ = tokio::signal::ctrl_c() => {}
         }
+        let count = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         let (c, r, p) = (
-            stats.connections.load(Ordering::Relaxed),
-            stats.refused.load(Ordering::Relaxed),
-            stats.published.load(Ordering::Relaxed),
+            count(&stats.connections),
+            count(&stats.refused),
+            count(&stats.published),
         );
-        Ok(
-            Output::new(json!({ "connections": c, "refused": r, "published": p })).with_text(
-                format!("stopped: {c} connections, {r} refused, {p} messages"),
-            ),
-        )
+        let (bridged_in, bridged_out, not_bridged) = (
+            count(&stats.bridged_in),
+            count(&stats.bridged_out),
+            count(&stats.not_bridged),
+        );
+        let mut text = format!("stopped: {c} connections, {r} refused, {p} messages");
+        if bridge {
+            text.push_str(&format!(
+                "; bridged {bridged_in} in, {bridged_out} out, {not_bridged} not bridged"
+            ));
+        }
+        Ok(Output::new(json!({
+            "connections": c, "refused": r, "published": p,
+            "bridged": bridge, "bridged_in": bridged_in, "bridged_out": bridged_out, "not_bridged": not_bridged,
+        }))
+        .with_text(text))
     }
 
     async fn node_start(&self) -> Result<Output, PluginError> {
         let url = self.nats_url()?;
-        let id = match self.req.arg_str("name") {
-            Some(n) => n.to_owned(),
-            None => format!("{}-{}", self.agent(), std::process::id()),
-        };
-        bus::check_subject(&id, false)
-            .ok()
-            .filter(|_| !id.contains('.'))
-            .ok_or_else(|| {
-                PluginError::invalid_args(format!(
-                    "node name `{}` may only use A-Z a-z 0-9 - _",
-                    id.escape_default()
-                ))
-            })?;
+        let id = self.node_id()?;
         let opts = node::NodeOptions {
             url,
             id,

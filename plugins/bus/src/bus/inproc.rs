@@ -63,24 +63,42 @@ impl InProc {
     }
 
     pub fn publish(&mut self, subject: &str, payload: Value) -> Result<Envelope, BusError> {
-        let mut env = Envelope::new(subject, &self.agent, payload);
+        let mut env = [Envelope::new(subject, &self.agent, payload)];
+        self.append(&mut env)?;
+        let [env] = env;
+        Ok(env)
+    }
+
+    /// Append messages as they are (sender, time and `via` kept), numbering them in
+    /// order: one lock, one write and one sync for the whole batch (group commit). All
+    /// or nothing: a message over [`MAX_MESSAGE`] fails the batch before anything is
+    /// written.
+    pub fn append(&mut self, batch: &mut [Envelope]) -> Result<(), BusError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
         self.locked(|| {
-            env.seq = last_seq(&self.log)? + 1;
-            let mut line = serde_json::to_string(&env)
-                .map_err(|e| BusError::Invalid(format!("cannot encode the message: {e}")))?;
-            if line.len() > MAX_MESSAGE {
-                return Err(BusError::Invalid(format!(
-                    "the message is {} bytes; the in-process bus takes at most {MAX_MESSAGE}",
-                    line.len()
-                )));
+            let first = last_seq(&self.log)? + 1;
+            let mut text = String::new();
+            for (i, env) in batch.iter_mut().enumerate() {
+                env.seq = first + i as u64;
+                let line = serde_json::to_string(&*env)
+                    .map_err(|e| BusError::Invalid(format!("cannot encode the message: {e}")))?;
+                if line.len() > MAX_MESSAGE {
+                    return Err(BusError::Invalid(format!(
+                        "the message is {} bytes; the in-process bus takes at most {MAX_MESSAGE}",
+                        line.len()
+                    )));
+                }
+                text.push_str(&line);
+                text.push('\n');
             }
-            line.push('\n');
             let mut f = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&self.log)
                 .map_err(BusError::io(format!("cannot open {}", self.log.display())))?;
-            f.write_all(line.as_bytes())
+            f.write_all(text.as_bytes())
                 .and_then(|_| f.sync_data())
                 .map_err(BusError::io(format!(
                     "cannot append to {}",
@@ -91,8 +109,12 @@ impl InProc {
                 compact(&self.log)?;
             }
             Ok(())
-        })?;
-        Ok(env)
+        })
+    }
+
+    /// Would `env` fit in the log? (What the TCP bridge checks before queueing.)
+    pub fn fits(env: &Envelope) -> bool {
+        serde_json::to_string(env).is_ok_and(|l| l.len() <= MAX_MESSAGE)
     }
 
     /// The newest `limit` messages matching `pattern`, oldest first.
@@ -304,6 +326,35 @@ mod tests {
         let last = all.last().unwrap();
         assert_eq!(last.payload["i"], n - 1);
         assert_eq!(last.seq, n as u64, "sequence numbers survive compaction");
+    }
+
+    #[test]
+    fn a_batch_is_numbered_in_order_and_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bus = InProc::open(dir.path(), "alice").unwrap();
+        bus.publish("a", serde_json::json!(0)).unwrap();
+        let mut batch: Vec<Envelope> = (1..=3)
+            .map(|i| Envelope::new("a", "carol", serde_json::json!(i)))
+            .collect();
+        batch[1].via = Some("tcp://127.0.0.1:7743".into());
+        bus.append(&mut batch).unwrap();
+        let all = bus.history(">", 10).unwrap();
+        let seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4]);
+        assert_eq!(all[2].from, "carol", "the sender is kept");
+        assert_eq!(all[2].via.as_deref(), Some("tcp://127.0.0.1:7743"));
+
+        let mut too_big = vec![
+            Envelope::new("a", "carol", serde_json::json!("fine")),
+            Envelope::new("a", "carol", serde_json::json!("x".repeat(MAX_MESSAGE))),
+        ];
+        assert!(!InProc::fits(&too_big[1]));
+        assert!(bus.append(&mut too_big).is_err());
+        assert_eq!(
+            bus.history(">", 10).unwrap().len(),
+            4,
+            "nothing of a failed batch"
+        );
     }
 
     #[tokio::test]

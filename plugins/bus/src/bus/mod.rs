@@ -34,6 +34,10 @@ pub struct Envelope {
     /// came, `from` unknown (`?`) and `ts` the time it was received.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub foreign: bool,
+    /// The bridge it crossed, when it came into the in-process bus from the TCP bus
+    /// (`tcp://ADDR`): that bridge does not send it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl Envelope {
@@ -45,6 +49,7 @@ impl Envelope {
             seq: 0,
             payload,
             foreign: false,
+            via: None,
         }
     }
 }
@@ -129,6 +134,23 @@ impl BusUrl {
             "`{s}` is not a bus; use inproc, tcp://HOST[:PORT] or nats://HOST[:PORT]"
         )))
     }
+}
+
+/// A fleet member's address as `node join --seed` takes it: `nats://HOST:PORT`,
+/// `tcp://HOST[:PORT]`, or `HOST:PORT` / `HOST` for the seed protocol's TCP bus.
+pub fn seed_url(seed: &str) -> Result<BusUrl, BusError> {
+    let seed = seed.trim();
+    let url = if seed.contains("://") {
+        BusUrl::parse(seed)?
+    } else if seed.is_empty() || seed == "inproc" || seed.contains(char::is_whitespace) {
+        return Err(BusError::Invalid(format!(
+            "`{}` is not a fleet member's address; use HOST:PORT, tcp://HOST:PORT or nats://HOST:PORT",
+            seed.escape_default()
+        )));
+    } else {
+        BusUrl::parse(&format!("tcp://{seed}"))?
+    };
+    Ok(url)
 }
 
 impl std::fmt::Display for BusUrl {

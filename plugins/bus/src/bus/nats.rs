@@ -221,6 +221,7 @@ pub fn decode(subject: &str, headers: Option<&async_nats::HeaderMap>, body: &[u8
             seq: 0,
             payload,
             foreign: false,
+            via: None,
         };
     }
     // datum before the headers: the whole envelope in the body, for this subject.
@@ -236,6 +237,7 @@ pub fn decode(subject: &str, headers: Option<&async_nats::HeaderMap>, body: &[u8
         seq: 0,
         payload: json.unwrap_or_else(|| Value::String(String::from_utf8_lossy(body).into_owned())),
         foreign: true,
+        via: None,
     }
 }
 

@@ -3,7 +3,8 @@
 //! Frames, one JSON object per line, client → server:
 //! `{"op":"pub","subject":S,"from":A,"payload":P}`, `{"op":"sub","subject":PATTERN}`,
 //! `{"op":"unsub","subject":PATTERN}`, `{"op":"ping"}`;
-//! server → client: `{"op":"ok","ts":T}` (after pub/sub/unsub), `{"op":"pong"}`,
+//! server → client: `{"op":"ok","ts":T}` (after pub/sub/unsub; a bridged server adds
+//! `"bridged": true|false` to a pub's, once the message is in the in-process log), `{"op":"pong"}`,
 //! `{"op":"msg", …envelope}`, `{"op":"err","error":TEXT}`.
 //!
 //! The server caps frame size, closes connections idle past the read timeout (clients
@@ -50,6 +51,12 @@ pub struct Stats {
     pub connections: AtomicU64,
     pub refused: AtomicU64,
     pub published: AtomicU64,
+    /// Messages from TCP written to the in-process bus.
+    pub bridged_in: AtomicU64,
+    /// Messages from the in-process bus sent to TCP subscribers.
+    pub bridged_out: AtomicU64,
+    /// Messages from TCP the in-process bus could not take (too big, or a write failed).
+    pub not_bridged: AtomicU64,
 }
 
 /// Serve the bus on `listener` until the future is dropped.
@@ -59,6 +66,125 @@ pub async fn serve(
     stats: Arc<Stats>,
 ) -> Result<(), BusError> {
     let (tx, _) = broadcast::channel::<Arc<Envelope>>(config.backlog);
+    run(listener, config, stats, tx, None).await
+}
+
+/// Messages from TCP go to the in-process writer in batches of at most this many.
+const BRIDGE_BATCH: usize = 1024;
+
+/// Serve the bus on `listener` and bridge it, both ways, to the in-process bus of one
+/// workshop (`inproc`): what TCP clients publish is appended to the workshop's log (its
+/// sender and time kept, marked `via`), and what is appended there by anyone else is
+/// sent to the TCP subscribers. A message crosses once: the bridge skips, in the log,
+/// what it wrote itself.
+pub async fn serve_bridged(
+    listener: TcpListener,
+    config: ServerConfig,
+    stats: Arc<Stats>,
+    mut inproc: super::inproc::InProc,
+) -> Result<(), BusError> {
+    let via = format!(
+        "tcp://{}",
+        listener
+            .local_addr()
+            .map_err(BusError::io("cannot read the listening address"))?
+    );
+    let (tx, _) = broadcast::channel::<Arc<Envelope>>(config.backlog);
+
+    // In-process → TCP: follow the log from now on (before accepting anyone, so
+    // nothing published after the server is up is missed).
+    let mut follower = inproc.follow(">")?;
+    let (out_tx, out_stats, out_via) = (tx.clone(), stats.clone(), via.clone());
+    let outward = tokio::spawn(async move {
+        loop {
+            match follower.next().await {
+                Ok(Some(env)) if env.via.as_deref() == Some(out_via.as_str()) => {}
+                Ok(Some(env)) => {
+                    out_stats.bridged_out.fetch_add(1, Ordering::Relaxed);
+                    let _ = out_tx.send(Arc::new(env));
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    eprintln!("bus bridge: cannot read the in-process bus: {e}; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    let _outward = AbortOnDrop(outward.abort_handle());
+
+    // TCP → in-process: one writer thread, group-committing what has queued up. Each
+    // publisher hears `ok` only once its message is synced to the log, so a server
+    // stopped (or killed) after answering has lost nothing it acknowledged.
+    let (in_tx, mut in_rx) = tokio::sync::mpsc::channel::<Queued>(BRIDGE_BATCH * 4);
+    let in_stats = stats.clone();
+    std::thread::spawn(move || {
+        while let Some(first) = in_rx.blocking_recv() {
+            let mut queued = vec![first];
+            while queued.len() < BRIDGE_BATCH {
+                match in_rx.try_recv() {
+                    Ok(q) => queued.push(q),
+                    Err(_) => break,
+                }
+            }
+            let (mut batch, acks): (Vec<Envelope>, Vec<_>) = queued.into_iter().unzip();
+            let n = batch.len() as u64;
+            let written = match inproc.append(&mut batch) {
+                Ok(()) => {
+                    in_stats.bridged_in.fetch_add(n, Ordering::Relaxed);
+                    true
+                }
+                Err(e) => {
+                    eprintln!("bus bridge: {n} message(s) not written to the in-process bus: {e}");
+                    in_stats.not_bridged.fetch_add(n, Ordering::Relaxed);
+                    false
+                }
+            };
+            for ack in acks {
+                let _ = ack.send(written);
+            }
+        }
+    });
+    run(listener, config, stats, tx, Some(Inward { tx: in_tx, via })).await
+}
+
+/// A message for the in-process bus, and who to tell once it is written.
+type Queued = (Envelope, tokio::sync::oneshot::Sender<bool>);
+
+/// Where a bridged server sends what TCP clients publish.
+#[derive(Clone)]
+struct Inward {
+    tx: tokio::sync::mpsc::Sender<Queued>,
+    via: String,
+}
+
+impl Inward {
+    /// Hand `env` to the writer and wait until it is in the log; false when it could
+    /// not be (too big, or the write failed).
+    async fn write(&self, env: &Envelope, stats: &Stats) -> bool {
+        let mut env = env.clone();
+        env.via = Some(self.via.clone());
+        if !super::inproc::InProc::fits(&env) {
+            stats.not_bridged.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let (ack, written) = tokio::sync::oneshot::channel();
+        // Waits when the writer is behind: the publisher slows down, nothing is dropped.
+        if self.tx.send((env, ack)).await.is_err() {
+            stats.not_bridged.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        written.await.unwrap_or(false)
+    }
+}
+
+async fn run(
+    listener: TcpListener,
+    config: ServerConfig,
+    stats: Arc<Stats>,
+    tx: broadcast::Sender<Arc<Envelope>>,
+    inward: Option<Inward>,
+) -> Result<(), BusError> {
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let config = Arc::new(config);
     loop {
@@ -71,9 +197,10 @@ pub async fn serve(
             Ok(permit) => {
                 stats.connections.fetch_add(1, Ordering::Relaxed);
                 let (tx, config, stats) = (tx.clone(), config.clone(), stats.clone());
+                let inward = inward.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let _ = connection(stream, peer, tx, &config, &stats).await;
+                    let _ = connection(stream, peer, tx, inward, &config, &stats).await;
                 });
             }
             Err(_) => {
@@ -150,6 +277,7 @@ async fn connection(
     stream: TcpStream,
     _peer: SocketAddr,
     tx: broadcast::Sender<Arc<Envelope>>,
+    inward: Option<Inward>,
     config: &ServerConfig,
     stats: &Stats,
 ) -> Result<(), BusError> {
@@ -172,7 +300,10 @@ async fn connection(
                     }
                     Some(Event::Closed) | None => return Ok(()),
                 };
-                let reply = handle(&frame, &tx, &mut patterns, stats);
+                let (mut reply, published) = handle(&frame, &tx, &mut patterns, stats);
+                if let (Some(inward), Some(env)) = (&inward, published) {
+                    reply["bridged"] = json!(inward.write(&env, stats).await);
+                }
                 write_frame(&mut write, &reply).await?;
             }
             msg = rx.recv(), if !patterns.is_empty() => {
@@ -194,19 +325,20 @@ async fn connection(
     }
 }
 
+/// Answer one frame; a `pub` also returns the message it published.
 fn handle(
     frame: &Value,
     tx: &broadcast::Sender<Arc<Envelope>>,
     patterns: &mut Vec<String>,
     stats: &Stats,
-) -> Value {
+) -> (Value, Option<Arc<Envelope>>) {
     let err = |e: String| json!({"op": "err", "error": e});
     let subject = frame["subject"].as_str().unwrap_or_default();
-    match frame["op"].as_str().unwrap_or_default() {
+    let reply = match frame["op"].as_str().unwrap_or_default() {
         "ping" => json!({"op": "pong"}),
         "pub" => {
             if let Err(e) = check_subject(subject, false) {
-                return err(e.to_string());
+                return (err(e.to_string()), None);
             }
             let from = frame["from"].as_str().unwrap_or("anonymous");
             let env = Envelope::new(
@@ -215,10 +347,11 @@ fn handle(
                 frame.get("payload").cloned().unwrap_or(Value::Null),
             );
             let ts = env.ts;
+            let env = Arc::new(env);
             // No subscribers is not an error: publishing is fire-and-forget.
-            let _ = tx.send(Arc::new(env));
+            let _ = tx.send(env.clone());
             stats.published.fetch_add(1, Ordering::Relaxed);
-            json!({"op": "ok", "ts": ts})
+            return (json!({"op": "ok", "ts": ts}), Some(env));
         }
         "sub" => match check_subject(subject, true) {
             Ok(()) => {
@@ -237,7 +370,8 @@ fn handle(
             "unknown op `{}`; use pub, sub, unsub or ping",
             other.escape_default()
         )),
-    }
+    };
+    (reply, None)
 }
 
 /// Read one line, refusing frames over `max` bytes. `None` at a clean end of stream.
@@ -416,6 +550,7 @@ impl ClientSubscription {
                                 seq: 0,
                                 payload: frame.get("payload").cloned().unwrap_or(frame),
                                 foreign: true,
+                                via: None,
                             })));
                         }
                         Some("err") => {
@@ -498,6 +633,99 @@ mod tests {
         let good = sub.next().await.unwrap().unwrap();
         assert!(!good.foreign);
         assert_eq!((good.from.as_str(), good.payload), ("carol", json!(2)));
+    }
+
+    /// A TCP client and the workshop's in-process bus, 1,000 messages each way through
+    /// a bridged server: every one arrives once, in order, and nothing echoes back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bridged_server_carries_every_message_once_each_way() {
+        use crate::bus::inproc::InProc;
+        const N: usize = 1000;
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stats = Arc::new(Stats::default());
+        let inproc = InProc::open(dir.path(), "server").unwrap();
+        tokio::spawn(serve_bridged(
+            listener,
+            ServerConfig::default(),
+            stats.clone(),
+            inproc,
+        ));
+
+        let mut datum = InProc::open(dir.path(), "ada").unwrap();
+        let mut follower = datum.follow("fleet.>").unwrap();
+        let mut proto = Client::connect(&addr, "proto").await.unwrap();
+        let mut proto_sub = proto.subscribe("fleet.>").await.unwrap();
+
+        // TCP → in-process.
+        for i in 0..N {
+            proto.publish("fleet.to-datum", json!(i)).await.unwrap();
+        }
+        for i in 0..N {
+            let env = tokio::time::timeout(Duration::from_secs(10), follower.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (env.from.as_str(), env.payload.clone()),
+                ("proto", json!(i))
+            );
+            assert_eq!(env.via.as_deref(), Some(format!("tcp://{addr}").as_str()));
+        }
+        // The TCP subscriber saw its own side's messages once (straight from the server).
+        for i in 0..N {
+            let env = proto_sub.next().await.unwrap().unwrap();
+            assert_eq!(
+                (env.subject.as_str(), env.payload),
+                ("fleet.to-datum", json!(i))
+            );
+        }
+
+        // In-process → TCP.
+        for i in 0..N {
+            datum.publish("fleet.to-proto", json!(i)).unwrap();
+        }
+        for i in 0..N {
+            let env = tokio::time::timeout(Duration::from_secs(10), proto_sub.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (env.subject.as_str(), env.from.as_str(), env.payload),
+                ("fleet.to-proto", "ada", json!(i)),
+                "in order, none lost, none echoed back from the log"
+            );
+        }
+        // ...and nothing more on either side.
+        proto.publish("fleet.end", json!("end")).await.unwrap();
+        let last = proto_sub.next().await.unwrap().unwrap();
+        assert_eq!(
+            last.subject, "fleet.end",
+            "no duplicate arrived before the marker"
+        );
+        let mut datum_side = Vec::new();
+        while datum_side
+            .last()
+            .is_none_or(|e: &Envelope| e.subject != "fleet.end")
+        {
+            datum_side.push(follower.next().await.unwrap().unwrap());
+        }
+        assert_eq!(
+            datum_side.len(),
+            N + 1,
+            "the follower saw ada's own messages and the marker, once each"
+        );
+        assert_eq!(
+            (
+                stats.bridged_in.load(Ordering::Relaxed),
+                stats.bridged_out.load(Ordering::Relaxed),
+                stats.not_bridged.load(Ordering::Relaxed)
+            ),
+            (N as u64 + 1, N as u64, 0)
+        );
     }
 
     #[tokio::test]
