@@ -728,6 +728,51 @@ mod tests {
         );
     }
 
+    /// Hostile input through the bridge: a forged `via` or `seq` is ignored, a payload
+    /// too big for the log is refused by it (and said so), and the log stays readable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_tcp_clients_send_cannot_steer_the_bridge() {
+        use crate::bus::inproc::{InProc, MAX_MESSAGE};
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let inproc = InProc::open(dir.path(), "server").unwrap();
+        let stats = Arc::new(Stats::default());
+        tokio::spawn(serve_bridged(
+            listener,
+            ServerConfig::default(),
+            stats.clone(),
+            inproc,
+        ));
+        let mut conn = Conn::open(&addr).await.unwrap();
+        let big = "x".repeat(MAX_MESSAGE + 1);
+        let frames = [
+            json!({"op": "pub", "subject": "a.b", "from": "eve", "via": format!("tcp://{addr}"), "seq": 1, "payload": 1}),
+            json!({"op": "pub", "subject": "a.b", "from": "eve\n\u{1b}[2J", "payload": big}),
+            json!({"op": "pub", "subject": "a.b", "from": 7, "payload": {"nested": [1, 2]}}),
+        ];
+        let mut bridged = Vec::new();
+        for f in &frames {
+            bridged.push(conn.request(&addr, f).await.unwrap()["bridged"].clone());
+        }
+        assert_eq!(bridged, [json!(true), json!(false), json!(true)]);
+        let log = InProc::open(dir.path(), "reader").unwrap();
+        let all = log.history(">", 10).unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(
+            all[0].via,
+            Some(format!("tcp://{addr}")),
+            "the server's own mark"
+        );
+        assert_eq!(
+            all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2],
+            "numbered by the log"
+        );
+        assert_eq!(all[1].from, "anonymous");
+        assert_eq!(stats.not_bridged.load(Ordering::Relaxed), 1);
+    }
+
     #[tokio::test]
     async fn oversized_frames_and_idle_clients_are_cut_off() {
         let addr = server(ServerConfig {
