@@ -8,6 +8,7 @@
 //! the CAPABILITY.toml reader.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -466,6 +467,115 @@ fn concurrent_writers_and_a_serving_keeper_lose_no_secret() {
         .unwrap();
     let listed: Value = resp.body_mut().read_json().unwrap();
     assert_eq!(listed["secrets"].as_array().unwrap().len(), expected);
+}
+
+// ---------------------------------------------------------------------------
+// 3c. I2I files dropped for `fleet receive` are read, judged and never followed.
+
+#[test]
+fn hostile_i2i_drops_are_reported_and_write_nowhere_else() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    let outside = sb.path("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.json"), "{}").unwrap();
+    let drop_dir = ws.join("i2i-inbox");
+    std::fs::create_dir_all(&drop_dir).unwrap();
+    let message = |from: &str, to: &str, id: &str| json!({"type": "SIGNAL", "id": id, "from": from, "to": to, "timestamp": 1, "body": "x"});
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "from-up.json",
+            message("../evil", "alice", "a").to_string().into_bytes(),
+        ),
+        (
+            "to-up.json",
+            message("oracle1", "../../outside", "b")
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            "to-abs.json",
+            message("oracle1", "/tmp/x", "c").to_string().into_bytes(),
+        ),
+        (
+            "id-path.json",
+            message("oracle1", "alice", "../../../outside/owned")
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            "id-control.json",
+            message("oracle1", "alice", "\u{1b}[2J\n")
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            "deep.json",
+            format!("{}{}", "[".repeat(10_000), "]".repeat(10_000)).into_bytes(),
+        ),
+        ("huge.json", vec![b' '; 2 * 1024 * 1024]),
+        ("binary.json", vec![0xff, 0xfe, 0x00, 0x7b]),
+        (
+            "fine.json",
+            message("oracle1", "alice", "ok-1").to_string().into_bytes(),
+        ),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(drop_dir.join(name), bytes).unwrap();
+    }
+    symlink(outside.join("secret.json"), drop_dir.join("link.json")).unwrap();
+    let before = files_under(&ws);
+
+    let got = sb
+        .datum_in(&ws, &["fleet", "receive", "--format", "json"])
+        .success()
+        .json();
+    let ingested: Vec<&str> = got["ingested"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["source"].as_str().unwrap())
+        .collect();
+    // A hostile id is kept in the bottle's x-i2i-id header, never used as a file name.
+    assert_eq!(
+        ingested,
+        [
+            "i2i-inbox/fine.json",
+            "i2i-inbox/id-control.json",
+            "i2i-inbox/id-path.json"
+        ],
+        "{got}"
+    );
+    let reported: BTreeSet<&str> = got["malformed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["source"].as_str())
+        .collect();
+    // A link is not even listed: the host lists the folder through its capability,
+    // which does not follow links out of the workshop.
+    assert!(!got.to_string().contains("link.json"), "{got}");
+    for name in ["from-up", "to-up", "to-abs", "deep", "huge", "binary"] {
+        assert!(
+            reported.contains(format!("i2i-inbox/{name}.json").as_str()),
+            "{name} not reported: {got}"
+        );
+    }
+    assert!(
+        !got.to_string().contains('\u{1b}'),
+        "control characters are neutralised"
+    );
+    // Only new bottles appeared, all under message-in-a-bottle/; nothing outside the workshop.
+    let after = files_under(&ws);
+    for new in after.iter().filter(|p| !before.contains(p)) {
+        assert!(
+            new.starts_with(ws.join("message-in-a-bottle"))
+                || new.starts_with(ws.join(".superagent")),
+            "wrote {}",
+            new.display()
+        );
+    }
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
 }
 
 // ---------------------------------------------------------------------------

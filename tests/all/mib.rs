@@ -648,3 +648,253 @@ fn compat_bottles_are_in_the_prototypes_format_and_never_overwrite() {
     assert_eq!(out["bottles"][0]["subject"], "Hello fleet", "{out}");
     assert_eq!(out["bottles"][0]["format"], "prototype");
 }
+
+#[test]
+fn a_workshop_can_be_set_to_write_the_prototypes_format() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    let shown = sb
+        .datum_in(&ws, &["bottle", "format", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(shown["format"], "datum", "datum's own format by default");
+    sb.datum_in(&ws, &["bottle", "format", "prototype"])
+        .success();
+    let drop = |subject: &str| {
+        sb.datum_in(
+            &ws,
+            &[
+                "bottle", "drop", "oracle1", subject, "body", "--format", "json",
+            ],
+        )
+        .success()
+        .json()["path"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let first = drop("Weekly status");
+    let second = drop("Weekly status");
+    assert!(first.ends_with("_weekly-status.md"), "{first}");
+    assert!(
+        second.ends_with("_weekly-status-2.md"),
+        "no clobbering: {second}"
+    );
+    let (fields, body) = read_as_the_prototype(&std::fs::read_to_string(ws.join(&first)).unwrap());
+    assert_eq!(
+        (fields["subject"].as_str(), body.as_str()),
+        ("Weekly status", "body")
+    );
+
+    sb.datum_in(&ws, &["bottle", "format", "datum"]).success();
+    let third = drop("Weekly status");
+    assert!(
+        !third.contains("_weekly-status"),
+        "back to datum's names: {third}"
+    );
+    let bad = sb.datum_in(&ws, &["bottle", "format", "yaml"]).failure();
+    assert!(
+        bad.stderr()
+            .contains("use datum (the default) or prototype"),
+        "{}",
+        bad.stderr()
+    );
+}
+
+/// An I2I message as the prototype's bridge writes it (JSON written here by hand).
+fn i2i(kind: &str, id: &str, from: &str, to: &str, body: Value) -> Value {
+    serde_json::json!({"v": 2, "type": kind, "id": id, "from": from, "to": to,
+        "timestamp": 1_795_000_000_000u64 + id.len() as u64, "body": body})
+}
+
+#[test]
+fn i2i_files_dropped_in_a_folder_become_bottles_once_and_are_never_changed() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    let drop_dir = ws.join("i2i-inbox");
+    std::fs::create_dir_all(&drop_dir).unwrap();
+    let one = i2i(
+        "DISCOVER",
+        "d-1",
+        "oracle1",
+        "alice",
+        serde_json::json!({"want": "flux-vm"}),
+    );
+    let many = serde_json::json!([
+        i2i(
+            "CLAIM",
+            "c-22",
+            "oracle1",
+            "alice",
+            serde_json::json!("TASK-042")
+        ),
+        i2i(
+            "COMPLETE",
+            "c-333",
+            "oracle1",
+            "alice",
+            serde_json::json!({"task": "TASK-042", "report": "done"})
+        ),
+    ]);
+    std::fs::write(drop_dir.join("discover.json"), one.to_string()).unwrap();
+    std::fs::write(drop_dir.join("tasks.json"), many.to_string()).unwrap();
+    std::fs::write(drop_dir.join("garbage.json"), "{ not json").unwrap();
+    std::fs::write(
+        drop_dir.join("shout.json"),
+        i2i("SHOUT", "s-1", "oracle1", "alice", Value::Null).to_string(),
+    )
+    .unwrap();
+    std::fs::write(drop_dir.join("notes.txt"), "not I2I").unwrap();
+    let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&drop_dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+
+    let got = sb
+        .datum_in(&ws, &["fleet", "receive", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(got["ingested"].as_array().unwrap().len(), 3, "{got}");
+    let kinds: Vec<&str> = got["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["DISCOVER", "CLAIM", "COMPLETE"], "{got}");
+    assert_eq!(
+        got["messages"][0]["body"],
+        serde_json::json!({"want": "flux-vm"}),
+        "nothing misread"
+    );
+    assert_eq!(got["messages"][0]["id"], "d-1");
+    let unread: Vec<&str> = got["malformed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        unread,
+        ["i2i-inbox/garbage.json", "i2i-inbox/shout.json"],
+        "{got}"
+    );
+    assert!(
+        got["malformed"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("SHOUT"),
+        "{got}"
+    );
+
+    // Again: the same files, no new bottles; and every file exactly as it was.
+    let again = sb
+        .datum_in(&ws, &["fleet", "receive", "--all", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(again["ingested"], serde_json::json!([]), "{again}");
+    assert_eq!(
+        again["messages"].as_array().unwrap().len(),
+        3,
+        "one bottle per message"
+    );
+    for (path, bytes) in before {
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "{} changed",
+            path.display()
+        );
+    }
+    // The bottles are ordinary ones: `bottle check` shows them as DISCOVER → question.
+    let bottles = sb
+        .datum_in(&ws, &["bottle", "check", "--all", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(bottles["bottles"][0]["type"], "question", "{bottles}");
+}
+
+#[test]
+fn i2i_published_by_a_prototype_on_tcp_reaches_the_inbox_through_the_bus() {
+    use std::io::{BufRead, Write};
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    sb.install(&ws, "bus");
+    let addr = format!("127.0.0.1:{}", datum_test_support::free_port());
+    let server = sb.spawn_in(&ws, &["bus", "serve", "--addr", &addr]);
+    server.wait_for("bridged both ways", Duration::from_secs(60));
+    // The prototype agent publishes on the TCP bus, by hand.
+    let stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut publish = |payload: Value| {
+        let frame = serde_json::json!({"op": "pub", "subject": "i2i.alice", "from": "oracle1", "payload": payload});
+        writer.write_all(format!("{frame}\n").as_bytes()).unwrap();
+        let mut ok = String::new();
+        reader.read_line(&mut ok).unwrap();
+        assert!(ok.contains("\"bridged\":true"), "{ok}");
+    };
+    let handoff = i2i(
+        "HANDOFF",
+        "h-7",
+        "oracle1",
+        "alice",
+        serde_json::json!({"task": "deploy"}),
+    );
+    publish(handoff.clone());
+    publish(Value::String(
+        i2i("PING", "p-8", "oracle1", "alice", Value::Null).to_string(),
+    ));
+    publish(serde_json::json!({"hello": "not I2I"}));
+
+    let got = sb
+        .datum_in(
+            &ws,
+            &["fleet", "receive", "--subject", "i2i.>", "--format", "json"],
+        )
+        .success()
+        .json();
+    let kinds: Vec<&str> = got["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["HANDOFF", "PING"], "{got}");
+    assert_eq!(
+        got["messages"][0]["body"],
+        serde_json::json!({"task": "deploy"})
+    );
+    assert_eq!(got["malformed"].as_array().unwrap().len(), 1, "{got}");
+
+    // The same message published again is not a second bottle; a new one is.
+    publish(handoff);
+    publish(i2i("ACK", "a-9", "oracle1", "alice", Value::Null));
+    let next = sb
+        .datum_in(
+            &ws,
+            &["fleet", "receive", "--subject", "i2i.>", "--format", "json"],
+        )
+        .success()
+        .json();
+    let kinds: Vec<&str> = next["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["ACK"], "{next}");
+    assert_eq!(
+        next["malformed"],
+        serde_json::json!([]),
+        "the bus is read from where it was left"
+    );
+    drop(server);
+}

@@ -47,10 +47,23 @@ pub enum I2iType {
     Escalate,
     #[serde(rename = "REVOKE")]
     Revoke,
+    // What the prototype's bridge adds (its 20 types): the fleet commands' messages.
+    /// `fleet discover`: who is out there, and what can you do?
+    #[serde(rename = "DISCOVER")]
+    Discover,
+    /// An agent's abilities (its CAPABILITY.toml), the answer to DISCOVER.
+    #[serde(rename = "CAPABILITY")]
+    Capability,
+    /// `fleet tasks claim TASK`: this agent takes the task.
+    #[serde(rename = "CLAIM")]
+    Claim,
+    /// `fleet tasks complete TASK --report …`: the task is done, with its report.
+    #[serde(rename = "COMPLETE")]
+    Complete,
 }
 
 impl I2iType {
-    pub const ALL: [I2iType; 16] = [
+    pub const ALL: [I2iType; 20] = [
         I2iType::Signal,
         I2iType::Ping,
         I2iType::CheckIn,
@@ -67,6 +80,10 @@ impl I2iType {
         I2iType::Nominate,
         I2iType::Escalate,
         I2iType::Revoke,
+        I2iType::Discover,
+        I2iType::Capability,
+        I2iType::Claim,
+        I2iType::Complete,
     ];
 
     pub fn name(self) -> String {
@@ -104,15 +121,17 @@ impl I2iType {
         match self {
             I2iType::Signal | I2iType::Ping => BottleType::Signal,
             I2iType::CheckIn => BottleType::CheckIn,
-            I2iType::Deliverable | I2iType::Response => BottleType::Deliverable,
+            I2iType::Deliverable | I2iType::Response | I2iType::Complete => BottleType::Deliverable,
             I2iType::Handoff => BottleType::Handoff,
-            I2iType::Question | I2iType::Request => BottleType::Question,
+            I2iType::Question | I2iType::Request | I2iType::Discover => BottleType::Question,
             I2iType::Alert | I2iType::Escalate | I2iType::Revoke => BottleType::Alert,
+            I2iType::Claim => BottleType::Signal,
             I2iType::Ack
             | I2iType::Log
             | I2iType::Broadcast
             | I2iType::Coordinate
-            | I2iType::Nominate => BottleType::Message,
+            | I2iType::Nominate
+            | I2iType::Capability => BottleType::Message,
         }
     }
 
@@ -179,6 +198,12 @@ fn from_one_line(s: &str, field: &str) -> Result<String, BottleError> {
 }
 
 impl Message {
+    /// What makes a message the same message wherever it arrives from (a dropped file,
+    /// a bus subject, twice): its sender, id and time.
+    pub fn identity(&self) -> String {
+        format!("{}\u{1f}{}\u{1f}{}", self.from, self.id, self.timestamp)
+    }
+
     /// The bottle carrying this message. Agent names are checked as for any bottle.
     pub fn to_bottle(&self) -> Result<Bottle, BottleError> {
         let subject = self
@@ -283,6 +308,8 @@ impl Message {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -305,6 +332,15 @@ mod tests {
     fn every_type_has_a_version_and_a_bottle_type() {
         let v1 = I2iType::ALL.iter().filter(|t| t.version() == 1).count();
         assert_eq!(v1, 7);
+        assert_eq!(
+            I2iType::ALL.len(),
+            20,
+            "the prototype's bridge has 20 types"
+        );
+        let names: BTreeSet<String> = I2iType::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(names.len(), 20, "each type has its own wire name");
+        assert_eq!(I2iType::parse("discover").unwrap(), I2iType::Discover);
+        assert_eq!(I2iType::Discover.bottle_type(), BottleType::Question);
         assert_eq!(I2iType::parse("check-in").unwrap(), I2iType::CheckIn);
         assert!(I2iType::parse("SHOUT").is_err());
     }

@@ -30,6 +30,7 @@ impl Plugin for Mib {
             "bottle sync" => mail.sync(),
             "fleet send" => mail.fleet_send(),
             "fleet receive" => mail.fleet_receive(),
+            "bottle format" => mail.format(),
             other => Err(PluginError::unknown_command("mib", other)),
         }
     }

@@ -15,6 +15,20 @@ use crate::i2i::{I2iType, Message};
 const MAX_NAME_ATTEMPTS: u32 = 64;
 /// Key in the plugin's key-value store holding the ids this agent has read.
 const READ_KEY: &str = "read";
+/// Key holding the format this workshop writes bottles in (`datum` or `prototype`).
+const FORMAT_KEY: &str = "format";
+/// Key holding the identities of I2I messages already turned into bottles.
+const INGESTED_KEY: &str = "i2i-ingested";
+/// How many ingested identities are remembered (the newest): enough for any drop
+/// folder or bus history, bounded so the key stays small.
+const INGESTED_KEEP: usize = 10_000;
+/// Where the prototype's bridge (or an operator) drops I2I JSON files.
+pub const DROP_DIR: &str = "i2i-inbox";
+/// An I2I file larger than this is not read (reported instead).
+const MAX_I2I_FILE: usize = 1024 * 1024;
+/// Newest bus messages looked at per `fleet receive --subject` (the in-process bus
+/// keeps at most 1000).
+const BUS_WINDOW: i64 = 1000;
 
 pub struct Mailbox<'r, 'h> {
     req: &'r Request,
@@ -77,12 +91,49 @@ impl<'r, 'h> Mailbox<'r, 'h> {
         let now = self.host.now_ms()?;
         let mut bottle = Bottle::new(&self.me, to, subject, kind, priority, now, reply_to, body)
             .map_err(invalid)?;
-        if self.req.arg_bool("compat") {
+        if self.req.arg_bool("compat") || self.writes_prototype()? {
             // For agents that read only the prototype's format.
             bottle.dialect = Dialect::Prototype;
             bottle.id = bottle.fresh_id(0);
         }
         Ok(bottle)
+    }
+
+    /// Has this workshop been set to write the prototype's format (`bottle format`)?
+    fn writes_prototype(&self) -> Result<bool, PluginError> {
+        Ok(self
+            .host
+            .kv_get(FORMAT_KEY)?
+            .and_then(|v| v.as_str().map(str::to_owned))
+            == Some("prototype".to_owned()))
+    }
+
+    /// `bottle format [datum|prototype]`.
+    pub fn format(&self) -> Result<Output, PluginError> {
+        if let Some(wanted) = self.req.arg_str("dialect") {
+            let wanted = match wanted.trim().to_ascii_lowercase().as_str() {
+                "datum" => "datum",
+                "prototype" | "compat" => "prototype",
+                other => {
+                    return Err(PluginError::invalid_args(format!(
+                        "`{}` is not a bottle format",
+                        neutralise(other)
+                    ))
+                    .with_hint("use datum (the default) or prototype"))
+                }
+            };
+            self.host.kv_set(FORMAT_KEY, json!(wanted))?;
+        }
+        let current = if self.writes_prototype()? {
+            "prototype"
+        } else {
+            "datum"
+        };
+        let text = match current {
+            "prototype" => "this workshop writes bottles in the prototype's format (for-AGENT/DATE_SLUG.md, no-clobber); `datum bottle format datum` goes back",
+            _ => "this workshop writes bottles in datum's format; `datum bottle format prototype` (or --compat on one bottle) writes the prototype's",
+        };
+        Ok(Output::new(json!({ "format": current })).with_text(text))
     }
 
     fn dropped(&self, bottle: &Bottle) -> Output {
@@ -492,13 +543,149 @@ impl<'r, 'h> Mailbox<'r, 'h> {
         Ok(out)
     }
 
+    /// The I2I messages already turned into bottles, oldest first.
+    fn ingested(&self) -> Result<Vec<String>, PluginError> {
+        Ok(match self.host.kv_get(INGESTED_KEY)? {
+            Some(v) => serde_json::from_value(v).unwrap_or_default(),
+            None => Vec::new(),
+        })
+    }
+
+    /// Turn I2I messages into bottles, each once: one already ingested (by identity)
+    /// is skipped, so a file read again or a message both dropped and published makes
+    /// one bottle. Returns the bottles made.
+    fn ingest(
+        &self,
+        incoming: Vec<(String, Message)>,
+        malformed: &mut Vec<Value>,
+    ) -> Result<Vec<Value>, PluginError> {
+        let mut seen = self.ingested()?;
+        let mut known: BTreeSet<String> = seen.iter().cloned().collect();
+        let mut made = Vec::new();
+        for (source, message) in incoming {
+            if known.contains(&message.identity()) {
+                continue;
+            }
+            let bottle = match message.to_bottle() {
+                Ok(b) => b,
+                Err(e) => {
+                    malformed
+                        .push(json!({ "source": source, "error": neutralise(&e.to_string()) }));
+                    continue;
+                }
+            };
+            let bottle = self.deliver(bottle)?;
+            known.insert(message.identity());
+            seen.push(message.identity());
+            made.push(
+                json!({ "source": source, "bottle": bottle.path(), "type": message.kind.name() }),
+            );
+        }
+        if !made.is_empty() {
+            let skip = seen.len().saturating_sub(INGESTED_KEEP);
+            self.host.kv_set(INGESTED_KEY, json!(seen[skip..]))?;
+        }
+        Ok(made)
+    }
+
+    /// The I2I messages in a folder's `*.json` files (one message or an array of them
+    /// per file). Files are only read: one that does not parse stays where it is and
+    /// is reported, never deleted or half-taken.
+    fn dropped_messages(
+        &self,
+        dir: &str,
+        malformed: &mut Vec<Value>,
+    ) -> Result<Vec<(String, Message)>, PluginError> {
+        let mut out = Vec::new();
+        for name in self.host.list_dir(dir)? {
+            if name.ends_with('/') || !name.ends_with(".json") {
+                continue;
+            }
+            let path = format!("{dir}/{name}");
+            let text = match self.host.read_file(&path) {
+                Ok(t) if t.len() <= MAX_I2I_FILE => t,
+                Ok(_) => {
+                    malformed.push(json!({ "source": path, "error": format!("over {MAX_I2I_FILE} bytes; not read") }));
+                    continue;
+                }
+                Err(e) => {
+                    malformed.push(json!({ "source": path, "error": neutralise(&e.message) }));
+                    continue;
+                }
+            };
+            match parse_i2i(&text) {
+                Ok(messages) => out.extend(messages.into_iter().map(|m| (path.clone(), m))),
+                Err(e) => malformed.push(json!({ "source": path, "error": neutralise(&e) })),
+            }
+        }
+        Ok(out)
+    }
+
+    /// I2I messages published on `subject` of the in-process bus since the last look
+    /// (through the bus plugin: `call:bus`).
+    fn published_messages(
+        &self,
+        subject: &str,
+        malformed: &mut Vec<Value>,
+    ) -> Result<Vec<(String, Message)>, PluginError> {
+        let mut args = serde_json::Map::new();
+        args.insert("subject".into(), json!(subject));
+        args.insert("last".into(), json!(BUS_WINDOW));
+        let history = self.host.call_plugin("bus", "bus history", args).map_err(|e| {
+            let hint = "install the bus plugin (`datum plugin install bus`) and grant it: `datum plugin grant mib call:bus`";
+            PluginError::new(e.kind, format!("cannot read the bus subject {subject}: {}", e.message)).with_hint(hint)
+        })?;
+        let cursor_key = format!("i2i-bus-seq:{subject}");
+        let after = self
+            .host
+            .kv_get(&cursor_key)?
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        let mut last = after;
+        let mut out = Vec::new();
+        for env in history["messages"].as_array().into_iter().flatten() {
+            let seq = env["seq"].as_u64().unwrap_or(0);
+            if seq <= after {
+                continue;
+            }
+            last = last.max(seq);
+            let source = format!("bus:{}#{seq}", env["subject"].as_str().unwrap_or(subject));
+            // A payload is the message itself, or its JSON as text.
+            let payload = match &env["payload"] {
+                Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                other => other.clone(),
+            };
+            match serde_json::from_value::<Message>(payload) {
+                Ok(m) => out.push((source, m)),
+                Err(e) => malformed.push(json!({ "source": source, "error": neutralise(&format!("not an I2I message: {e}")) })),
+            }
+        }
+        if last != after {
+            self.host.kv_set(&cursor_key, json!(last))?;
+        }
+        Ok(out)
+    }
+
     pub fn fleet_receive(&self) -> Result<Output, PluginError> {
         let all = self.req.arg_bool("all");
         let peek = self.req.arg_bool("peek");
+        let mut malformed = Vec::new();
+        let mut incoming = self.dropped_messages(DROP_DIR, &mut malformed)?;
+        if let Some(dir) = self
+            .req
+            .arg_str("dir")
+            .filter(|d| d.trim_end_matches('/') != DROP_DIR)
+        {
+            incoming.extend(self.dropped_messages(dir.trim_end_matches('/'), &mut malformed)?);
+        }
+        if let Some(subject) = self.req.arg_str("subject") {
+            incoming.extend(self.published_messages(subject, &mut malformed)?);
+        }
+        let ingested = self.ingest(incoming, &mut malformed)?;
         let found = self.inbox()?;
         let read = self.read_ids()?;
         let mut messages = Vec::new();
-        let mut malformed = found.malformed;
+        malformed.extend(found.malformed);
         let mut taken = Vec::new();
         for b in found
             .bottles
@@ -521,6 +708,16 @@ impl<'r, 'h> Mailbox<'r, 'h> {
             messages.len(),
             if messages.len() == 1 { "" } else { "s" }
         );
+        if !ingested.is_empty() {
+            text.push_str(&format!(" ({} ingested as bottles)", ingested.len()));
+        }
+        for m in &malformed {
+            text.push_str(&format!(
+                "\nnot read: {} ({})",
+                m["source"].as_str().or(m["path"].as_str()).unwrap_or("?"),
+                m["error"].as_str().unwrap_or("?")
+            ));
+        }
         for m in &messages {
             text.push_str(&format!(
                 "\n{} {} from {}: {}",
@@ -530,6 +727,25 @@ impl<'r, 'h> Mailbox<'r, 'h> {
                 neutralise(&m.body.to_string())
             ));
         }
-        Ok(Output::new(json!({ "messages": messages, "malformed": malformed })).with_text(text))
+        Ok(Output::new(
+            json!({ "messages": messages, "ingested": ingested, "malformed": malformed }),
+        )
+        .with_text(text))
     }
+}
+
+/// One I2I message, or a JSON array of them.
+fn parse_i2i(text: &str) -> Result<Vec<Message>, String> {
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let items = match value {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            serde_json::from_value(v).map_err(|e| format!("message {i} is not an I2I message: {e}"))
+        })
+        .collect()
 }
