@@ -38,6 +38,7 @@ fn main() {
     );
     inproc();
     rt.block_on(tcp_bench());
+    rt.block_on(bridge_bench());
     rt.block_on(nats_bench());
 }
 
@@ -147,6 +148,58 @@ async fn tcp_bench() {
         format!("{:.1} µs", micros(raw)),
         micros(pub_sub) / micros(raw),
     );
+}
+
+/// TCP publishes per second with `publishers` clients, each waiting for its `ok`, on a
+/// server bridged to an in-process bus (each `ok` after the message is synced to the
+/// log) or not.
+async fn tcp_publishes(bridged: bool, publishers: usize, each: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (config, stats) = (
+        tcp::ServerConfig::default(),
+        Arc::new(tcp::Stats::default()),
+    );
+    if bridged {
+        let inproc = InProc::open(dir.path(), "bench").unwrap();
+        tokio::spawn(tcp::serve_bridged(listener, config, stats, inproc));
+    } else {
+        tokio::spawn(tcp::serve(listener, config, stats));
+    }
+    let mut clients = Vec::new();
+    for _ in 0..publishers {
+        clients.push(tcp::Client::connect(&addr, "bench").await.unwrap());
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                for i in 0..each {
+                    c.publish("bench.bridge", json!({"i": i})).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (publishers * each) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn bridge_bench() {
+    for (publishers, each) in [(1, 1000), (8, 500)] {
+        let plain = tcp_publishes(false, publishers, each).await;
+        let bridged = tcp_publishes(true, publishers, each).await;
+        row(
+            &format!("TCP publish, bridged (synced), {publishers} client(s)"),
+            format!("{bridged:.0} msg/s"),
+            "the same server, not bridged",
+            format!("{plain:.0} /s"),
+            bridged / plain,
+        );
+    }
 }
 
 fn micros(d: Duration) -> f64 {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use datum_plugin_keeper::agents::hash_token;
 use datum_plugin_keeper::server::SecretRequest;
-use datum_plugin_keeper::{bind, AgentRegistry, Keeper};
+use datum_plugin_keeper::{bind, AgentRegistry, Keeper, Options};
 use keeper_core::{AuditLog, Kdf, Policy, Vault};
 use serde_json::json;
 
@@ -28,14 +28,33 @@ fn main() {
         .unwrap()
         .unlock(b"pw", 1_000)
         .unwrap();
-    let policy = Policy::parse(r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#).unwrap();
+    let policy_text = r#"{"grants": [{"agent": "ada", "keys": ["db/*"]}]}"#;
+    let policy_file = dir.path().join("policy.json");
+    std::fs::write(&policy_file, policy_text).unwrap();
+    let policy = Policy::parse(policy_text).unwrap();
     let mut agents = AgentRegistry::load(&dir.path().join("agents.json")).unwrap();
     let token = agents.register("ada", true, true, None).unwrap().0;
-    let keeper = Keeper::new(
+    // As `keeper serve --compat` runs: both APIs, the policy file watched.
+    let keeper = Keeper::with_options(
         vault,
-        policy,
+        policy.clone(),
         agents,
         AuditLog::open(&dir.path().join("audit.jsonl")).unwrap(),
+        hash_token("admin"),
+        Options {
+            compat: true,
+            policy_file: Some(policy_file),
+        },
+    );
+    // The same with a fixed policy: the baseline for the cost of watching the file.
+    let fixed = Keeper::new(
+        Vault::open(&dir.path().join("vault.json"))
+            .unwrap()
+            .unlock(b"pw", 1_000)
+            .unwrap(),
+        policy,
+        AgentRegistry::load(&dir.path().join("agents.json")).unwrap(),
+        AuditLog::open(&dir.path().join("audit-fixed.jsonl")).unwrap(),
         hash_token("admin"),
     );
 
@@ -66,6 +85,19 @@ fn main() {
     };
     let url = format!("{base}/v1/secrets/request");
     let bearer = format!("Bearer {token}");
+    let (compat_url, compat_bearer, compat_http) =
+        (format!("{base}/api/request"), bearer.clone(), http.clone());
+    let over_compat = run(Arc::new(move || {
+        let mut r = compat_http
+            .post(&compat_url)
+            .header("Authorization", &compat_bearer)
+            .send_json(json!({"agent": "ada", "key": "db/main", "purpose": "bench", "destination": "localhost"}))
+            .unwrap();
+        assert_eq!(
+            r.body_mut().read_json::<serde_json::Value>().unwrap()["value"],
+            "pg://internal"
+        );
+    }));
     let over_http = run(Arc::new(move || {
         let mut r = http
             .post(&url)
@@ -90,6 +122,18 @@ fn main() {
             b"pg://internal"
         );
     }));
+    let t3 = token.clone();
+    let fixed_policy = run(Arc::new(move || {
+        let ask = SecretRequest {
+            key: "db/main".into(),
+            purpose: "bench".into(),
+            destination: "localhost".into(),
+        };
+        assert_eq!(
+            fixed.request_secret(Some(&t3), &ask).unwrap().value,
+            b"pg://internal"
+        );
+    }));
     let bare = Arc::new(bare_vault);
     let b = bare.clone();
     let bare_reads = run(Arc::new(move || {
@@ -98,8 +142,16 @@ fn main() {
     println!("secret requests, {CLIENTS} concurrent clients x {EACH}:");
     println!("  over HTTP (policy + synced audit)   {over_http:>10.0}/s");
     println!(
+        "  compat /api/request over HTTP       {over_compat:>10.0}/s   compat/v1 {:.2}x",
+        over_compat / over_http
+    );
+    println!(
         "  in process (policy + synced audit)  {in_process:>10.0}/s   HTTP/in-process {:.2}x",
         over_http / in_process
+    );
+    println!(
+        "  in process, policy never re-read    {fixed_policy:>10.0}/s   watched/fixed {:.2}x",
+        in_process / fixed_policy
     );
     println!(
         "  baseline: bare vault reads          {bare_reads:>10.0}/s   in-process/bare {:.4}x",
