@@ -301,8 +301,8 @@ fn distribute_splits_conformance_across_nodes_and_agrees_with_a_local_run() {
         )
         .success()
         .json();
-    assert_eq!(local["total"], 159);
-    assert_eq!(local["agree"], 159);
+    assert_eq!(local["total"], 177);
+    assert_eq!(local["agree"], 177);
     assert_eq!(local["passed"], local["passed_locally"]);
 
     let rr = sb
@@ -324,7 +324,7 @@ fn distribute_splits_conformance_across_nodes_and_agrees_with_a_local_run() {
         )
         .success()
         .json();
-    assert_eq!(rr["agree"], 159);
+    assert_eq!(rr["agree"], 177);
     assert_eq!(
         rr["by_node"].as_object().unwrap().len(),
         3,
@@ -334,7 +334,7 @@ fn distribute_splits_conformance_across_nodes_and_agrees_with_a_local_run() {
         .datum_in(&ws, &["distribute", "--nats", &nats.url, "--nodes", "3"])
         .success()
         .stdout();
-    assert!(text.starts_with("AGREE 159/159"), "{text}");
+    assert!(text.starts_with("AGREE 177/177"), "{text}");
     drop(nodes);
 }
 
@@ -382,10 +382,10 @@ fn a_killed_nodes_work_is_redelivered_and_the_result_is_complete() {
     );
     assert!(job.wait_exit(WAIT).success(), "{}", job.output());
     let report: Value = serde_json::from_str(&job.output()).unwrap();
-    assert_eq!(report["total"], 159);
-    assert_eq!(report["agree"], 159, "{report}");
+    assert_eq!(report["total"], 177);
+    assert_eq!(report["agree"], 177, "{report}");
     assert_eq!(
-        report["by_node"]["fast"], 159,
+        report["by_node"]["fast"], 177,
         "the dead node's results never arrived: {report}"
     );
     assert!(fast.output().contains("(redelivered)"), "{}", fast.output());

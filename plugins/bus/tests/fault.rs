@@ -75,9 +75,9 @@ fn a_node_that_lies_about_a_verdict_fails_the_distribution() {
     ];
     let run = sb.datum_in(&ws, &args).failure();
     let err = run.stderr();
-    // 159 vectors in tasks of 40: four tasks, one falsified verdict in each.
+    // 177 vectors in tasks of 40: five tasks, one falsified verdict in each.
     assert!(
-        err.contains("4 of 159 distributed verdicts differ from a local run"),
+        err.contains("5 of 177 distributed verdicts differ from a local run"),
         "{err}"
     );
     assert!(err.contains("nodes answered: liar"), "{err}");

@@ -241,6 +241,14 @@ impl Machine<'_> {
     /// Compressed shorts (§12.3); `b` is the whole instruction, pc already advanced.
     fn compressed(&mut self, sel: u8, b: &[u8], next: usize) -> Result<(), Trap> {
         let (x, y) = (b[2], b.get(3).copied().unwrap_or(0));
+        // §12.1: register operands are checked at decode, before memory or the stack.
+        // A0, A8 and A9 hold registers in a nibble (always valid); AA and AF none.
+        let mask = match sel {
+            0xA1 | 0xAB | 0xAC | 0xB1 | 0xB2 => 0b01,
+            0xA2..=0xA7 | 0xAD | 0xAE | 0xB0 => 0b11,
+            _ => 0,
+        };
+        crate::reg::check_registers(mask, [x, y, 0])?;
         match sel {
             0xA0 => self.set_reg(x >> 4, (x & 0x0F) as u32)?,
             0xA1 => self.set_reg(x, y as u32)?,
@@ -289,9 +297,6 @@ impl Machine<'_> {
                 self.push(v)?
             }
             0xAC => {
-                if x as usize >= REGISTERS {
-                    return Err(Trap::IllegalRegister);
-                }
                 let v = self.pop()?;
                 self.set_reg(x, v)?
             }

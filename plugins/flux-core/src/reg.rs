@@ -18,6 +18,43 @@ pub fn reg_len(op: u8) -> usize {
     }
 }
 
+/// Which bytes of a defined register instruction name registers: bit 0 the byte after
+/// the opcode (rd), bit 1 the next (rs1), bit 2 the one after (rs2). Offsets and
+/// immediates are not registers.
+pub const fn reg_operands(op: u8) -> u8 {
+    match op {
+        0x08..=0x0D | 0x18..=0x1F | 0x3C..=0x42 | 0x44 | 0x46 => 0b001,
+        0x36 | 0x37 | 0x3A | 0x3B | 0x48 | 0x49 => 0b011,
+        0x20..=0x35 | 0x38 | 0x39 => 0b111,
+        _ => 0,
+    }
+}
+
+/// [`reg_operands`] for every opcode, looked up once per instruction.
+static REG_OPERANDS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut op = 0;
+    while op < 256 {
+        t[op] = reg_operands(op as u8);
+        op += 1;
+    }
+    t
+};
+
+/// FLUX.md §12.1: every register operand is checked when the instruction is decoded,
+/// so `ILLEGAL_REGISTER` wins over any other trap the instruction could raise.
+#[inline(always)]
+pub(crate) fn check_registers(mask: u8, operands: [u8; 3]) -> Result<(), Trap> {
+    let bad = (mask & 1 != 0 && operands[0] >= 16)
+        | (mask & 2 != 0 && operands[1] >= 16)
+        | (mask & 4 != 0 && operands[2] >= 16);
+    if bad {
+        Err(Trap::IllegalRegister)
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether §12.2 defines the opcode (others of known length trap UNIMPLEMENTED).
 pub fn reg_defined(op: u8) -> bool {
     matches!(op, 0x00 | 0x01 | 0x02 | 0x04 | 0x07 | 0x08..=0x0D | 0x18..=0x1F | 0x20..=0x3F | 0x40..=0x46 | 0x48 | 0x49 | 0x55)
@@ -63,8 +100,8 @@ impl Machine<'_> {
         Ok(())
     }
 
-    /// LOAD/STORE and LOADOFF/STOREOFF: the address is checked (range, then sandbox)
-    /// before the value register is read (§11.4).
+    /// LOAD/STORE and LOADOFF/STOREOFF: the address is checked (range, then sandbox);
+    /// `rd` was checked at decode (§12.1), so reading it cannot trap.
     fn reg_memory(&mut self, rd: u8, base: u32, store: bool) -> Result<(), Trap> {
         let addr = self.mem_check(base as i32 as i64, store)?;
         if store {
@@ -97,6 +134,7 @@ impl Machine<'_> {
             b.get(2).copied().unwrap_or(0),
             b.get(3).copied().unwrap_or(0),
         );
+        check_registers(REG_OPERANDS[op as usize], [rd, x, y])?;
         let imm16 = u16::from_le_bytes([x, y]);
         match op {
             0x00 => return Ok(Next::Stop(Status::Halted)),
