@@ -37,6 +37,7 @@ fn main() {
         "measure", "datum", "baseline (same run)", "", "ratio"
     );
     inproc();
+    rt.block_on(group_bench());
     rt.block_on(tcp_bench());
     rt.block_on(bridge_bench());
     rt.block_on(nats_bench());
@@ -74,6 +75,62 @@ fn inproc() {
         format!("{bare:.0} /s"),
         ours / bare,
     );
+}
+
+/// Publishes per second through the in-process bus's group commit with `publishers`
+/// concurrent tasks, each waiting until its message is synced.
+async fn group_commit(publishers: usize, each: usize) -> f64 {
+    use datum_plugin_bus::bus::{inproc::GroupCommit, Envelope};
+    let dir = tempfile::tempdir().unwrap();
+    let group = GroupCommit::start(InProc::open(dir.path(), "bench").unwrap());
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..publishers)
+        .map(|_| {
+            let group = group.clone();
+            tokio::spawn(async move {
+                for i in 0..each {
+                    group
+                        .publish(Envelope::new("agent.bob", "bench", json!({"i": i})))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (publishers * each) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn group_bench() {
+    // Baseline: one synced append per message, as a lone publisher must.
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("bare.jsonl"))
+        .unwrap();
+    let line = format!(
+        "{}\n",
+        json!({"subject": "agent.bob", "from": "bench", "ts": 0, "seq": 0, "payload": {"i": 0}})
+    );
+    let start = Instant::now();
+    for _ in 0..2000 {
+        f.write_all(line.as_bytes()).unwrap();
+        f.sync_data().unwrap();
+    }
+    let bare = 2000.0 / start.elapsed().as_secs_f64();
+    for publishers in [8, 64, 256] {
+        let ours = group_commit(publishers, 40_000 / publishers).await;
+        row(
+            &format!("in-process group commit, {publishers} publishers"),
+            format!("{ours:.0} msg/s"),
+            "bare append + fsync each",
+            format!("{bare:.0} /s"),
+            ours / bare,
+        );
+    }
 }
 
 async fn tcp_bench() {

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,23 +32,55 @@ pub const UNAUTHENTICATED_PER_SEC: f64 = 20.0;
 pub const UNAUTHENTICATED_BURST: f64 = 100.0;
 
 /// An append-only JSON-lines file, owner-only, shared by concurrent requests.
+///
+/// Writes are group-committed: a request queues its line, and whichever waiting
+/// request finds no write in progress becomes the leader, writing every queued line
+/// with one `write` and one `fsync` while the others wait. Each caller still returns
+/// only once its own line is synced ("audited before answered"), but concurrent
+/// requests share the sync instead of queueing for one each.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
     rotate_at: u64,
     state: Mutex<State>,
+    /// Signalled when a group write finishes.
+    written: Condvar,
+    /// Group writes (each one fsync) so far: benchmarks report lines per sync.
+    syncs: std::sync::atomic::AtomicU64,
+    /// The file, held only by the leader while it writes.
+    io: Mutex<Io>,
 }
 
 #[derive(Debug)]
 struct State {
-    file: std::fs::File,
-    size: u64,
     /// Token bucket for unauthenticated refusals.
     tokens: f64,
     refilled: std::time::Instant,
     /// Unauthenticated refusals not recorded since the last line.
     suppressed: u64,
+    /// Lines queued and not yet handed to a leader.
+    pending: Vec<u8>,
+    /// Lines queued so far (the number of the last one).
+    queued: u64,
+    /// Lines whose write has finished (synced, or failed: see `failures`).
+    settled: u64,
+    /// A leader is writing.
+    writing: bool,
+    /// Recent group writes that failed: `(first, last)` line numbers and the error.
+    failures: std::collections::VecDeque<(u64, u64, String)>,
 }
+
+#[derive(Debug)]
+struct Io {
+    file: std::fs::File,
+    size: u64,
+    /// A failed write may have left half a line: start the next write on a new line.
+    torn: bool,
+}
+
+/// Failed group writes remembered for their waiters (they wake at once; this bounds
+/// the memory, not correctness).
+const FAILURES_KEPT: usize = 64;
 
 /// `value` cut to [`MAX_FIELD`] bytes (at a character boundary) with what was cut counted.
 fn capped(value: &str) -> String {
@@ -89,13 +121,56 @@ impl AuditLog {
             path: path.to_owned(),
             rotate_at,
             state: Mutex::new(State {
-                file,
-                size,
                 tokens: UNAUTHENTICATED_BURST,
                 refilled: std::time::Instant::now(),
                 suppressed: 0,
+                pending: Vec::new(),
+                queued: 0,
+                settled: 0,
+                writing: false,
+                failures: std::collections::VecDeque::new(),
+            }),
+            written: Condvar::new(),
+            syncs: std::sync::atomic::AtomicU64::new(0),
+            io: Mutex::new(Io {
+                file,
+                size,
+                torn: false,
             }),
         })
+    }
+
+    /// Write one group of lines (the leader, outside the queue lock): rotate first
+    /// when the group would take the log past its size, then one write and one sync.
+    fn write_group(&self, lines: &[u8]) -> std::io::Result<()> {
+        let mut io = self
+            .io
+            .lock()
+            .map_err(|_| std::io::Error::other("audit log lock poisoned"))?;
+        if io.size > 0 && io.size + lines.len() as u64 > self.rotate_at {
+            io.file.sync_all()?;
+            std::fs::rename(&self.path, self.previous_path())?;
+            io.file = open_append(&self.path)?;
+            io.size = 0;
+            io.torn = false;
+        }
+        if io.torn {
+            io.file.write_all(b"\n")?;
+            io.size += 1;
+        }
+        io.torn = true;
+        io.file.write_all(lines)?;
+        io.file.sync_data()?;
+        self.syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        io.torn = false;
+        io.size += lines.len() as u64;
+        Ok(())
+    }
+
+    /// How many group writes (one fsync each) the log has made.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The rotated-out older log.
@@ -125,13 +200,12 @@ impl AuditLog {
         }
     }
 
-    /// Record a decision durably; callers answer only after this returns Ok.
-    /// Fields are capped at [`MAX_FIELD`] bytes each.
+    /// Record a decision durably; callers answer only after this returns Ok (the
+    /// line is synced, alone or in a group with concurrent ones). Fields are capped at
+    /// [`MAX_FIELD`] bytes each.
     pub fn record(&self, request: &Request, decision: &Decision) -> std::io::Result<AuditEntry> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| std::io::Error::other("audit log lock poisoned"))?;
+        let poisoned = || std::io::Error::other("audit log lock poisoned");
+        let mut state = self.state.lock().map_err(|_| poisoned())?;
         let mut reason = capped(&decision.reason);
         if state.suppressed > 0 {
             reason.push_str(&format!(
@@ -155,17 +229,44 @@ impl AuditLog {
         };
         let mut line = serde_json::to_vec(&entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        if state.size > 0 && state.size + line.len() as u64 > self.rotate_at {
-            state.file.sync_all()?;
-            std::fs::rename(&self.path, self.previous_path())?;
-            state.file = open_append(&self.path)?;
-            state.size = 0;
-        }
-        state.file.write_all(&line)?;
-        state.file.sync_data()?;
-        state.size += line.len() as u64;
+        state.pending.extend_from_slice(&line);
+        state.queued += 1;
         state.suppressed = 0;
-        Ok(entry)
+        let mine = state.queued;
+        loop {
+            if state.settled >= mine {
+                return match state
+                    .failures
+                    .iter()
+                    .find(|(a, b, _)| (*a..=*b).contains(&mine))
+                {
+                    Some((_, _, e)) => Err(std::io::Error::other(format!(
+                        "the audit log could not be written: {e}"
+                    ))),
+                    None => Ok(entry),
+                };
+            }
+            if state.writing {
+                state = self.written.wait(state).map_err(|_| poisoned())?;
+                continue;
+            }
+            // Lead: take every queued line and write them as one group.
+            state.writing = true;
+            let group = std::mem::take(&mut state.pending);
+            let (first, last) = (state.settled + 1, state.queued);
+            drop(state);
+            let outcome = self.write_group(&group);
+            state = self.state.lock().map_err(|_| poisoned())?;
+            state.writing = false;
+            state.settled = last;
+            if let Err(e) = outcome {
+                state.failures.push_back((first, last, e.to_string()));
+                if state.failures.len() > FAILURES_KEPT {
+                    state.failures.pop_front();
+                }
+            }
+            self.written.notify_all();
+        }
     }
 
     /// Every entry in the current log (a torn last line from a crash is skipped).

@@ -134,6 +134,45 @@ fn main() {
             b"pg://internal"
         );
     }));
+    // Many waiting requests make bigger groups: the same in-process path, 32 clients.
+    let k32 = keeper.clone();
+    let t32 = token.clone();
+    let many_clients = {
+        let t = Instant::now();
+        let handles: Vec<_> = (0..32)
+            .map(|_| {
+                let (k, tok) = (k32.clone(), t32.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..EACH {
+                        let ask = SecretRequest {
+                            key: "db/main".into(),
+                            purpose: "bench".into(),
+                            destination: "localhost".into(),
+                        };
+                        assert!(k.request_secret(Some(&tok), &ask).is_ok());
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        (32 * EACH) as f64 / t.elapsed().as_secs_f64()
+    };
+    // Baseline: what one fsync per request allows — a bare append + fsync per line.
+    let one_sync_each = {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("bare.jsonl"))
+            .unwrap();
+        let line = [b'x'; 200];
+        let t = Instant::now();
+        for _ in 0..2000 {
+            f.write_all(&line).unwrap();
+            f.sync_data().unwrap();
+        }
+        2000.0 / t.elapsed().as_secs_f64()
+    };
     let bare = Arc::new(bare_vault);
     let b = bare.clone();
     let bare_reads = run(Arc::new(move || {
@@ -152,6 +191,14 @@ fn main() {
     println!(
         "  in process, policy never re-read    {fixed_policy:>10.0}/s   watched/fixed {:.2}x",
         in_process / fixed_policy
+    );
+    println!(
+        "  in process, 32 clients              {many_clients:>10.0}/s   vs one fsync each {:.2}x",
+        many_clients / one_sync_each
+    );
+    println!(
+        "  baseline: one append + fsync each   {one_sync_each:>10.0}/s   8 clients/one-each {:.2}x",
+        in_process / one_sync_each
     );
     println!(
         "  baseline: bare vault reads          {bare_reads:>10.0}/s   in-process/bare {:.4}x",

@@ -157,7 +157,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct SecretRequest {
     pub key: String,
     #[serde(default)]
@@ -455,13 +455,38 @@ async fn request_secret(
     headers: HeaderMap,
     Json(ask): Json<SecretRequest>,
 ) -> Response {
-    match k.request_secret(bearer(&headers), &ask) {
+    let token = bearer(&headers).map(str::to_owned);
+    let (ask, answer) = decide(k, token, None, ask).await;
+    match answer {
         Ok(granted) => {
             let (encoding, value) = encoded(granted.value);
             Json(json!({ "ok": true, "key": ask.key, "encoding": encoding, "value": value }))
                 .into_response()
         }
         Err(r) => refusal(&r),
+    }
+}
+
+/// Run the gate on a blocking thread: the audit write waits for its (group) fsync,
+/// which must not hold one of the few async workers — and many requests waiting at
+/// once is what lets them share a sync.
+async fn decide(
+    k: Arc<Keeper>,
+    token: Option<String>,
+    claimed: Option<String>,
+    ask: SecretRequest,
+) -> (SecretRequest, Result<Granted, Refusal>) {
+    let outcome = tokio::task::spawn_blocking(move || {
+        let answer = k.request_secret_as(token.as_deref(), claimed.as_deref(), &ask);
+        (ask, answer)
+    })
+    .await;
+    match outcome {
+        Ok(done) => done,
+        Err(e) => (
+            SecretRequest::default(),
+            Err(Refusal::Internal(format!("the request failed: {e}"))),
+        ),
     }
 }
 
@@ -491,7 +516,9 @@ async fn compat_request(
         purpose: ask.purpose,
         destination: ask.destination,
     };
-    match k.request_secret_as(bearer(&headers), Some(&ask.agent), &request) {
+    let token = bearer(&headers).map(str::to_owned);
+    let (request, answer) = decide(k, token, Some(ask.agent), request).await;
+    match answer {
         Ok(granted) => {
             let now = keeper_core::now_secs();
             let ttl = granted

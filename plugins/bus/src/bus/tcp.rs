@@ -69,9 +69,6 @@ pub async fn serve(
     run(listener, config, stats, tx, None).await
 }
 
-/// Messages from TCP go to the in-process writer in batches of at most this many.
-const BRIDGE_BATCH: usize = 1024;
-
 /// Serve the bus on `listener` and bridge it, both ways, to the in-process bus of one
 /// workshop (`inproc`): what TCP clients publish is appended to the workshop's log (its
 /// sender and time kept, marked `via`), and what is appended there by anyone else is
@@ -81,7 +78,7 @@ pub async fn serve_bridged(
     listener: TcpListener,
     config: ServerConfig,
     stats: Arc<Stats>,
-    mut inproc: super::inproc::InProc,
+    inproc: super::inproc::InProc,
 ) -> Result<(), BusError> {
     let via = format!(
         "tcp://{}",
@@ -113,68 +110,39 @@ pub async fn serve_bridged(
     });
     let _outward = AbortOnDrop(outward.abort_handle());
 
-    // TCP → in-process: one writer thread, group-committing what has queued up. Each
-    // publisher hears `ok` only once its message is synced to the log, so a server
-    // stopped (or killed) after answering has lost nothing it acknowledged.
-    let (in_tx, mut in_rx) = tokio::sync::mpsc::channel::<Queued>(BRIDGE_BATCH * 4);
-    let in_stats = stats.clone();
-    std::thread::spawn(move || {
-        while let Some(first) = in_rx.blocking_recv() {
-            let mut queued = vec![first];
-            while queued.len() < BRIDGE_BATCH {
-                match in_rx.try_recv() {
-                    Ok(q) => queued.push(q),
-                    Err(_) => break,
-                }
-            }
-            let (mut batch, acks): (Vec<Envelope>, Vec<_>) = queued.into_iter().unzip();
-            let n = batch.len() as u64;
-            let written = match inproc.append(&mut batch) {
-                Ok(()) => {
-                    in_stats.bridged_in.fetch_add(n, Ordering::Relaxed);
-                    true
-                }
-                Err(e) => {
-                    eprintln!("bus bridge: {n} message(s) not written to the in-process bus: {e}");
-                    in_stats.not_bridged.fetch_add(n, Ordering::Relaxed);
-                    false
-                }
-            };
-            for ack in acks {
-                let _ = ack.send(written);
-            }
-        }
-    });
-    run(listener, config, stats, tx, Some(Inward { tx: in_tx, via })).await
+    // TCP → in-process: group-committed, so each publisher hears `ok` only once its
+    // message is synced to the log (a server stopped or killed after answering has
+    // lost nothing it acknowledged), while concurrent publishers share the syncs.
+    let group = super::inproc::GroupCommit::start(inproc);
+    run(listener, config, stats, tx, Some(Inward { group, via })).await
 }
-
-/// A message for the in-process bus, and who to tell once it is written.
-type Queued = (Envelope, tokio::sync::oneshot::Sender<bool>);
 
 /// Where a bridged server sends what TCP clients publish.
 #[derive(Clone)]
 struct Inward {
-    tx: tokio::sync::mpsc::Sender<Queued>,
+    group: super::inproc::GroupCommit,
     via: String,
 }
 
 impl Inward {
-    /// Hand `env` to the writer and wait until it is in the log; false when it could
-    /// not be (too big, or the write failed).
+    /// Append `env` to the in-process log and wait until it is synced; false when it
+    /// could not be (too big, or the write failed).
     async fn write(&self, env: &Envelope, stats: &Stats) -> bool {
         let mut env = env.clone();
         env.via = Some(self.via.clone());
-        if !super::inproc::InProc::fits(&env) {
-            stats.not_bridged.fetch_add(1, Ordering::Relaxed);
-            return false;
+        match self.group.publish(env).await {
+            Ok(_) => {
+                stats.bridged_in.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                if !matches!(&e, BusError::Invalid(m) if m.contains("limit")) {
+                    eprintln!("bus bridge: a message was not written to the in-process bus: {e}");
+                }
+                stats.not_bridged.fetch_add(1, Ordering::Relaxed);
+                false
+            }
         }
-        let (ack, written) = tokio::sync::oneshot::channel();
-        // Waits when the writer is behind: the publisher slows down, nothing is dropped.
-        if self.tx.send((env, ack)).await.is_err() {
-            stats.not_bridged.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        written.await.unwrap_or(false)
     }
 }
 
