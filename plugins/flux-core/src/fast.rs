@@ -4,7 +4,7 @@
 //! back to the general interpreter, which executes it from unchanged state. A property
 //! test (`tests/robustness.rs`) checks both paths give identical results.
 
-use crate::machine::{Flags, Machine, Status, MEMORY_BYTES, STACK_CAPACITY};
+use crate::machine::{Flags, Machine, Status, WordStack, MEMORY_BYTES, STACK_CAPACITY};
 use crate::trap::Trap;
 
 impl Machine<'_> {
@@ -23,7 +23,26 @@ impl Machine<'_> {
             }
             let st = &mut self.ctx.stack;
             let n = st.len();
-            match code[pc] {
+            // Superinstructions: the loop shapes compilers and people write, run as
+            // one dispatch when every instruction in them would run here anyway (room
+            // on the stack, a valid jump, steps left for all of them). Otherwise the
+            // first instruction runs alone below, exactly as before.
+            let op = code[pc];
+            if matches!(op, 0x17 | 0x40 | 0x61) {
+                if let Some((next_pc, k)) = fused(
+                    code,
+                    pc,
+                    st,
+                    &mut self.ctx.flags,
+                    &mut self.memory,
+                    max - steps,
+                ) {
+                    pc = next_pc;
+                    steps += k;
+                    continue;
+                }
+            }
+            match op {
                 0x00 => {
                     steps += 1;
                     pc += 1;
@@ -135,5 +154,97 @@ impl Machine<'_> {
         self.ctx.pc = pc;
         self.steps = steps;
         out
+    }
+}
+
+/// The target of a relative jump whose displacement is at `code[at..at + 2]`, from
+/// `next`; `None` when it would leave the program.
+#[inline(always)]
+fn jump_target(code: &[u8], at: usize, next: usize) -> Option<usize> {
+    let target = next as i64 + i16::from_le_bytes([code[at], code[at + 1]]) as i64;
+    (0..=code.len() as i64)
+        .contains(&target)
+        .then_some(target as usize)
+}
+
+/// Run the superinstruction starting at `pc`, if there is one and it may run whole:
+/// returns the next pc and the instructions it counted. Each is the exact composition
+/// of the single instructions (the property test `the_fast_path_and_the_general_path_agree`
+/// and `superinstructions_equal_their_parts` compare them with the general path).
+#[inline(always)]
+fn fused(
+    code: &[u8],
+    pc: usize,
+    st: &mut WordStack,
+    flags: &mut Flags,
+    memory: &mut [u8],
+    steps_left: u64,
+) -> Option<(usize, u64)> {
+    let n = st.len();
+    let at = |i: usize| code.get(pc + i).copied();
+    match (at(0)?, at(1), at(2)) {
+        // DEC DUP JNZ off: count down the top of the stack, loop while it is not 0.
+        (0x17, Some(0x60), Some(0x52)) if steps_left >= 3 && (1..STACK_CAPACITY).contains(&n) => {
+            let next = pc + 5;
+            if next > code.len() {
+                return None;
+            }
+            let a = st[n - 1];
+            let f = Flags::sub(a, 1);
+            let target = if f.zero() {
+                next
+            } else {
+                jump_target(code, pc + 3, next)?
+            };
+            st[n - 1] = a.wrapping_sub(1);
+            *flags = f;
+            Some((target, 3))
+        }
+        // SWAP OVER ADD: ( a b -- b a+b ), one Fibonacci step.
+        (0x61, Some(0x62), Some(0x10)) if steps_left >= 3 && (2..STACK_CAPACITY).contains(&n) => {
+            let (a, b) = (st[n - 2], st[n - 1]);
+            st[n - 2] = b;
+            st[n - 1] = a.wrapping_add(b);
+            *flags = Flags::add(a, b);
+            Some((pc + 3, 3))
+        }
+        // LOAD x; DEC; DUP; STORE y; JNZ off: a loop counter kept in memory.
+        (0x40, _, _)
+            if steps_left >= 5
+                && n + 2 <= STACK_CAPACITY
+                && pc + 11 <= code.len()
+                && code[pc + 3] == 0x17
+                && code[pc + 4] == 0x60
+                && code[pc + 5] == 0x41
+                && code[pc + 8] == 0x52 =>
+        {
+            let from = u16::from_le_bytes([code[pc + 1], code[pc + 2]]) as usize;
+            let to = u16::from_le_bytes([code[pc + 6], code[pc + 7]]) as usize;
+            if to > MEMORY_BYTES - 4 {
+                return None;
+            }
+            let next = pc + 11;
+            let w = if from <= MEMORY_BYTES - 4 {
+                u32::from_le_bytes([
+                    memory[from],
+                    memory[from + 1],
+                    memory[from + 2],
+                    memory[from + 3],
+                ])
+            } else {
+                let b = |i: usize| memory[(from + i) % MEMORY_BYTES];
+                u32::from_le_bytes([b(0), b(1), b(2), b(3)])
+            };
+            let f = Flags::sub(w, 1);
+            let target = if f.zero() {
+                next
+            } else {
+                jump_target(code, pc + 9, next)?
+            };
+            memory[to..to + 4].copy_from_slice(&w.wrapping_sub(1).to_le_bytes());
+            *flags = f;
+            Some((target, 5))
+        }
+        _ => None,
     }
 }

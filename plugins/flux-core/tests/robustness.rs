@@ -122,6 +122,37 @@ fn generators_reach_deep_states() {
     }
 }
 
+/// Programs dense in the fast path's superinstructions (DEC DUP JNZ; SWAP OVER ADD;
+/// LOAD DEC DUP STORE JNZ), with their parts alone, jumps anywhere near (into the
+/// middle of a fused group too) and addresses at the edge of memory.
+fn fusion_program() -> impl Strategy<Value = Vec<u8>> {
+    let disp = || (-24i16..24).prop_map(|d| d.to_le_bytes().to_vec());
+    let addr = || {
+        prop_oneof![
+            Just(0u16),
+            Just(4),
+            Just(65532),
+            Just(65533),
+            Just(65535),
+            any::<u16>()
+        ]
+        .prop_map(|a| a.to_le_bytes().to_vec())
+    };
+    let piece = prop_oneof![
+        3 => disp().prop_map(|d| [vec![0x17, 0x60, 0x52], d].concat()),
+        3 => Just(vec![0x61, 0x62, 0x10]),
+        3 => (addr(), addr(), disp()).prop_map(|(a, b, d)| {
+            [vec![0x40], a, vec![0x17, 0x60, 0x41], b, vec![0x52], d].concat()
+        }),
+        1 => (0u32..5).prop_map(|v| [vec![0x55], v.to_le_bytes().to_vec()].concat()),
+        1 => prop::sample::select(vec![0x17u8, 0x60, 0x61, 0x62, 0x10, 0x56]).prop_map(|b| vec![b]),
+        1 => disp().prop_map(|d| [vec![0x52], d].concat()),
+        1 => addr().prop_map(|a| [vec![0x40], a].concat()),
+        1 => addr().prop_map(|a| [vec![0x41], a].concat()),
+    ];
+    proptest::collection::vec(piece, 1..12).prop_map(|parts| parts.concat())
+}
+
 fn config(profile: Profile) -> Config {
     Config {
         profile,
@@ -152,6 +183,20 @@ proptest! {
         // Tracing every step keeps the machine on the general path throughout.
         let fast = run(&code, &Config { initial_stack: initial.clone(), ..config(Profile::Stack) });
         let general = run(&code, &Config { initial_stack: initial, trace_limit: usize::MAX, ..config(Profile::Stack) });
+        prop_assert_eq!((&fast.stack, fast.flags, fast.status, fast.error, fast.steps, fast.trap_pc),
+                        (&general.stack, general.flags, general.status, general.error, general.steps, general.trap_pc));
+    }
+
+    #[test]
+    fn superinstructions_equal_their_parts(
+        code in fusion_program(),
+        initial in proptest::collection::vec(0u32..6, 0..4),
+        max_steps in prop_oneof![1u64..40, Just(20_000)],
+    ) {
+        // Step limits that fall inside a fused group must stop it where the parts stop.
+        let limited = Config { initial_stack: initial, max_steps, ..Config::default() };
+        let fast = run(&code, &limited);
+        let general = run(&code, &Config { trace_limit: usize::MAX, ..limited.clone() });
         prop_assert_eq!((&fast.stack, fast.flags, fast.status, fast.error, fast.steps, fast.trap_pc),
                         (&general.stack, general.flags, general.status, general.error, general.steps, general.trap_pc));
     }
