@@ -898,3 +898,25 @@ fn i2i_published_by_a_prototype_on_tcp_reaches_the_inbox_through_the_bus() {
     );
     drop(server);
 }
+
+#[test]
+fn a_workshop_without_the_drop_folder_grant_still_receives_its_bottles() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "alice");
+    sb.datum_in(&ws, &["plugin", "revoke", "mib", "fs-read:i2i-inbox"])
+        .success();
+    sb.datum_in(&ws, &["bottle", "drop", "alice", "Note", "hi"])
+        .success();
+    let got = sb
+        .datum_in(&ws, &["fleet", "receive", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(got["messages"].as_array().unwrap().len(), 1, "{got}");
+    assert!(
+        got["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("datum plugin grant mib fs-read:i2i-inbox"),
+        "{got}"
+    );
+}

@@ -632,7 +632,7 @@ impl<'r, 'h> Mailbox<'r, 'h> {
         args.insert("subject".into(), json!(subject));
         args.insert("last".into(), json!(BUS_WINDOW));
         let history = self.host.call_plugin("bus", "bus history", args).map_err(|e| {
-            let hint = "install the bus plugin (`datum plugin install bus`) and grant it: `datum plugin grant mib call:bus`";
+            let hint = "install the bus plugin (`datum plugin install bus`); mib asks for `call:bus` when installed — if it was denied, `datum plugin grant mib call:bus`";
             PluginError::new(e.kind, format!("cannot read the bus subject {subject}: {}", e.message)).with_hint(hint)
         })?;
         let cursor_key = format!("i2i-bus-seq:{subject}");
@@ -670,7 +670,19 @@ impl<'r, 'h> Mailbox<'r, 'h> {
         let all = self.req.arg_bool("all");
         let peek = self.req.arg_bool("peek");
         let mut malformed = Vec::new();
-        let mut incoming = self.dropped_messages(DROP_DIR, &mut malformed)?;
+        let mut notes = Vec::new();
+        // The default folder is looked at only when granted: a workshop whose lock
+        // predates the grant keeps receiving bottles as before.
+        let mut incoming = match self.dropped_messages(DROP_DIR, &mut malformed) {
+            Ok(found) => found,
+            Err(e) if e.kind == datum_plugin_api::ErrorKind::PermissionDenied => {
+                notes.push(format!(
+                    "{DROP_DIR}/ was not read: not granted (datum plugin grant mib fs-read:{DROP_DIR})"
+                ));
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(dir) = self
             .req
             .arg_str("dir")
@@ -711,6 +723,9 @@ impl<'r, 'h> Mailbox<'r, 'h> {
         if !ingested.is_empty() {
             text.push_str(&format!(" ({} ingested as bottles)", ingested.len()));
         }
+        for n in &notes {
+            text.push_str(&format!("\nnote: {n}"));
+        }
         for m in &malformed {
             text.push_str(&format!(
                 "\nnot read: {} ({})",
@@ -728,7 +743,7 @@ impl<'r, 'h> Mailbox<'r, 'h> {
             ));
         }
         Ok(Output::new(
-            json!({ "messages": messages, "ingested": ingested, "malformed": malformed }),
+            json!({ "messages": messages, "ingested": ingested, "malformed": malformed, "notes": notes }),
         )
         .with_text(text))
     }
