@@ -10,7 +10,7 @@ use crate::decode::{decode_at, stack_branch, sweep, Insn};
 use crate::machine::STACK_CAPACITY;
 use crate::opcode::Op;
 use crate::profile::Profile;
-use crate::reg::reg_defined;
+use crate::reg::{reg_defined, reg_operands};
 use crate::trap::Trap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -264,13 +264,9 @@ fn reg_checks(
         add(insn.offset, Severity::Error, "unimplemented", format!("opcode 0x{:02x} has a known length but no meaning in the reg profile (traps UNIMPLEMENTED)", b[0]));
         return;
     }
-    let regs: &[usize] = match b[0] {
-        0x08..=0x0D | 0x18..=0x1F | 0x3C..=0x3F | 0x40..=0x42 | 0x44 | 0x46 => &[1],
-        0x36 | 0x37 | 0x3A | 0x3B | 0x48 | 0x49 => &[1, 2],
-        0x20..=0x39 => &[1, 2, 3],
-        _ => &[],
-    };
-    for &i in regs {
+    // The same table the machine checks at decode (§12.1): bit k = byte k + 1.
+    let mask = reg_operands(b[0]);
+    for i in (1..=3).filter(|i| mask & (1 << (i - 1)) != 0) {
         if b[i] >= 16 {
             add(
                 insn.offset,
