@@ -350,7 +350,7 @@ fn grant(home: &Home, request: &Request) -> Result<Output, PluginError> {
         .arg_str("expires")
         .map(|w| parse_expiry(w, keeper_core::now_secs()))
         .transpose()?;
-    let (added, grants) = Policy::edit(&home.policy(), |p| {
+    let (added, grants, blocked) = Policy::edit(&home.policy(), |p| {
         let added = p.grant(agent, pattern, &destinations, expires);
         let mine: Vec<_> = p
             .grants
@@ -358,18 +358,15 @@ fn grant(home: &Home, request: &Request) -> Result<Output, PluginError> {
             .filter(|g| g.agent == agent)
             .cloned()
             .collect();
-        (added, mine)
+        let blocked: Vec<String> = p
+            .blocked_destinations
+            .iter()
+            .filter(|b| destinations.iter().any(|d| keeper_core::matches(b, d)))
+            .cloned()
+            .collect();
+        (added, mine, blocked)
     })
     .map_err(policy_failed)?;
-    let blocked = Policy::load(&home.policy())
-        .map(|p| {
-            p.blocked_destinations
-                .iter()
-                .filter(|b| destinations.iter().any(|d| keeper_core::matches(b, d)))
-                .cloned()
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
     let mut text = if added {
         format!("{agent} may now read `{pattern}`")
     } else {

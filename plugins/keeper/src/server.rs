@@ -207,15 +207,13 @@ impl Keeper {
         admin_token_sha256: String,
         options: Options,
     ) -> Arc<Keeper> {
-        let stamp = options
-            .policy_file
-            .as_deref()
-            .and_then(keeper_core::file_stamp);
         Arc::new(Keeper {
             vault: RwLock::new(vault),
             policy: RwLock::new(LivePolicy {
                 policy: Ok(policy),
-                stamp,
+                // No stamp yet: a watched file is re-read on the first request, so a
+                // change made between the caller's read and now is not missed.
+                stamp: None,
             }),
             agents: Mutex::new(agents),
             audit,
