@@ -52,7 +52,7 @@ export_plugin!(BusPlugin);
 
 fn bus_err(e: BusError) -> PluginError {
     let kind = match e {
-        BusError::Invalid(_) => ErrorKind::InvalidArgs,
+        BusError::Invalid(_) | BusError::TooBig { .. } => ErrorKind::InvalidArgs,
         _ => ErrorKind::Failed,
     };
     let hint = e.hint();

@@ -85,10 +85,7 @@ impl InProc {
                 let line = serde_json::to_string(&*env)
                     .map_err(|e| BusError::Invalid(format!("cannot encode the message: {e}")))?;
                 if line.len() > MAX_MESSAGE {
-                    return Err(BusError::Invalid(format!(
-                        "the message is {} bytes; the in-process bus takes at most {MAX_MESSAGE}",
-                        line.len()
-                    )));
+                    return Err(BusError::TooBig { bytes: line.len() });
                 }
                 text.push_str(&line);
                 text.push('\n');
@@ -112,9 +109,13 @@ impl InProc {
         })
     }
 
-    /// Would `env` fit in the log? (What the TCP bridge checks before queueing.)
-    pub fn fits(env: &Envelope) -> bool {
-        serde_json::to_string(env).is_ok_and(|l| l.len() <= MAX_MESSAGE)
+    /// Refuse a message too big for the log before it joins a group write.
+    pub fn check_size(env: &Envelope) -> Result<(), BusError> {
+        let bytes = serde_json::to_string(env).map_or(usize::MAX, |l| l.len());
+        if bytes > MAX_MESSAGE {
+            return Err(BusError::TooBig { bytes });
+        }
+        Ok(())
     }
 
     /// The newest `limit` messages matching `pattern`, oldest first.
@@ -194,11 +195,7 @@ impl GroupCommit {
     /// Append `env` (numbered by the log) and return it once it is synced. A message
     /// over [`MAX_MESSAGE`] is refused here, so it cannot fail anyone else's group.
     pub async fn publish(&self, env: Envelope) -> Result<Envelope, BusError> {
-        if !InProc::fits(&env) {
-            return Err(BusError::Invalid(format!(
-                "the message is over {MAX_MESSAGE} bytes, the in-process bus's limit"
-            )));
-        }
+        InProc::check_size(&env)?;
         let (ack, done) = tokio::sync::oneshot::channel();
         let gone = || BusError::Invalid("the in-process bus writer has stopped".into());
         self.tx.send((env, ack)).await.map_err(|_| gone())?;
@@ -413,7 +410,10 @@ mod tests {
             Envelope::new("a", "carol", serde_json::json!("fine")),
             Envelope::new("a", "carol", serde_json::json!("x".repeat(MAX_MESSAGE))),
         ];
-        assert!(!InProc::fits(&too_big[1]));
+        assert!(matches!(
+            InProc::check_size(&too_big[1]),
+            Err(BusError::TooBig { .. })
+        ));
         assert!(bus.append(&mut too_big).is_err());
         assert_eq!(
             bus.history(">", 10).unwrap().len(),

@@ -76,6 +76,11 @@ pub enum BusError {
     },
     #[error("timed out after {0} ms waiting for the bus")]
     Timeout(u64),
+    #[error(
+        "the message is {bytes} bytes; the in-process bus takes at most {} bytes",
+        inproc::MAX_MESSAGE
+    )]
+    TooBig { bytes: usize },
 }
 
 impl BusError {
@@ -93,6 +98,9 @@ impl BusError {
             ),
             BusError::Unreachable { .. } => Some(
                 "start a TCP bus with `datum bus serve`, or pick another bus with --bus".into(),
+            ),
+            BusError::TooBig { .. } => Some(
+                "send a smaller message (a reference to a file or a bottle), or publish on NATS (--bus nats://…), which takes up to 1 MiB".into(),
             ),
             _ => None,
         }
