@@ -287,8 +287,8 @@ fn an_installed_datum_finds_its_registry_beside_it() {
     let datum = prefix.join("bin/datum");
     std::fs::copy(datum_test_support::datum_bin(), &datum).unwrap();
     datum_test_support::copy_dir(&bundled_registry(), &prefix.join("share/datum/registry"));
-    let run = |cwd: &std::path::Path, args: &[&str]| {
-        let out = std::process::Command::new(&datum)
+    let run_as = |bin: &std::path::Path, cwd: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(bin)
             .args(args)
             .current_dir(cwd)
             .env("DATUM_HOME", sb.home())
@@ -303,6 +303,7 @@ fn an_installed_datum_finds_its_registry_beside_it() {
         );
         String::from_utf8(out.stdout).unwrap()
     };
+    let run = |cwd: &std::path::Path, args: &[&str]| run_as(&datum, cwd, args);
     let ws = sb.path("ada");
     run(
         &sb.path(""),
@@ -319,23 +320,16 @@ fn an_installed_datum_finds_its_registry_beside_it() {
     let rt = prefix.join("bin/datum-rt");
     std::os::unix::fs::symlink("datum", &rt).unwrap();
     let ws_rt = sb.path("rt");
-    let out = std::process::Command::new(&rt)
-        .args([
+    run_as(
+        &rt,
+        &sb.path(""),
+        &[
             "boot",
             "--workshop",
             ws_rt.to_str().unwrap(),
             "--name",
             "rt",
-        ])
-        .env("DATUM_HOME", sb.home())
-        .env_remove("DATUM_REGISTRY")
-        .env_remove("DATUM_WORKSHOP")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     let lock = std::fs::read_to_string(ws_rt.join("datum.lock")).unwrap();
     assert!(

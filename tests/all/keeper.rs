@@ -430,20 +430,7 @@ fn a_standalone_vault_serves_plugins_without_a_server() {
         refused.stderr()
     );
 
-    let log = sb
-        .datum_in(
-            &kw,
-            &["keeper", "audit", "--home", s(&home), "--format", "json"],
-        )
-        .success()
-        .json();
-    let decisions: Vec<&str> = log["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["decision"].as_str().unwrap())
-        .collect();
-    assert_eq!(decisions, ["granted", "refused"]);
+    assert_eq!(audit_decisions(&sb, &kw, s(&home)), ["granted", "refused"]);
 
     let nowhere = sb.path("nowhere-ws");
     let r = sb
@@ -620,18 +607,22 @@ fn a_prototype_agent_uses_the_compat_endpoints_while_the_operator_grants_and_rev
     );
 
     // Every compat request is in the same audit log as /v1's.
+    assert_eq!(
+        audit_decisions(&sb, &ws, &home),
+        ["refused", "granted", "refused", "refused"]
+    );
+}
+
+/// The decisions in the Keeper's audit log, oldest first, as `datum keeper audit` reads them.
+fn audit_decisions(sb: &Sandbox, ws: &Path, home: &str) -> Vec<String> {
     let log = sb
-        .datum_in(
-            &ws,
-            &["keeper", "audit", "--home", &home, "--format", "json"],
-        )
+        .datum_in(ws, &["keeper", "audit", "--home", home, "--format", "json"])
         .success()
         .json();
-    let decisions: Vec<&str> = log["entries"]
+    log["entries"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["decision"].as_str().unwrap())
-        .collect();
-    assert_eq!(decisions, ["refused", "granted", "refused", "refused"]);
+        .map(|e| e["decision"].as_str().unwrap().to_owned())
+        .collect()
 }

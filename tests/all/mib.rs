@@ -701,6 +701,23 @@ fn a_workshop_can_be_set_to_write_the_prototypes_format() {
     );
 }
 
+/// `datum fleet receive EXTRA… --format json` in `ws`.
+fn receive(sb: &Sandbox, ws: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["fleet", "receive"];
+    args.extend_from_slice(extra);
+    args.extend(["--format", "json"]);
+    sb.datum_in(ws, &args).success().json()
+}
+
+/// `field` of every object in the JSON array `list`, as text.
+fn pluck<'v>(list: &'v Value, field: &str) -> Vec<&'v str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m[field].as_str().unwrap())
+        .collect()
+}
+
 /// An I2I message as the prototype's bridge writes it (JSON written here by hand).
 fn i2i(kind: &str, id: &str, from: &str, to: &str, body: Value) -> Value {
     serde_json::json!({"v": 2, "type": kind, "id": id, "from": from, "to": to,
@@ -754,32 +771,21 @@ fn i2i_files_dropped_in_a_folder_become_bottles_once_and_are_never_changed() {
         })
         .collect();
 
-    let got = sb
-        .datum_in(&ws, &["fleet", "receive", "--format", "json"])
-        .success()
-        .json();
+    let got = receive(&sb, &ws, &[]);
     assert_eq!(got["ingested"].as_array().unwrap().len(), 3, "{got}");
-    let kinds: Vec<&str> = got["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["DISCOVER", "CLAIM", "COMPLETE"], "{got}");
+    assert_eq!(
+        pluck(&got["messages"], "type"),
+        ["DISCOVER", "CLAIM", "COMPLETE"],
+        "{got}"
+    );
     assert_eq!(
         got["messages"][0]["body"],
         serde_json::json!({"want": "flux-vm"}),
         "nothing misread"
     );
     assert_eq!(got["messages"][0]["id"], "d-1");
-    let unread: Vec<&str> = got["malformed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["source"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        unread,
+        pluck(&got["malformed"], "source"),
         ["i2i-inbox/garbage.json", "i2i-inbox/shout.json"],
         "{got}"
     );
@@ -792,10 +798,7 @@ fn i2i_files_dropped_in_a_folder_become_bottles_once_and_are_never_changed() {
     );
 
     // Again: the same files, no new bottles; and every file exactly as it was.
-    let again = sb
-        .datum_in(&ws, &["fleet", "receive", "--all", "--format", "json"])
-        .success()
-        .json();
+    let again = receive(&sb, &ws, &["--all"]);
     assert_eq!(again["ingested"], serde_json::json!([]), "{again}");
     assert_eq!(
         again["messages"].as_array().unwrap().len(),
@@ -854,20 +857,12 @@ fn i2i_published_by_a_prototype_on_tcp_reaches_the_inbox_through_the_bus() {
     ));
     publish(serde_json::json!({"hello": "not I2I"}));
 
-    let got = sb
-        .datum_in(
-            &ws,
-            &["fleet", "receive", "--subject", "i2i.>", "--format", "json"],
-        )
-        .success()
-        .json();
-    let kinds: Vec<&str> = got["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["HANDOFF", "PING"], "{got}");
+    let got = receive(&sb, &ws, &["--subject", "i2i.>"]);
+    assert_eq!(
+        pluck(&got["messages"], "type"),
+        ["HANDOFF", "PING"],
+        "{got}"
+    );
     assert_eq!(
         got["messages"][0]["body"],
         serde_json::json!({"task": "deploy"})
@@ -877,20 +872,8 @@ fn i2i_published_by_a_prototype_on_tcp_reaches_the_inbox_through_the_bus() {
     // The same message published again is not a second bottle; a new one is.
     publish(handoff);
     publish(i2i("ACK", "a-9", "oracle1", "alice", Value::Null));
-    let next = sb
-        .datum_in(
-            &ws,
-            &["fleet", "receive", "--subject", "i2i.>", "--format", "json"],
-        )
-        .success()
-        .json();
-    let kinds: Vec<&str> = next["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["type"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["ACK"], "{next}");
+    let next = receive(&sb, &ws, &["--subject", "i2i.>"]);
+    assert_eq!(pluck(&next["messages"], "type"), ["ACK"], "{next}");
     assert_eq!(
         next["malformed"],
         serde_json::json!([]),
@@ -907,10 +890,7 @@ fn a_workshop_without_the_drop_folder_grant_still_receives_its_bottles() {
         .success();
     sb.datum_in(&ws, &["bottle", "drop", "alice", "Note", "hi"])
         .success();
-    let got = sb
-        .datum_in(&ws, &["fleet", "receive", "--format", "json"])
-        .success()
-        .json();
+    let got = receive(&sb, &ws, &[]);
     assert_eq!(got["messages"].as_array().unwrap().len(), 1, "{got}");
     assert!(
         got["notes"][0]

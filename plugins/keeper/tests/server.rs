@@ -115,11 +115,17 @@ impl Running {
         (status, value)
     }
 
+    /// The token of agent `name`, registered with the admin token (any name).
     fn token(&self, name: &str) -> String {
-        self.register(name, Some(ADMIN)).1["token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        self.token_as(name, Some(ADMIN))
+    }
+
+    /// The token of agent `name`, registered with `auth` (`None`: by itself, which
+    /// works for a name no grant mentions).
+    fn token_as(&self, name: &str, auth: Option<&str>) -> String {
+        let (status, body) = self.register(name, auth);
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().unwrap().to_owned()
     }
 
     fn policy_file(&self) -> std::path::PathBuf {
@@ -193,10 +199,7 @@ fn grants_return_the_value_and_everything_else_is_refused_without_it() {
         .as_str()
         .unwrap()
         .to_owned();
-    let other = k.register("bob", None).1["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = k.token_as("bob", None);
 
     let (status, body) = k.ask(Some(&token), "github-token", "127.0.0.1");
     assert_eq!((status, body["value"].as_str()), (200, Some(SECRET)));
@@ -421,10 +424,7 @@ impl Case {
 fn the_compat_endpoint_refuses_exactly_what_v1_refuses_and_audits_it_the_same() {
     let k = start_with(true);
     let ada = k.token("ada");
-    let bob = k.register("bob", None).1["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bob = k.token_as("bob", None);
     let case = |what, token: Option<&str>, key, destination| Case {
         what,
         token: token.map(str::to_owned),
@@ -546,10 +546,7 @@ fn the_compat_endpoint_refuses_exactly_what_v1_refuses_and_audits_it_the_same() 
 fn a_compat_request_naming_another_agent_is_refused_and_audited() {
     let k = start_with(true);
     let _ada = k.token("ada");
-    let bob = k.register("bob", None).1["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bob = k.token_as("bob", None);
     let before = k.audit_len();
     // bob's token, ada's name: ada's grants must not be borrowed.
     let (status, body) = Case {
