@@ -561,9 +561,17 @@ fn hostile_i2i_drops_are_reported_and_write_nowhere_else() {
             "{name} not reported: {got}"
         );
     }
+    // What reaches a terminal: the hostile id (ESC, a newline) is shown escaped, on
+    // its own line, never obeyed.
+    let text = sb
+        .datum_in(&ws, &["fleet", "receive", "--all"])
+        .success()
+        .stdout();
+    assert!(!text.contains('\u{1b}'), "{text}");
     assert!(
-        !got.to_string().contains('\u{1b}'),
-        "control characters are neutralised"
+        text.lines()
+            .any(|l| l.starts_with("SIGNAL \\u{1b}[2J\\u{a} from oracle1")),
+        "{text}"
     );
     // Only new bottles appeared, all under message-in-a-bottle/; nothing outside the workshop.
     let after = files_under(&ws);

@@ -217,9 +217,19 @@ pub(crate) fn is_unsafe_char(c: char) -> bool {
 /// Text from other agents made safe to print on a terminal: newlines and tabs stay,
 /// every other control character (ESC above all) is shown as `\u{..}` instead.
 pub fn neutralise(text: &str) -> String {
+    shown(text, true)
+}
+
+/// [`neutralise`] for a field shown on one line (an id, a name, a path): newlines and
+/// tabs are escaped too, so peer text cannot start a line of its own.
+pub fn neutralise_line(text: &str) -> String {
+    shown(text, false)
+}
+
+fn shown(text: &str, keep_lines: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if (c == '\n' || c == '\t') || !is_unsafe_char(c) {
+        if (keep_lines && (c == '\n' || c == '\t')) || !is_unsafe_char(c) {
             out.push(c);
         } else {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);

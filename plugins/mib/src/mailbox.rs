@@ -6,8 +6,8 @@ use datum_plugin_api::{Format, Host, Output, PluginError, Request};
 use serde_json::{json, Value};
 
 use crate::bottle::{
-    check_agent, check_id, neutralise, Bottle, BottleError, BottleType, Dialect, Priority, ALL,
-    ROOT,
+    check_agent, check_id, neutralise, neutralise_line, Bottle, BottleError, BottleType, Dialect,
+    Priority, ALL, ROOT,
 };
 use crate::i2i::{I2iType, Message};
 
@@ -729,16 +729,16 @@ impl<'r, 'h> Mailbox<'r, 'h> {
         for m in &malformed {
             text.push_str(&format!(
                 "\nnot read: {} ({})",
-                m["source"].as_str().or(m["path"].as_str()).unwrap_or("?"),
-                m["error"].as_str().unwrap_or("?")
+                neutralise_line(m["source"].as_str().or(m["path"].as_str()).unwrap_or("?")),
+                neutralise_line(m["error"].as_str().unwrap_or("?"))
             ));
         }
         for m in &messages {
             text.push_str(&format!(
                 "\n{} {} from {}: {}",
                 m.kind.name(),
-                m.id,
-                m.from,
+                neutralise_line(&m.id),
+                neutralise_line(&m.from),
                 neutralise(&m.body.to_string())
             ));
         }
