@@ -458,9 +458,10 @@ fn parse_expiry(when: &str, now: u64) -> Result<u64, PluginError> {
     };
     match humantime::parse_rfc3339_weak(&stamp) {
         Ok(t) if at(t) > now => Ok(at(t)),
-        Ok(_) => Err(PluginError::invalid_args(format!(
-            "`{when}` is in the past"
-        ))),
+        Ok(_) => Err(
+            PluginError::invalid_args(format!("`{when}` is in the past"))
+                .with_hint("give a later date, or a duration from now such as 30d"),
+        ),
         Err(_) => Err(
             PluginError::invalid_args(format!("`{when}` is not a time")).with_hint(
                 "use a date (2026-12-31), an RFC 3339 time, Unix seconds, or a duration (30d, 12h)",
