@@ -255,6 +255,13 @@ impl WordStack {
         self.len = 0;
     }
 
+    /// The words and the depth, for the fast path's hot loop (it keeps the depth in a
+    /// local and writes it back when it hands over).
+    #[inline(always)]
+    pub(crate) fn parts_mut(&mut self) -> (&mut [u32; STACK_CAPACITY], &mut usize) {
+        (&mut self.words, &mut self.len)
+    }
+
     /// Replace the contents (RESUME); words past the capacity are dropped.
     pub fn set(&mut self, words: impl IntoIterator<Item = u32>) {
         self.len = 0;
@@ -346,6 +353,9 @@ pub struct Machine<'c> {
     /// the common case skips all of it with one test.
     pub(crate) watch: bool,
     overfull: bool,
+    /// The fast path's decoded program, one entry per byte offset, filled as the run
+    /// reaches each offset (see `fast.rs`).
+    pub(crate) decoded: Vec<crate::fast::Op>,
 }
 
 impl std::fmt::Debug for Machine<'_> {
@@ -390,6 +400,7 @@ impl<'c> Machine<'c> {
             fault_pc: 0,
             watch: false,
             overfull: false,
+            decoded: Vec::new(),
         }
         .with_initial_stack(&config.initial_stack)
     }

@@ -243,3 +243,66 @@ proptest! {
         }
     }
 }
+
+/// Every instruction the fast path runs, at the edges of the stack: empty, one word,
+/// two, one short of full and full. A random program rarely fills 4,096 words, so the
+/// edges are spelled out here; the fast path must hand each over (and trap) exactly as
+/// the general path does.
+#[test]
+fn the_fast_path_agrees_at_the_edges_of_the_stack() {
+    let programs: [&[u8]; 20] = [
+        &[0x10],                                                 // ADD
+        &[0x11],                                                 // SUB
+        &[0x16],                                                 // INC
+        &[0x17],                                                 // DEC
+        &[0x20],                                                 // EQ
+        &[0x22],                                                 // LT
+        &[0x24],                                                 // GT
+        &[0x40, 0x00, 0x00],                                     // LOAD 0
+        &[0x40, 0xff, 0xff],                                     // LOAD 65535 (wraps)
+        &[0x41, 0x00, 0x00],                                     // STORE 0
+        &[0x51, 0x00, 0x00],                                     // JZ +0
+        &[0x52, 0x00, 0x00],                                     // JNZ +0
+        &[0x55, 1, 0, 0, 0],                                     // PUSH 1
+        &[0x56],                                                 // POP
+        &[0x60],                                                 // DUP
+        &[0x61],                                                 // SWAP
+        &[0x62],                                                 // OVER
+        &[0x17, 0x60, 0x52, 0xfb, 0xff],                         // DEC DUP JNZ -5
+        &[0x61, 0x62, 0x10],                                     // SWAP OVER ADD
+        &[0x40, 4, 0, 0x17, 0x60, 0x41, 4, 0, 0x52, 0xf5, 0xff], // LOAD DEC DUP STORE JNZ
+    ];
+    for code in programs {
+        for depth in [0, 1, 2, 4095, 4096] {
+            let limited = Config {
+                initial_stack: vec![3; depth],
+                max_steps: 64,
+                ..Config::default()
+            };
+            let fast = run(code, &limited);
+            let general = run(
+                code,
+                &Config {
+                    trace_limit: usize::MAX,
+                    ..limited.clone()
+                },
+            );
+            let key = |r: &RunResult| {
+                (
+                    r.stack.clone(),
+                    r.flags,
+                    r.status,
+                    r.error,
+                    r.steps,
+                    r.trap_pc,
+                )
+            };
+            assert_eq!(
+                key(&fast),
+                key(&general),
+                "{} from depth {depth}",
+                flux_core::hex::encode(code)
+            );
+        }
+    }
+}
