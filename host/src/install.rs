@@ -115,13 +115,30 @@ impl Installer<'_> {
         spec: &PluginSpec,
         options: &InstallOptions,
     ) -> anyhow::Result<Installed> {
+        self.install_many(std::slice::from_ref(spec), options, &mut |_| {})?
+            .pop()
+            .context("the installer returned no outcome for one plugin")
+    }
+
+    /// Install several plugins as one change: the registry's signature is checked once,
+    /// and datum.lock, the journal and the trail are written once for all of them
+    /// (`datum boot` installs its default plugins this way). Either every plugin is
+    /// recorded or, on the first failure, none is.
+    pub fn install_many(
+        &self,
+        specs: &[PluginSpec],
+        options: &InstallOptions,
+        progress: &mut dyn FnMut(&PluginSpec),
+    ) -> anyhow::Result<Vec<Installed>> {
         let mut lock = self.workshop.lock()?;
         // The registry's signature first: nothing is read from an index, fetched or
-        // loaded before it checks out. A plugin the lock already records as unsigned
-        // from this same source keeps that consent for updates.
-        let consented = lock
-            .get(&spec.name)
-            .is_some_and(|p| p.unsigned && p.source == self.registry.source_id);
+        // loaded before it checks out. Plugins the lock already records as unsigned
+        // from this same source keep that consent for updates.
+        let consented = !specs.is_empty()
+            && specs.iter().all(|spec| {
+                lock.get(&spec.name)
+                    .is_some_and(|p| p.unsigned && p.source == self.registry.source_id)
+            });
         let verdict = crate::registry::trust::check(
             self.registry,
             self.workshop.root(),
@@ -153,7 +170,11 @@ impl Installer<'_> {
             }
             crate::registry::trust::Verdict::Unsigned => (Installer { ..*self }, None, false),
         };
-        let mut outcome = installer.install_into(&mut lock, spec, options, 0, &signed_by)?;
+        let mut outcomes = Vec::with_capacity(specs.len());
+        for spec in specs {
+            progress(spec);
+            outcomes.push(installer.install_into(&mut lock, spec, options, 0, &signed_by)?);
+        }
         if pinned_now {
             if let Some(f) = &signed_by {
                 self.workshop.journal(&format!(
@@ -163,34 +184,49 @@ impl Installer<'_> {
                 ))?;
             }
         }
-        if outcome.changed || outcome.dependencies.iter().any(|d| d.changed) {
-            if options.locked {
-                bail!(
-                    "--locked: installing {} {} would change datum.lock; run without --locked to allow it",
-                    outcome.name,
-                    outcome.version
-                );
-            }
-            let mut line = format!(
-                "learned {} {} ({})",
-                outcome.name, outcome.version, outcome.kind
+        let changed: Vec<&Installed> = outcomes
+            .iter()
+            .filter(|o| o.changed || o.dependencies.iter().any(|d| d.changed))
+            .collect();
+        if changed.is_empty() {
+            return Ok(outcomes);
+        }
+        if options.locked {
+            let o = changed[0];
+            bail!(
+                "--locked: installing {} {} would change datum.lock; run without --locked to allow it",
+                o.name,
+                o.version
             );
+        }
+        let mut journal = Vec::new();
+        let mut trail = Vec::new();
+        for o in &changed {
+            let mut line = format!("learned {} {} ({})", o.name, o.version, o.kind);
             if let Some((by, why)) = &options.requested {
                 line.push_str(&format!(", installed by {by}: {why}"));
             }
-            outcome.commit = self.workshop.record_lock_change(
-                &lock,
-                &crate::workshop::LockChange {
-                    journal: Some(line.clone()),
-                    trail: format!(
-                        "plugin install {}@{} {}",
-                        outcome.name, outcome.version, outcome.kind
-                    ),
-                    commit: options.commit.then_some(line),
-                },
-            )?;
+            journal.push(line);
+            trail.push(format!(
+                "plugin install {}@{} {}",
+                o.name, o.version, o.kind
+            ));
         }
-        Ok(outcome)
+        let message = journal.join("\n");
+        let commit = self.workshop.record_lock_change(
+            &lock,
+            &crate::workshop::LockChange {
+                journal,
+                trail,
+                commit: options.commit.then_some(message),
+            },
+        )?;
+        for o in &mut outcomes {
+            if o.changed || o.dependencies.iter().any(|d| d.changed) {
+                o.commit = commit.clone();
+            }
+        }
+        Ok(outcomes)
     }
 
     fn install_into(
@@ -360,6 +396,21 @@ pub fn fetch_into_store(
 ) -> anyhow::Result<Manifest> {
     let store = &Store::new(home.store());
     let artifact = &resolved.artifact;
+    // Content-addressed: an entry already in the store under the digest the (verified)
+    // index names holds exactly the promised bytes — checked against that digest here
+    // (stamp-cached, so a changed file is hashed again) — and was loaded and
+    // cross-checked when it arrived. Installing it is linking it; the registry's copy
+    // is not read or hashed again.
+    if store.contains(&artifact.sha256, resolved.kind) {
+        if let (Ok(_), Ok(manifest)) = (
+            store.verified_artifact(&artifact.sha256, resolved.kind),
+            store.manifest(&artifact.sha256),
+        ) {
+            if manifest.name == name && manifest.version == resolved.version.version {
+                return Ok(manifest);
+            }
+        }
+    }
     let source = registry.artifact_path(artifact)?;
     // Never more than the index promised: a registry file that is a link to
     // /dev/zero, a FIFO or simply larger is refused before it can fill memory.
@@ -463,8 +514,8 @@ pub fn remove(
     let commit = workshop.record_lock_change(
         &lock,
         &crate::workshop::LockChange {
-            journal: Some(line.clone()),
-            trail: format!("plugin remove {}", removed.name),
+            journal: vec![line.clone()],
+            trail: vec![format!("plugin remove {}", removed.name)],
             commit: Some(line),
         },
     )?;
@@ -538,8 +589,8 @@ pub fn set_grant(
         commit = workshop.record_lock_change(
             &lock,
             &crate::workshop::LockChange {
-                journal: None,
-                trail: format!("plugin {verb} {name} {grant}"),
+                journal: Vec::new(),
+                trail: vec![format!("plugin {verb} {name} {grant}")],
                 commit: Some(line),
             },
         )?;

@@ -152,6 +152,55 @@ fn a_tampered_native_artifact_is_not_loaded() {
     );
 }
 
+/// The store is content-addressed: once verified bytes are in it, installing the same
+/// digest elsewhere links the entry without reading the registry's copy — and an entry
+/// changed since is hashed again and not trusted.
+#[test]
+fn an_install_from_the_store_links_the_entry_and_a_changed_entry_is_checked_again() {
+    let sb = Sandbox::new();
+    let reg = sb.path("registry");
+    copy_dir(&bundled_registry(), &reg);
+    let install = [
+        "plugin",
+        "install",
+        "flux-vm",
+        "--kind",
+        "wasm",
+        "--registry",
+        s(&reg),
+    ];
+    let ada = sb.empty_workshop("ada");
+    sb.datum_in(&ada, &install).success();
+    let sha = lock_field(&ada, "flux-vm", "sha256");
+    // The registry's copy goes bad after the store holds the verified bytes...
+    let version_dir = std::fs::read_dir(reg.join("artifacts/flux-vm"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let artifact = version_dir.join("wasm32-unknown-unknown.wasm");
+    let len = std::fs::metadata(&artifact).unwrap().len() as usize;
+    std::fs::write(&artifact, vec![0u8; len]).unwrap();
+    // ...and another workshop still installs the very same bytes, from the store.
+    let bob = sb.empty_workshop("bob");
+    sb.datum_in(&bob, &install).success();
+    assert_eq!(lock_field(&bob, "flux-vm", "sha256"), sha);
+    sb.datum_in(&bob, &["flux", "run", "fibonacci"]).success();
+    // A stored entry changed since it was verified is hashed again: with the registry's
+    // copy bad as well, nothing is installed.
+    let stored = sb.home().join("store").join(&sha).join("plugin.wasm");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&stored, &bytes).unwrap();
+    let cyd = sb.empty_workshop("cyd");
+    let run = sb.datum_in(&cyd, &install).failure();
+    assert!(run.stderr().contains("sha256 mismatch"), "{}", run.stderr());
+    let lock = std::fs::read_to_string(cyd.join("datum.lock")).unwrap_or_default();
+    assert!(!lock.contains("flux-vm"), "{lock}");
+}
+
 #[test]
 fn a_bottle_whose_header_disagrees_with_where_it_lies_is_reported_not_read() {
     let sb = Sandbox::new();
@@ -350,7 +399,15 @@ fn a_signed_registry_is_pinned_and_every_tampering_is_refused() {
     let mut bytes = std::fs::read(&wasm).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&wasm, bytes).unwrap();
+    // The registry's artifact is read only when the store lacks those bytes (a store
+    // entry is linked, not fetched again: see the test above), so start from a cold one.
+    std::fs::remove_dir_all(sb.home().join("store")).unwrap();
     refused(&sb.empty_workshop("a1"), &reg, "sha256");
+    assert!(
+        !sb.home().join("store").exists()
+            || std::fs::read_dir(sb.home().join("store")).unwrap().count() == 0,
+        "nothing reached the store"
+    );
 
     let reg = copy("index");
     let text = std::fs::read_to_string(reg.join("index/flux-vm.json")).unwrap();

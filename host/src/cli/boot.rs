@@ -116,27 +116,49 @@ pub fn boot(ctx: &Context, args: BootArgs) -> anyhow::Result<(serde_json::Value,
             workshop: &workshop,
             registry,
         };
+        // What the lock already pins stays; the rest is installed as one change.
+        // `installed` keeps the order of `wanted`: a slot per plugin, filled below.
+        let mut missing = Vec::new();
+        let mut slots = Vec::new();
         for plugin in &wanted {
-            bar.set_message(format!("installing {plugin}"));
             let spec: PluginSpec = plugin.parse().map_err(anyhow::Error::msg)?;
-            // An existing workshop keeps what it pinned; only missing plugins are added.
-            if let Some(p) = lock.get(&spec.name) {
-                installed.push(json!({"name": p.name, "version": p.version.to_string(), "kind": p.kind, "changed": false}));
-                bar.inc(1);
-                continue;
+            match lock.get(&spec.name) {
+                Some(p) => {
+                    slots.push(Some(json!({"name": p.name, "version": p.version.to_string(), "kind": p.kind, "changed": false})));
+                    bar.inc(1);
+                }
+                None => {
+                    slots.push(None);
+                    missing.push(spec);
+                }
             }
+        }
+        if !missing.is_empty() {
             let options = InstallOptions {
                 kind: args.kind,
                 commit: false,
                 allow_unsigned: args.allow_unsigned,
                 ..InstallOptions::default()
             };
-            let outcome = installer
-                .install(&spec, &options)
-                .with_context(|| format!("installing default plugin {plugin}"))?;
-            installed.push(json!({"name": outcome.name, "version": outcome.version, "kind": outcome.kind, "changed": outcome.changed}));
+            let mut started = false;
+            let outcomes = installer
+                .install_many(&missing, &options, &mut |spec| {
+                    if std::mem::replace(&mut started, true) {
+                        bar.inc(1);
+                    }
+                    bar.set_message(format!("installing {}", spec.name));
+                })
+                .with_context(|| {
+                    let names: Vec<&str> = missing.iter().map(|s| s.name.as_str()).collect();
+                    format!("installing the default plugins {}", names.join(", "))
+                })?;
+            let mut outcomes = outcomes.into_iter();
+            for slot in slots.iter_mut().filter(|s| s.is_none()) {
+                *slot = outcomes.next().map(|o| json!({"name": o.name, "version": o.version, "kind": o.kind, "changed": o.changed}));
+            }
             bar.inc(1);
         }
+        installed.extend(slots.into_iter().flatten());
         bar.finish_and_clear();
     }
     let mut keeper = None;

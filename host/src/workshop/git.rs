@@ -10,7 +10,11 @@ pub fn ensure_repository(root: &Path) -> anyhow::Result<bool> {
     if Repository::open(root).is_ok() {
         return Ok(false);
     }
-    Repository::init(root)
+    // Without git's external template: its sample hooks are a few dozen files no
+    // workshop runs (they are `.sample`s), copied on every boot of a new workshop.
+    let mut options = git2::RepositoryInitOptions::new();
+    options.external_template(false);
+    Repository::init_opts(root, &options)
         .with_context(|| format!("cannot initialise git in {}", root.display()))?;
     Ok(true)
 }
@@ -104,7 +108,11 @@ fn commit_paths_once(root: &Path, pathspec: &str, message: &str) -> anyhow::Resu
     let repo = Repository::open(root)
         .with_context(|| format!("{} is not a git repository", root.display()))?;
     let mut index = repo.index()?;
+    if index.is_empty() {
+        return first_commit(&repo, &mut index, pathspec, message);
+    }
     index.add_all([pathspec], IndexAddOption::DEFAULT, None)?;
+    // `add_all` stages new and changed files; `update_all` stages removals.
     index.update_all([pathspec], None)?;
     index.write()?;
     let tree_id = index.write_tree()?;
@@ -120,6 +128,57 @@ fn commit_paths_once(root: &Path, pathspec: &str, message: &str) -> anyhow::Resu
     let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
     // Not `.context()`: the git2 error stays downcastable for the retry above.
     let id = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+    Ok(Some(id.to_string()))
+}
+
+/// The commit of a new workshop (an empty index): every file is new, so its objects —
+/// a blob per file, a tree per folder, the commit — are gathered in memory and written
+/// as one pack instead of one loose file each. The pack is complete on disk before the
+/// index or HEAD names anything in it; an empty index holds nothing for `update_all`.
+fn first_commit(
+    repo: &Repository,
+    index: &mut git2::Index,
+    pathspec: &str,
+    message: &str,
+) -> anyhow::Result<Option<String>> {
+    let odb = repo.odb()?;
+    // Above the loose and pack backends: new objects land here until written below.
+    let mempack = odb.add_new_mempack_backend(1000)?;
+    index.add_all([pathspec], IndexAddOption::DEFAULT, None)?;
+    let tree_id = index.write_tree()?;
+    let parent = match repo.head() {
+        Ok(head) => Some(head.peel_to_commit()?),
+        Err(_) => None,
+    };
+    let id = if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
+        None
+    } else {
+        let tree = repo.find_tree(tree_id)?;
+        let sig = signature(repo)?;
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        Some(repo.commit(None, &sig, &sig, message, &tree, &parents)?)
+    };
+    let mut pack = git2::Buf::new();
+    mempack.dump(repo, &mut pack)?;
+    mempack.reset()?;
+    let mut writer = odb.packwriter()?;
+    std::io::Write::write_all(&mut writer, &pack)?;
+    writer.commit()?;
+    index.write()?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    // Move HEAD's branch only if it is still where we read it (another process may
+    // have committed meanwhile: that is a retry, as in `repo.commit`).
+    let head = repo.find_reference("HEAD")?;
+    let branch = head.symbolic_target()?.unwrap_or("HEAD").to_owned();
+    let subject = message.lines().next().unwrap_or_default();
+    match &parent {
+        Some(p) => {
+            repo.reference_matching(&branch, id, true, p.id(), &format!("commit: {subject}"))?
+        }
+        None => repo.reference(&branch, id, false, &format!("commit (initial): {subject}"))?,
+    };
     Ok(Some(id.to_string()))
 }
 

@@ -95,8 +95,10 @@ pub struct Created {
 /// How [`Workshop::record_lock_change`] records a change.
 #[derive(Debug, Clone)]
 pub struct LockChange {
-    pub journal: Option<String>,
-    pub trail: String,
+    /// Journal entries, appended in one write.
+    pub journal: Vec<String>,
+    /// Trail entries, appended in one write.
+    pub trail: Vec<String>,
     /// The commit message; `None` leaves the change uncommitted.
     pub commit: Option<String>,
 }
@@ -148,6 +150,8 @@ impl Workshop {
         let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let folder = Folder::open(&root)?;
         let mut report = Created::default();
+        // The template in one pass (no-clobber: what the folder already has is kept).
+        let mut texts = Vec::new();
         for file in template::files() {
             if folder.exists(Path::new(file.path)) {
                 report.kept.push(file.path.to_owned());
@@ -162,10 +166,21 @@ impl Workshop {
                     .replace(&format!("\"{{{{{key}}}}}\""), &quoted)
                     .replace(&format!("{{{{{key}}}}}"), value);
             }
-            folder
-                .write(Path::new(file.path), text.as_bytes())
-                .with_context(|| format!("cannot write {}", root.join(file.path).display()))?;
-            report.written.push(file.path.to_owned());
+            texts.push((file.path, text));
+        }
+        let batch: Vec<(&Path, &[u8])> = texts
+            .iter()
+            .map(|(path, text)| (Path::new(*path), text.as_bytes()))
+            .collect();
+        let outcome = folder.create_all(&batch).with_context(|| {
+            format!("cannot write the workshop template into {}", root.display())
+        })?;
+        for ((path, _), created) in texts.iter().zip(outcome) {
+            if created {
+                report.written.push((*path).to_owned());
+            } else {
+                report.kept.push((*path).to_owned());
+            }
         }
         report.new_repository = git::ensure_repository(&root)?;
         Ok((Workshop { root }, report))
@@ -230,10 +245,8 @@ impl Workshop {
         change: &LockChange,
     ) -> anyhow::Result<Option<String>> {
         self.save_lock(lock)?;
-        if let Some(line) = &change.journal {
-            self.journal(line)?;
-        }
-        self.trail(&change.trail)?;
+        self.journal_all(&change.journal)?;
+        self.trail_all(&change.trail)?;
         match &change.commit {
             Some(message) => self.commit(message),
             None => Ok(None),
@@ -297,18 +310,42 @@ impl Workshop {
 
     /// Append a dated entry to JOURNAL.md.
     pub fn journal(&self, entry: &str) -> anyhow::Result<()> {
-        let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-        self.folder()?
-            .append_line(Path::new("JOURNAL.md"), &format!("- {when} — {entry}"))
-            .context("cannot append to JOURNAL.md")
+        self.journal_all(std::slice::from_ref(&entry))
+    }
+
+    /// Several journal entries in one durable append (nothing when there are none).
+    pub fn journal_all(&self, entries: &[impl AsRef<str>]) -> anyhow::Result<()> {
+        self.append_entries("JOURNAL.md", "— ", entries)
     }
 
     /// Append a line to TRAIL.md (the history of changes to the workshop).
     pub fn trail(&self, entry: &str) -> anyhow::Result<()> {
+        self.trail_all(std::slice::from_ref(&entry))
+    }
+
+    /// Several trail entries in one durable append (nothing when there are none).
+    pub fn trail_all(&self, entries: &[impl AsRef<str>]) -> anyhow::Result<()> {
+        self.append_entries("TRAIL.md", "", entries)
+    }
+
+    /// `- TIME SEP ENTRY` lines, one write and one sync for all of them.
+    fn append_entries(
+        &self,
+        file: &str,
+        separator: &str,
+        entries: &[impl AsRef<str>],
+    ) -> anyhow::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        let lines: Vec<String> = entries
+            .iter()
+            .map(|e| format!("- {when} {separator}{}", e.as_ref()))
+            .collect();
         self.folder()?
-            .append_line(Path::new("TRAIL.md"), &format!("- {when} {entry}"))
-            .context("cannot append to TRAIL.md")
+            .append_line(Path::new(file), &lines.join("\n"))
+            .with_context(|| format!("cannot append to {file}"))
     }
 
     /// Commit every change in the workshop.
@@ -332,6 +369,49 @@ impl Workshop {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_new_workshop_is_committed_as_one_pack_that_git_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ws, created) = Workshop::create(&dir.path().join("ada"), "ada", "researcher").unwrap();
+        assert!(created.new_repository);
+        let first = commit_all(ws.root(), "boot ada").unwrap().unwrap();
+        let git = ws.root().join(".git/objects");
+        let loose = std::fs::read_dir(&git)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().len() == 2)
+            .count();
+        assert_eq!(loose, 0, "no loose objects: the first commit is one pack");
+        let repo = git2::Repository::open(ws.root()).unwrap();
+        let head = repo.head().unwrap().peel_to_commit().unwrap();
+        assert_eq!(head.id().to_string(), first);
+        assert_eq!(head.message().unwrap(), "boot ada");
+        assert!(head.parent_count() == 0);
+        // Every file of the template is in the commit, readable from the pack.
+        for file in template::files() {
+            let entry = head.tree().unwrap().get_path(Path::new(file.path)).unwrap();
+            let blob = repo.find_blob(entry.id()).unwrap();
+            assert!(!blob.content().is_empty(), "{}", file.path);
+        }
+        assert!(
+            is_clean(ws.root()).unwrap(),
+            "index and HEAD agree with the files"
+        );
+        // HEAD's log records the commit as git would.
+        let reflog = repo.reflog("HEAD").unwrap();
+        assert_eq!(
+            reflog.get(0).unwrap().message().unwrap(),
+            Some("commit (initial): boot ada")
+        );
+        // Nothing new: no commit. Later commits build on it.
+        assert_eq!(commit_all(ws.root(), "again").unwrap(), None);
+        ws.journal("a first entry").unwrap();
+        let second = commit_all(ws.root(), "journal").unwrap().unwrap();
+        let head = repo.head().unwrap().peel_to_commit().unwrap();
+        assert_eq!(head.id().to_string(), second);
+        assert_eq!(head.parent_id(0).unwrap().to_string(), first);
+    }
 
     #[test]
     fn the_lifecycle_only_moves_forward_and_keeps_the_file() {
