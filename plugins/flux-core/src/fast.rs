@@ -137,6 +137,17 @@ fn decode_single(code: &[u8], pc: usize) -> Option<Op> {
     })
 }
 
+/// Where a loop's closing JNZ goes: out to `next` once the count reached zero, else
+/// back to `target`.
+#[inline(always)]
+fn loop_back(flags: Flags, next: usize, target: u32) -> usize {
+    if flags.zero() {
+        next
+    } else {
+        target as usize
+    }
+}
+
 #[inline(always)]
 fn load_word(memory: &[u8; MEMORY_BYTES], addr: usize) -> u32 {
     if addr <= MEMORY_BYTES - 4 {
@@ -185,11 +196,7 @@ impl Machine<'_> {
                     let a = st[n - 1];
                     flags = Flags::sub(a, 1);
                     st[n - 1] = a.wrapping_sub(1);
-                    pc = if flags.zero() {
-                        pc + 5
-                    } else {
-                        target as usize
-                    };
+                    pc = loop_back(flags, pc + 5, target);
                     steps += 3;
                     continue;
                 }
@@ -211,11 +218,7 @@ impl Machine<'_> {
                     if to <= MEMORY_BYTES - 4 {
                         memory[to..to + 4].copy_from_slice(&w.wrapping_sub(1).to_le_bytes());
                     }
-                    pc = if flags.zero() {
-                        pc + 11
-                    } else {
-                        target as usize
-                    };
+                    pc = loop_back(flags, pc + 11, target);
                     steps += 5;
                     continue;
                 }
