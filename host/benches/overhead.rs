@@ -183,28 +183,66 @@ fn main() {
         .unwrap();
         cfg
     };
-    let opts = LoadOptions {
+    let opts = |artifact: &Path| LoadOptions {
         limits,
-        wasm_cache_config: Some(cache_config(&cold_cache)),
+        wasm_cache: Some(cold_cache.join("datum")),
+        // As the runtime passes it: the store's verified digest.
+        digest: Some(datum::store::sha256_hex(&std::fs::read(artifact).unwrap())),
     };
     // The first load of each kind, then the median of ten more (cache warm).
     let load_times = |kind: datum::loader::Kind, artifact: &Path| {
         let load = || {
             let t = Instant::now();
-            drop(loader::load(kind, artifact, &opts, loader::no_services()).unwrap());
+            drop(loader::load(kind, artifact, &opts(artifact), loader::no_services()).unwrap());
             t.elapsed()
         };
         let first = load();
         (first, median((0..10).map(|_| load()).collect()))
     };
     let (wasm_first, wasm_cached) = load_times(datum::loader::Kind::Wasm, &wasm_artifact);
+    // Baseline: the same module through Extism with wasmtime's own cache (how datum
+    // loaded WASM plugins before it ran them on wasmtime directly).
+    let extism_config = cache_config(&cold_cache);
+    let extism_load = |artifact: &Path| {
+        let t = Instant::now();
+        let noop = extism::Function::new(
+            "datum_host",
+            [extism::PTR],
+            [extism::PTR],
+            extism::UserData::new(()),
+            |_, _, _, _| Ok(()),
+        );
+        let manifest = extism::Manifest::new([extism::Wasm::file(artifact)]);
+        let plugin = extism::PluginBuilder::new(manifest)
+            .with_functions([noop])
+            .with_cache_config(&extism_config)
+            .build()
+            .unwrap();
+        drop(plugin);
+        t.elapsed()
+    };
+    let _ = extism_load(&wasm_artifact);
+    let extism_cached = median((0..10).map(|_| extism_load(&wasm_artifact)).collect());
     let (native_first, native_cached) = load_times(datum::loader::Kind::Native, &native_artifact);
     row("WASM plugin load, first (compile)", wasm_first, None);
     row(
         "WASM plugin load, cached",
         wasm_cached,
-        Some(("first load", wasm_first)),
+        Some(("Extism + wasmtime's cache", extism_cached)),
     );
+    for artifact in wasm_artifacts(&registry) {
+        let name = artifact.parent().and_then(Path::parent).unwrap();
+        let name = name.file_name().unwrap().to_string_lossy();
+        let kb = std::fs::metadata(&artifact).unwrap().len() / 1024;
+        let (_, ours) = load_times(datum::loader::Kind::Wasm, &artifact);
+        let _ = extism_load(&artifact);
+        let theirs = median((0..10).map(|_| extism_load(&artifact)).collect());
+        row(
+            &format!("  cached load, {name} ({kb} KB)"),
+            ours,
+            Some(("Extism + wasmtime's cache", theirs)),
+        );
+    }
     row(
         "native plugin load, first (dlopen + checks)",
         native_first,
@@ -357,6 +395,28 @@ fn main() {
         mips(wasm_flux),
         native_flux.as_secs_f64() / wasm_flux.as_secs_f64()
     );
+}
+
+/// Every WASM artifact of the registry (each plugin's newest version).
+fn wasm_artifacts(registry: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for plugin in std::fs::read_dir(registry.join("artifacts")).unwrap() {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir(plugin.unwrap().path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        versions.sort();
+        if let Some(newest) = versions.last() {
+            out.extend(
+                std::fs::read_dir(newest)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "wasm")),
+            );
+        }
+    }
+    out.sort();
+    out
 }
 
 fn first_artifact(registry: &Path, ext: &str) -> PathBuf {

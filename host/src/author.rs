@@ -382,7 +382,8 @@ pub fn publish(
     };
     let options = LoadOptions {
         limits: datum_plugin_api::Limits::default(),
-        wasm_cache_config: None,
+        wasm_cache: None,
+        digest: None,
     };
     let mut instance = loader::load(kind, artifact, &options, loader::no_services())
         .with_context(|| format!("cannot load {}", artifact.display()))?;

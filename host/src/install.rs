@@ -8,7 +8,7 @@ use datum_plugin_api::{Grant, Manifest, Permission};
 use semver::VersionReq;
 use serde::Serialize;
 
-use crate::loader::{self, api_version, wasm_cache_config, Kind, LoadOptions};
+use crate::loader::{self, api_version, wasm_cache, Kind, LoadOptions};
 use crate::paths::Home;
 use crate::registry::{Registry, RegistryError, Resolved};
 use crate::store::Store;
@@ -460,7 +460,9 @@ fn check_artifact(
     let version = &resolved.version.version;
     let options = LoadOptions {
         limits: resolved.version.manifest.limits,
-        wasm_cache_config: Some(wasm_cache_config(home)?),
+        wasm_cache: Some(wasm_cache(home)?),
+        // The bytes at `path` were checked against this digest when staged.
+        digest: Some(resolved.artifact.sha256.clone()),
     };
     let mut instance =
         loader::load(resolved.kind, path, &options, loader::no_services()).map_err(|e| {

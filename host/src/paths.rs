@@ -38,9 +38,9 @@ impl Home {
         self.root.join("store")
     }
 
-    /// Compiled WASM modules (wasmtime's cache, keyed by module and engine).
+    /// Compiled WASM modules, precompiled by wasmtime, one file per module and engine.
     pub fn wasm_cache(&self) -> PathBuf {
-        self.root.join("cache/wasmtime")
+        self.root.join("cache/wasm")
     }
 
     /// Local clones of git registries.

@@ -182,7 +182,8 @@ impl Build {
             .unwrap();
         let options = LoadOptions {
             limits: datum_plugin_api::Limits::default(),
-            wasm_cache_config: None,
+            wasm_cache: None,
+            digest: None,
         };
         Build(loader::load(kind, &path, &options, loader::no_services()).unwrap())
     }

@@ -310,6 +310,73 @@ fn a_store_artifact_changed_after_install_is_not_loaded() {
     sb.datum_in(&ws, &["flux", "run", "fibonacci"]).success();
 }
 
+/// The compiled-module cache is disk too: garbage, another module's code, links to
+/// devices or to elsewhere, and folders where files should be are never run — the
+/// plugin is compiled again and answers the same.
+#[test]
+fn a_hostile_compiled_module_cache_is_never_run() {
+    let sb = Sandbox::new();
+    let ws = agent(&sb, "ada");
+    let expected = sb
+        .datum_in(&ws, &["flux", "run", "fibonacci", "--format", "json"])
+        .success()
+        .json()["stack"]
+        .clone();
+    let cache = sb.home().join("cache/wasm");
+    let mut compiled: Vec<PathBuf> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    // Another plugin's compiled code is the donor: valid for wasmtime, wrong module.
+    let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
+    let flux = lock
+        .split("[[plugin]]")
+        .find(|p| p.contains("\"flux-vm\""))
+        .unwrap();
+    let sha = flux
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned();
+    let (target, others): (Vec<PathBuf>, Vec<PathBuf>) = compiled
+        .drain(..)
+        .partition(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&sha));
+    assert_eq!(target.len(), 1, "{target:?}");
+    let donor_path = others
+        .first()
+        .expect("another plugin's compiled module")
+        .clone();
+    let donor = std::fs::read(&donor_path).unwrap();
+    let compiled = target;
+    type Plant<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Plant<'_>); 5] = [
+        ("garbage", &|p| {
+            std::fs::write(p, b"\x7fELF not a module").unwrap()
+        }),
+        ("another module's code", &|p| {
+            std::fs::write(p, &donor).unwrap()
+        }),
+        ("a link to a device", &|p| {
+            std::os::unix::fs::symlink("/dev/zero", p).unwrap()
+        }),
+        ("a link to another module", &|p| {
+            std::os::unix::fs::symlink(&donor_path, p).unwrap()
+        }),
+        ("a folder", &|p| std::fs::create_dir(p).unwrap()),
+    ];
+    for (what, plant) in cases {
+        for file in &compiled {
+            let _ = std::fs::remove_file(file);
+            let _ = std::fs::remove_dir(file);
+            plant(file);
+        }
+        let run = sb.datum_in(&ws, &["flux", "run", "fibonacci", "--format", "json"]);
+        assert_eq!(run.success().json()["stack"], expected, "{what}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 3. Symbolic links never lead a host service out of its grant.
 

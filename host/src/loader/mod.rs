@@ -80,24 +80,22 @@ pub fn api_version() -> Version {
     Version::parse(datum_plugin_api::API_VERSION).unwrap_or_else(|_| Version::new(1, 0, 0))
 }
 
-/// Where wasmtime keeps compiled modules; written on first use.
-pub fn wasm_cache_config(home: &Home) -> anyhow::Result<PathBuf> {
+/// Where compiled WASM modules are kept (created on first use).
+pub fn wasm_cache(home: &Home) -> anyhow::Result<PathBuf> {
     let dir = home.wasm_cache();
     std::fs::create_dir_all(&dir)?;
-    let path = home.root().join("cache/wasmtime.toml");
-    let text = format!("[cache]\ndirectory = {:?}\n", dir.display().to_string());
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        crate::fsutil::atomic_write(&path, text.as_bytes())?;
-    }
-    Ok(path)
+    Ok(dir)
 }
 
 /// What to load and under which limits.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub limits: Limits,
-    /// wasmtime's cache config file (compiled modules are reused across runs).
-    pub wasm_cache_config: Option<PathBuf>,
+    /// Where compiled WASM modules are kept between runs (`None`: compile each load).
+    pub wasm_cache: Option<PathBuf>,
+    /// The artifact's sha256 when the caller has verified it (the store's digest):
+    /// names its compiled module without hashing the artifact again.
+    pub digest: Option<String>,
 }
 
 pub fn load(

@@ -14,7 +14,7 @@ pub use error::RuntimeError;
 use services::Caller;
 
 use crate::loader::Kind;
-use crate::loader::{self, api_version, wasm_cache_config, Instance, LoadOptions, Services};
+use crate::loader::{self, api_version, wasm_cache, Instance, LoadOptions, Services};
 use crate::paths::Home;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -211,7 +211,7 @@ impl Runtime {
         if let Some(p) = self.wasm_cache.get() {
             return Ok(p.clone());
         }
-        let p = wasm_cache_config(&self.home).map_err(|e| {
+        let p = wasm_cache(&self.home).map_err(|e| {
             RuntimeError::Other(format!(
                 "cannot prepare the WASM cache in {}: {e:#}",
                 self.home.root().display()
@@ -291,10 +291,12 @@ impl Runtime {
         }
         let options = LoadOptions {
             limits,
-            wasm_cache_config: match locked.kind {
+            wasm_cache: match locked.kind {
                 Kind::Wasm => Some(self.wasm_cache_path()?),
                 Kind::Native => None,
             },
+            // Verified below (`verified_artifact`) before anything is loaded.
+            digest: Some(locked.sha256.clone()),
         };
         let path = self
             .store

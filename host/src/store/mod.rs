@@ -71,7 +71,7 @@ pub struct Store {
 pub const MAX_ARTIFACT: u64 = 512 * 1024 * 1024;
 
 /// What identifies one version of a file on disk, for the verification stamp.
-fn identity(meta: &std::fs::Metadata) -> String {
+pub(crate) fn identity(meta: &std::fs::Metadata) -> String {
     use std::os::unix::fs::MetadataExt;
     format!(
         "v1 dev={} ino={} size={} mtime={}.{} ctime={}.{}",
