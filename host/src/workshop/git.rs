@@ -150,14 +150,17 @@ fn first_commit(
         Ok(head) => Some(head.peel_to_commit()?),
         Err(_) => None,
     };
-    let id = if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
-        None
-    } else {
-        let tree = repo.find_tree(tree_id)?;
-        let sig = signature(repo)?;
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        Some(repo.commit(None, &sig, &sig, message, &tree, &parents)?)
-    };
+    if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
+        // Only a lost index (HEAD already has this tree): every object exists, so
+        // the mempack holds nothing to write.
+        mempack.reset()?;
+        index.write()?;
+        return Ok(None);
+    }
+    let tree = repo.find_tree(tree_id)?;
+    let sig = signature(repo)?;
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    let id = repo.commit(None, &sig, &sig, message, &tree, &parents)?;
     let mut pack = git2::Buf::new();
     mempack.dump(repo, &mut pack)?;
     mempack.reset()?;
@@ -165,9 +168,6 @@ fn first_commit(
     std::io::Write::write_all(&mut writer, &pack)?;
     writer.commit()?;
     index.write()?;
-    let Some(id) = id else {
-        return Ok(None);
-    };
     // Move HEAD's branch only if it is still where we read it (another process may
     // have committed meanwhile: that is a retry, as in `repo.commit`).
     let head = repo.find_reference("HEAD")?;

@@ -406,6 +406,10 @@ mod tests {
         );
         // Nothing new: no commit. Later commits build on it.
         assert_eq!(commit_all(ws.root(), "again").unwrap(), None);
+        // A lost index is rebuilt without a commit (HEAD already has that tree).
+        std::fs::remove_file(ws.root().join(".git/index")).unwrap();
+        assert_eq!(commit_all(ws.root(), "index lost").unwrap(), None);
+        assert!(is_clean(ws.root()).unwrap());
         ws.journal("a first entry").unwrap();
         let second = commit_all(ws.root(), "journal").unwrap().unwrap();
         let head = repo.head().unwrap().peel_to_commit().unwrap();
