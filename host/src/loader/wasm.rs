@@ -427,10 +427,50 @@ pub struct WasmInstance {
     memory_mb: u32,
 }
 
+/// The Extism kernel functions datum provides (what extism-pdk's input, output and
+/// memory need).
+const KERNEL: [&str; 12] = [
+    "alloc",
+    "free",
+    "length",
+    "length_unsafe",
+    "load_u8",
+    "load_u64",
+    "store_u8",
+    "store_u64",
+    "input_length",
+    "input_load_u8",
+    "input_load_u64",
+    "output_set",
+];
+
+/// Every import must be one datum provides; say which is not, and what to use instead.
+fn check_imports(module: &Module) -> Result<(), LoadError> {
+    for import in module.imports() {
+        let known = match import.module() {
+            ENV => KERNEL.contains(&import.name()),
+            USER => import.name() == abi::WASM_HOST_IMPORT,
+            _ => false,
+        };
+        if !known {
+            return Err(LoadError::Wasm(format!(
+                "the module imports `{}::{}`, which datum does not provide: a datum plugin \
+                 reaches the host only through datum-plugin-api's host services (logging, \
+                 files, key-value, secrets, other plugins), not extism-pdk's config, vars, \
+                 logs, HTTP or WASI",
+                import.module(),
+                import.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl WasmInstance {
     pub fn load(path: &Path, options: &LoadOptions, services: Services) -> Result<Self, LoadError> {
         let engine = engine()?;
         let module = module(engine, path, options)?;
+        check_imports(&module)?;
         let linker = linker(engine)
             .map_err(|e| LoadError::Wasm(format!("cannot link the Extism ABI: {e:#}")))?;
         let limits = options.limits;
@@ -640,6 +680,30 @@ mod tests {
         std::fs::copy(cached_file(&cache_b), &compiled).unwrap();
         assert_eq!(load(&a, &cache_a).invoke("again").unwrap(), "a:again");
         assert_eq!(load(&a, &cache_a).invoke("!").unwrap(), "a:!");
+    }
+
+    #[test]
+    fn an_import_datum_does_not_provide_is_named_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.wasm");
+        let wat = plugin("p").replacen(
+            "(memory",
+            r#"(import "extism:host/env" "log_info" (func (param i64))) (memory"#,
+            1,
+        );
+        std::fs::write(&path, wat).unwrap();
+        let err = WasmInstance::load(
+            &path,
+            &options(&dir.path().join("c"), 1_000),
+            crate::loader::no_services(),
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string().contains("`extism:host/env::log_info`"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("host services"), "{err}");
     }
 
     #[test]
