@@ -14,7 +14,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use datum_test_support::{bundled_registry, datum_bin, s, Keeper, Sandbox};
+use datum_test_support::{bundled_registry, datum_bin, lock_field, s, Keeper, Sandbox};
 use serde_json::{json, Value};
 
 /// A workshop with the default plugins (flux-vm, mib) from the bundled registry.
@@ -282,17 +282,8 @@ fn a_store_artifact_changed_after_install_is_not_loaded() {
     let sb = Sandbox::new();
     let ws = agent(&sb, "ada");
     sb.datum_in(&ws, &["flux", "run", "fibonacci"]).success();
-    let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
-    let flux = lock
-        .split("[[plugin]]")
-        .find(|p| p.contains("\"flux-vm\""))
-        .unwrap();
-    let sha = flux
-        .lines()
-        .find_map(|l| l.strip_prefix("sha256 = \""))
-        .unwrap()
-        .trim_end_matches('"');
-    let artifact = sb.home().join("store").join(sha).join("plugin.wasm");
+    let sha = lock_field(&ws, "flux-vm", "sha256");
+    let artifact = sb.home().join("store").join(&sha).join("plugin.wasm");
     let original = std::fs::read(&artifact).unwrap();
     // Same size, one byte flipped: only the hash can tell.
     let mut tampered = original.clone();
@@ -329,17 +320,7 @@ fn a_hostile_compiled_module_cache_is_never_run() {
         .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
         .collect();
     // Another plugin's compiled code is the donor: valid for wasmtime, wrong module.
-    let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
-    let flux = lock
-        .split("[[plugin]]")
-        .find(|p| p.contains("\"flux-vm\""))
-        .unwrap();
-    let sha = flux
-        .lines()
-        .find_map(|l| l.strip_prefix("sha256 = \""))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_owned();
+    let sha = lock_field(&ws, "flux-vm", "sha256");
     let (target, others): (Vec<PathBuf>, Vec<PathBuf>) = compiled
         .drain(..)
         .partition(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&sha));

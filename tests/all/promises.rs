@@ -5,22 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use datum_test_support::{bundled_registry, copy_dir, fixture_registry, s, Sandbox};
+use datum_test_support::{bundled_registry, copy_dir, fixture_registry, lock_field, s, Sandbox};
 use serde_json::Value;
-
-fn lock_field(ws: &Path, plugin: &str, field: &str) -> String {
-    let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
-    let section = lock
-        .split("[[plugin]]")
-        .find(|p| p.contains(&format!("name = \"{plugin}\"")))
-        .unwrap();
-    section
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{field} = \"")))
-        .unwrap()
-        .trim_end_matches('"')
-        .to_owned()
-}
 
 #[test]
 fn locked_refuses_a_registry_that_changed_a_published_artifact() {

@@ -321,6 +321,21 @@ impl Run {
 }
 
 /// Number of commits on the workshop's HEAD.
+/// A field of one plugin's entry in a workshop's datum.lock (e.g. its `sha256`).
+pub fn lock_field(ws: &Path, plugin: &str, field: &str) -> String {
+    let lock = std::fs::read_to_string(ws.join("datum.lock")).unwrap();
+    let section = lock
+        .split("[[plugin]]")
+        .find(|p| p.contains(&format!("name = \"{plugin}\"")))
+        .unwrap();
+    section
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field} = \"")))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned()
+}
+
 pub fn commit_count(workshop: &Path) -> usize {
     let repo = git2::Repository::open(workshop).unwrap();
     let mut walk = repo.revwalk().unwrap();
