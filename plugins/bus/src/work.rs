@@ -9,7 +9,7 @@ use flux_core::Profile;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::bus::nats::nats_err;
+use crate::bus::nats::{nats_err, open_stream};
 use crate::bus::BusError;
 
 /// Nodes answer presence requests here.
@@ -213,20 +213,22 @@ pub async fn task_queue(
     ack_wait: Option<Duration>,
 ) -> Result<jetstream::consumer::Consumer<pull::Config>, BusError> {
     let err = nats_err(url);
-    let stream = js
-        .get_or_create_stream(stream::Config {
+    let stream = open_stream(
+        js,
+        stream::Config {
             name: TASKS_STREAM.into(),
             subjects: vec![format!("{TASKS}.>")],
             retention: stream::RetentionPolicy::WorkQueue,
             max_age: Duration::from_secs(3600),
             ..Default::default()
-        })
-        .await
-        .map_err(|e| {
-            err(format!(
-                "cannot open the task queue {TASKS_STREAM} ({e}); is the server started with -js?"
-            ))
-        })?;
+        },
+    )
+    .await
+    .map_err(|e| {
+        err(format!(
+            "cannot open the task queue {TASKS_STREAM} ({e}); is the server started with -js?"
+        ))
+    })?;
     let config = pull::Config {
         durable_name: Some(WORKERS.into()),
         ack_wait: ack_wait.unwrap_or(DEFAULT_ACK_WAIT),
@@ -244,6 +246,58 @@ pub async fn task_queue(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Nodes start together and each creates the streams it needs; a creation the
+    /// server refuses while another client's is under way (CI saw "subjects overlap
+    /// with an existing stream", 10065, with three nodes starting at once) is retried
+    /// as an open. Here the refusal is made to happen: a stream holding the subjects
+    /// exists at first and goes away 120 ms later.
+    #[test]
+    fn a_refused_stream_creation_is_retried_until_the_conflict_clears() {
+        let server = datum_test_support::NatsServer::start();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let client = async_nats::connect(&server.url).await.unwrap();
+            let js = jetstream::new(client);
+            let squatter = stream::Config {
+                name: "SQUATTER".into(),
+                subjects: vec![format!("{TASKS}.>")],
+                ..Default::default()
+            };
+            js.create_stream(squatter).await.unwrap();
+            let clearing = {
+                let js = js.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(120)).await;
+                    js.delete_stream("SQUATTER").await.unwrap();
+                })
+            };
+            task_queue(&js, &server.url, None).await.unwrap();
+            clearing.await.unwrap();
+            // A conflict that never clears still ends, with the server's reason.
+            js.create_stream(stream::Config {
+                name: "SQUATTER2".into(),
+                subjects: vec!["datum.other.>".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            let err = crate::bus::nats::open_stream(
+                &js,
+                stream::Config {
+                    name: "LATECOMER".into(),
+                    subjects: vec!["datum.other.>".into()],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+            assert!(err.to_string().contains("overlap"), "{err}");
+        });
+    }
 
     /// A batch from the wire: a program that never ends, one that is not hex, a stack
     /// deeper than the VM's — each run still ends, in its place (the step limit's cap is

@@ -54,6 +54,29 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, BusErr
         })
 }
 
+/// Open a JetStream stream, creating it if it does not exist. Nodes and agents start
+/// together and each creates what it needs: when two creations of the same stream
+/// race, the server may refuse the loser (seen: "subjects overlap with an existing
+/// stream", 10065) although the stream now exists — so a refused creation is retried,
+/// a few times, as an open. A stream that really cannot be made keeps failing and its
+/// last error is returned.
+pub async fn open_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    let mut attempt = 0;
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(_) if attempt < 4 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 pub fn nats_err(url: &str) -> impl Fn(String) -> BusError + '_ {
     move |reason| BusError::Refused {
         url: url.to_owned(),
@@ -65,13 +88,16 @@ impl NatsBus {
     pub async fn connect(url: &str, agent: &str) -> Result<NatsBus, BusError> {
         let client = connect(url, agent).await?;
         let js = jetstream::new(client.clone());
-        js.get_or_create_stream(stream::Config {
-            name: STREAM.into(),
-            subjects: vec![format!("{PREFIX}>")],
-            max_messages: 100_000,
-            max_age: Duration::from_secs(7 * 24 * 3600),
-            ..Default::default()
-        })
+        open_stream(
+            &js,
+            stream::Config {
+                name: STREAM.into(),
+                subjects: vec![format!("{PREFIX}>")],
+                max_messages: 100_000,
+                max_age: Duration::from_secs(7 * 24 * 3600),
+                ..Default::default()
+            },
+        )
         .await
         .map_err(|e| BusError::Refused {
             url: url.to_owned(),
