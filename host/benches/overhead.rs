@@ -191,9 +191,10 @@ fn main() {
     };
     // The first load of each kind, then the median of ten more (cache warm).
     let load_times = |kind: datum::loader::Kind, artifact: &Path| {
+        let options = opts(artifact);
         let load = || {
             let t = Instant::now();
-            drop(loader::load(kind, artifact, &opts(artifact), loader::no_services()).unwrap());
+            drop(loader::load(kind, artifact, &options, loader::no_services()).unwrap());
             t.elapsed()
         };
         let first = load();
