@@ -209,15 +209,18 @@ impl Machine<'_> {
                     steps += 3;
                     continue;
                 }
+                // Store addresses were checked at decode; the guards repeat it so the
+                // writes need no other bound (and a wrong entry would hand over, not
+                // skip the write).
                 Op::CountDown { from, to, target }
-                    if max - steps >= 5 && n + 2 <= STACK_CAPACITY =>
+                    if max - steps >= 5
+                        && n + 2 <= STACK_CAPACITY
+                        && to as usize <= MEMORY_BYTES - 4 =>
                 {
                     let w = load_word(memory, from as usize);
                     flags = Flags::sub(w, 1);
                     let to = to as usize;
-                    if to <= MEMORY_BYTES - 4 {
-                        memory[to..to + 4].copy_from_slice(&w.wrapping_sub(1).to_le_bytes());
-                    }
+                    memory[to..to + 4].copy_from_slice(&w.wrapping_sub(1).to_le_bytes());
                     pc = loop_back(flags, pc + 11, target);
                     steps += 5;
                     continue;
@@ -269,12 +272,10 @@ impl Machine<'_> {
                     n += 1;
                     pc += 3;
                 }
-                Op::Store(addr) if n >= 1 => {
+                Op::Store(addr) if n >= 1 && addr as usize <= MEMORY_BYTES - 4 => {
                     let addr = addr as usize;
                     n -= 1;
-                    if addr <= MEMORY_BYTES - 4 {
-                        memory[addr..addr + 4].copy_from_slice(&st[n].to_le_bytes());
-                    }
+                    memory[addr..addr + 4].copy_from_slice(&st[n].to_le_bytes());
                     pc += 3;
                 }
                 Op::Jmp(target) => pc = target as usize,
