@@ -198,11 +198,13 @@ impl Folder {
     }
 
     /// [`Folder::create`] for many files in one pass: every file is written under a
-    /// temporary name, then all are synced, then each is linked into place if its name
-    /// is free, then each folder is synced once. The first sync commits the others'
-    /// data with it, so a fresh workshop costs one round of syncs instead of one per
-    /// file. Each file is still complete or absent after a crash; the answer says, per
-    /// file, whether it was created (`false`: the name was taken, which is not an error).
+    /// temporary name, then all are synced back to back, then each is linked into place
+    /// if its name is free, then each folder is synced once (not once per file). The
+    /// syncs no longer alternate with writes, so the filesystem commits its journal
+    /// about once for the file data and once for the names, though each sync still
+    /// costs a device flush. Each file is still complete or absent after a crash; the
+    /// answer says, per file, whether it was created (`false`: the name was taken,
+    /// which is not an error).
     pub fn create_all(&self, files: &[(&Path, &[u8])]) -> std::io::Result<Vec<bool>> {
         struct Pending {
             parent: Folder,

@@ -103,6 +103,13 @@ pub struct Installed {
     pub signed_by: Option<String>,
 }
 
+impl Installed {
+    /// Whether installing it (or a dependency it brought) changed datum.lock.
+    fn changed_lock(&self) -> bool {
+        self.changed || self.dependencies.iter().any(|d| d.changed)
+    }
+}
+
 pub struct Installer<'a> {
     pub home: &'a Home,
     pub workshop: &'a Workshop,
@@ -184,10 +191,7 @@ impl Installer<'_> {
                 ))?;
             }
         }
-        let changed: Vec<&Installed> = outcomes
-            .iter()
-            .filter(|o| o.changed || o.dependencies.iter().any(|d| d.changed))
-            .collect();
+        let changed: Vec<&Installed> = outcomes.iter().filter(|o| o.changed_lock()).collect();
         if changed.is_empty() {
             return Ok(outcomes);
         }
@@ -221,10 +225,8 @@ impl Installer<'_> {
                 commit: options.commit.then_some(message),
             },
         )?;
-        for o in &mut outcomes {
-            if o.changed || o.dependencies.iter().any(|d| d.changed) {
-                o.commit = commit.clone();
-            }
+        for o in outcomes.iter_mut().filter(|o| o.changed_lock()) {
+            o.commit = commit.clone();
         }
         Ok(outcomes)
     }

@@ -317,21 +317,32 @@ fn module(engine: &Engine, path: &Path, options: &LoadOptions) -> Result<Module,
         let bytes = read_module(path)?;
         return compile(engine, &bytes);
     };
-    let digest = match &options.digest {
-        Some(d) if crate::store::is_sha256(d) => d.clone(),
-        _ => crate::store::sha256_hex(&read_module(path)?),
+    // A digest the caller verified names the module without reading it; otherwise the
+    // bytes are read (once) and hashed here.
+    let (digest, read) = match &options.digest {
+        Some(d) if crate::store::is_sha256(d) => (d.clone(), None),
+        _ => {
+            let bytes = read_module(path)?;
+            (crate::store::sha256_hex(&bytes), Some(bytes))
+        }
     };
     let cached = precompiled_path(dir, engine, &digest);
     if let Some(module) = map_precompiled(engine, &cached) {
         return Ok(module);
     }
-    let bytes = read_module(path)?;
-    if options.digest.is_some() && crate::store::sha256_hex(&bytes) != digest {
-        return Err(LoadError::Wasm(format!(
-            "{} does not hash to {digest}; reinstall the plugin",
-            path.display()
-        )));
-    }
+    let bytes = match read {
+        Some(bytes) => bytes,
+        None => {
+            let bytes = read_module(path)?;
+            if crate::store::sha256_hex(&bytes) != digest {
+                return Err(LoadError::Wasm(format!(
+                    "{} does not hash to {digest}; reinstall the plugin",
+                    path.display()
+                )));
+            }
+            bytes
+        }
+    };
     let module = compile(engine, &bytes)?;
     // Best effort: without the file the next load compiles again.
     if let Ok(serialized) = module.serialize() {
