@@ -12,6 +12,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 
@@ -24,6 +25,36 @@ pub struct Folder {
     dir: Dir,
     /// For messages only.
     label: PathBuf,
+    /// Beneath a folder whose syncs are deferred (see [`defer_syncs`]).
+    deferred: bool,
+}
+
+/// Folders nothing else can see yet — a new workshop is built beside its final place
+/// and renamed in (`workshop::Staged`) — whose writes skip their own syncs, because
+/// the whole folder is made durable once before it appears. Every other folder syncs
+/// each write. Canonical paths; a `Folder` opened beneath one of them defers.
+static DEFERRED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Defer the syncs of writes beneath `root` (canonical) until [`resume_syncs`]; the
+/// caller makes `root` durable as a whole (`syncfs`) before anyone may rely on it.
+pub(crate) fn defer_syncs(root: &Path) {
+    if let Ok(mut d) = DEFERRED.lock() {
+        d.push(root.to_owned());
+    }
+}
+
+/// Writes beneath `root` sync each write again.
+pub(crate) fn resume_syncs(root: &Path) {
+    if let Ok(mut d) = DEFERRED.lock() {
+        d.retain(|p| p != root);
+    }
+}
+
+fn is_deferred(path: &Path) -> bool {
+    // A poisoned lock cannot tell: syncing is the safe answer.
+    DEFERRED
+        .lock()
+        .is_ok_and(|d| d.iter().any(|root| path.starts_with(root)))
 }
 
 /// One entry of [`Folder::list`].
@@ -86,11 +117,17 @@ impl Folder {
         Ok(Folder {
             dir,
             label: path.to_owned(),
+            deferred: is_deferred(path),
         })
     }
 
     pub fn label(&self) -> &Path {
         &self.label
+    }
+
+    #[cfg(test)]
+    pub(crate) fn defers_syncs(&self) -> bool {
+        self.deferred
     }
 
     /// A folder beneath this one, created first when `create` is set.
@@ -100,6 +137,7 @@ impl Folder {
             return Ok(Folder {
                 dir: self.dir.try_clone()?,
                 label: self.label.clone(),
+                deferred: self.deferred,
             });
         }
         if create {
@@ -119,20 +157,14 @@ impl Folder {
         Ok(Folder {
             dir,
             label: self.label.join(rel),
+            deferred: self.deferred,
         })
     }
 
     /// The folder holding `rel` (created when `create`), and `rel`'s last component.
     fn parent_of(&self, rel: &Path, create: bool) -> std::io::Result<(Folder, PathBuf)> {
-        let rel = relative(rel)?;
-        let name = rel.file_name().map(PathBuf::from).ok_or_else(|| {
-            invalid(
-                std::io::ErrorKind::InvalidInput,
-                format!("`{}` names no file", rel.display()),
-            )
-        })?;
-        let parent = rel.parent().unwrap_or(Path::new(""));
-        Ok((self.sub(parent, create)?, name))
+        let (parent, name) = split(rel)?;
+        Ok((self.sub(&parent, create)?, name))
     }
 
     /// Read a regular file whole, refusing anything over `limit` bytes.
@@ -175,8 +207,7 @@ impl Folder {
             let _ = parent.dir.remove_file(&tmp);
         }
         renamed.map_err(|e| explain(&self.label, rel, e))?;
-        parent.sync();
-        Ok(())
+        parent.sync()
     }
 
     /// Create a file only if its name is free, atomically (complete or absent).
@@ -189,7 +220,7 @@ impl Folder {
         let _ = parent.dir.remove_file(&tmp);
         match linked {
             Ok(()) => {
-                parent.sync();
+                parent.sync()?;
                 Ok(true)
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
@@ -199,7 +230,8 @@ impl Folder {
 
     /// [`Folder::create`] for many files in one pass: every file is written under a
     /// temporary name, then all are synced back to back, then each is linked into place
-    /// if its name is free, then each folder is synced once (not once per file). The
+    /// if its name is free, then each folder (and each folder above it, up to this one)
+    /// is synced once (not once per file). The
     /// syncs no longer alternate with writes, so the filesystem commits its journal
     /// about once for the file data and once for the names, though each sync still
     /// costs a device flush. Each file is still complete or absent after a crash; the
@@ -207,28 +239,35 @@ impl Folder {
     /// which is not an error).
     pub fn create_all(&self, files: &[(&Path, &[u8])]) -> std::io::Result<Vec<bool>> {
         struct Pending {
-            parent: Folder,
-            parent_rel: PathBuf,
+            /// Index into `parents`.
+            parent: usize,
             name: PathBuf,
             tmp: PathBuf,
             file: std::fs::File,
         }
-        let cleanup = |pending: &[Pending]| {
+        // Each folder is created and opened once, however many files it gets.
+        let mut parents: Vec<(PathBuf, Folder)> = Vec::new();
+        let cleanup = |parents: &[(PathBuf, Folder)], pending: &[Pending]| {
             for p in pending {
-                let _ = p.parent.dir.remove_file(&p.tmp);
+                let _ = parents[p.parent].1.dir.remove_file(&p.tmp);
             }
         };
         let mut pending: Vec<Pending> = Vec::with_capacity(files.len());
         for (rel, contents) in files {
-            let written = self.parent_of(rel, true).and_then(|(parent, name)| {
-                let (tmp, file) = parent.temp_file_unsynced(&name, contents, 0o666)?;
-                let parent_rel = relative(rel)?
-                    .parent()
-                    .map(PathBuf::from)
-                    .unwrap_or_default();
+            let written = split(rel).and_then(|(parent_rel, name)| {
+                let parent = match parents.iter().position(|(p, _)| *p == parent_rel) {
+                    Some(i) => i,
+                    None => {
+                        let folder = self.sub(&parent_rel, true)?;
+                        parents.push((parent_rel, folder));
+                        parents.len() - 1
+                    }
+                };
+                let (tmp, file) = parents[parent]
+                    .1
+                    .temp_file_unsynced(&name, contents, 0o666)?;
                 Ok(Pending {
                     parent,
-                    parent_rel,
                     name,
                     tmp,
                     file,
@@ -237,32 +276,44 @@ impl Folder {
             match written {
                 Ok(p) => pending.push(p),
                 Err(e) => {
-                    cleanup(&pending);
+                    cleanup(&parents, &pending);
                     return Err(explain(&self.label, rel, e));
                 }
             }
         }
-        if let Err(e) = pending.iter().try_for_each(|p| p.file.sync_all()) {
-            cleanup(&pending);
+        if let Err(e) = pending.iter().try_for_each(|p| self.sync_file(&p.file)) {
+            cleanup(&parents, &pending);
             return Err(e);
         }
         let mut created = Vec::with_capacity(pending.len());
         let mut failure = None;
         for p in &pending {
+            let (parent_rel, parent) = &parents[p.parent];
             if failure.is_none() {
-                match p.parent.dir.hard_link(&p.tmp, &p.parent.dir, &p.name) {
+                match parent.dir.hard_link(&p.tmp, &parent.dir, &p.name) {
                     Ok(()) => created.push(true),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => created.push(false),
-                    Err(e) => failure = Some(explain(&self.label, &p.parent_rel.join(&p.name), e)),
+                    Err(e) => failure = Some(explain(&self.label, &parent_rel.join(&p.name), e)),
                 }
             }
-            let _ = p.parent.dir.remove_file(&p.tmp);
+            let _ = parent.dir.remove_file(&p.tmp);
         }
+        // Each folder that got a name, and the folders above it up to this one (any
+        // of them may have been made for these files), synced once each.
         let mut synced: Vec<&Path> = Vec::new();
-        for p in &pending {
-            if !synced.contains(&p.parent_rel.as_path()) {
-                p.parent.sync();
-                synced.push(&p.parent_rel);
+        for (parent_rel, _) in &parents {
+            for folder in parent_rel.ancestors() {
+                if synced.contains(&folder) {
+                    continue;
+                }
+                let done = match parents.iter().find(|(p, _)| p == folder) {
+                    Some((_, open)) => open.sync(),
+                    None => self.sub(folder, false).and_then(|f| f.sync()),
+                };
+                if let Err(e) = done {
+                    failure.get_or_insert(e);
+                }
+                synced.push(folder);
             }
         }
         match failure {
@@ -281,7 +332,8 @@ impl Folder {
             .open_with(&name, &options)
             .map_err(|e| explain(&self.label, rel, e))?;
         let mut file = file.into_std();
-        if !file.metadata()?.is_file() {
+        let meta = file.metadata()?;
+        if !meta.is_file() {
             return Err(not_regular(&self.label.join(rel)));
         }
         // One write: with O_APPEND, concurrent appenders' lines never interleave.
@@ -290,7 +342,15 @@ impl Folder {
             bytes.push(b'\n');
         }
         file.write_all(&bytes)?;
-        file.sync_data()
+        if !self.deferred {
+            file.sync_data()?;
+        }
+        // An empty file may be one this call created: its name is durable only once
+        // its folder is.
+        if meta.len() == 0 {
+            parent.sync()?;
+        }
+        Ok(())
     }
 
     /// Entries of a folder beneath this one, sorted by name; a missing folder is empty.
@@ -338,7 +398,7 @@ impl Folder {
     /// holding `contents`, synced.
     fn temp_file(&self, name: &Path, contents: &[u8], mode: u32) -> std::io::Result<PathBuf> {
         let (tmp, file) = self.temp_file_unsynced(name, contents, mode)?;
-        if let Err(e) = file.sync_all() {
+        if let Err(e) = self.sync_file(&file) {
             let _ = self.dir.remove_file(&tmp);
             return Err(e);
         }
@@ -374,12 +434,43 @@ impl Folder {
         ))
     }
 
-    /// A rename or link is only durable once the directory entry is.
-    fn sync(&self) {
-        if let Ok(d) = self.dir.try_clone() {
-            let _ = d.into_std_file().sync_all();
+    /// A file's contents and size, durably (unless deferred).
+    fn sync_file(&self, file: &std::fs::File) -> std::io::Result<()> {
+        if self.deferred {
+            return Ok(());
+        }
+        file.sync_all()
+    }
+
+    /// A rename or link is only durable once the directory entry is. cap-std holds a
+    /// folder as an `O_PATH` descriptor, which cannot be synced (fsync says EBADF), so
+    /// the folder is opened once more, for reading, to sync it. A filesystem that
+    /// cannot sync folders at all (EINVAL) has nothing more to give.
+    fn sync(&self) -> std::io::Result<()> {
+        if self.deferred {
+            return Ok(());
+        }
+        let mut options = OpenOptions::new();
+        options.read(true);
+        let dir = self.dir.open_with(".", &options)?;
+        match dir.sync_all() {
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+            other => other,
         }
     }
+}
+
+/// `rel` as its folder (empty for this one) and its last component.
+fn split(rel: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
+    let rel = relative(rel)?;
+    let name = rel.file_name().map(PathBuf::from).ok_or_else(|| {
+        invalid(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{}` names no file", rel.display()),
+        )
+    })?;
+    let parent = rel.parent().map(PathBuf::from).unwrap_or_default();
+    Ok((parent, name))
 }
 
 /// Process id and a clock reading: unique enough for a temp name that is created
@@ -459,6 +550,16 @@ mod tests {
         assert!(f.sub(Path::new("out"), false).is_err());
         assert!(f.read(Path::new("../x"), 10).is_err());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_folder_can_be_synced() {
+        // cap-std holds folders as O_PATH descriptors, and fsync on one fails (EBADF):
+        // once, that failure was ignored and no rename or link was ever made durable.
+        let root = tempfile::tempdir().unwrap();
+        let f = Folder::open(root.path()).unwrap();
+        f.sync().unwrap();
+        f.sub(Path::new("a/b"), true).unwrap().sync().unwrap();
     }
 
     #[test]

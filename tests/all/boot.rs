@@ -228,6 +228,39 @@ fn boot_without_a_registry_creates_nothing() {
     assert!(!ws.exists(), "a failed boot leaves no half-made workshop");
 }
 
+/// A new workshop is built out of sight and appears only when all of it worked: a boot
+/// that fails half-way (here: a plugin whose bytes are not the ones the registry's
+/// index names, found after the template and git are written) leaves no workshop and
+/// no staging folder behind.
+#[test]
+fn a_boot_that_fails_half_way_leaves_nothing() {
+    let sb = Sandbox::new();
+    let reg = sb.path("registry");
+    datum_test_support::copy_dir(&bundled_registry(), &reg);
+    let artifact = reg.join("artifacts/growth/0.1.0/wasm32-unknown-unknown.wasm");
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&artifact, bytes).unwrap();
+    let ws = sb.path("lee");
+    let r = sb
+        .datum(&[
+            "boot",
+            "--workshop",
+            ws.to_str().unwrap(),
+            "--registry",
+            reg.to_str().unwrap(),
+        ])
+        .failure();
+    assert!(r.stderr().contains("growth"), "{}", r.stderr());
+    assert!(!ws.exists(), "a failed boot leaves no half-made workshop");
+    let litter: Vec<_> = std::fs::read_dir(ws.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".lee."))
+        .collect();
+    assert!(litter.is_empty(), "staging folder left behind: {litter:?}");
+}
+
 /// Boot writes the agent's CAPABILITY.toml (name, role, what its plugins provide,
 /// claimed but unproven) in the boot commit; a re-boot never touches the agent's own file.
 #[test]

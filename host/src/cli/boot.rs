@@ -9,7 +9,7 @@ use serde_json::json;
 use super::Context;
 use crate::install::{InstallOptions, Installer, PluginSpec};
 use crate::loader::Kind;
-use crate::workshop::Workshop;
+use crate::workshop::{Staged, Workshop};
 
 #[derive(Debug, clap::Args)]
 pub struct BootArgs {
@@ -98,7 +98,11 @@ pub fn boot(ctx: &Context, args: BootArgs) -> anyhow::Result<(serde_json::Value,
             );
         }
     }
-    let (workshop, created) = Workshop::create(&dir, &name, &args.role)?;
+    // A new folder is built beside its place and moved in whole when everything below
+    // has worked (one flush for all of it); an existing one is booted in place.
+    let staged = if existed { None } else { Staged::begin(&dir)? };
+    let build_dir = staged.as_ref().map_or(dir.as_path(), |s| s.path());
+    let (workshop, created) = Workshop::create(build_dir, &name, &args.role)?;
     let agent = workshop.agent()?;
 
     let mut installed = Vec::new();
@@ -209,10 +213,14 @@ pub fn boot(ctx: &Context, args: BootArgs) -> anyhow::Result<(serde_json::Value,
     ))?;
     workshop.trail(&format!("boot {}", agent.agent.name))?;
     let commit = workshop.commit(&format!("boot {}", agent.agent.name))?;
+    let root = match staged {
+        Some(staged) => staged.finish()?,
+        None => workshop.root().to_owned(),
+    };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let data = json!({
-        "workshop": workshop.root(),
+        "workshop": root,
         "agent": agent.agent.name,
         "role": agent.agent.role,
         "created": !existed,
@@ -229,7 +237,7 @@ pub fn boot(ctx: &Context, args: BootArgs) -> anyhow::Result<(serde_json::Value,
             "{verb} {} ({}) in {}\n",
             agent.agent.name,
             agent.agent.role,
-            workshop.root().display()
+            root.display()
         );
         if existed {
             s.push_str(&format!(

@@ -3,6 +3,7 @@
 
 mod git;
 mod lock;
+mod staged;
 pub mod sync;
 mod template;
 
@@ -15,6 +16,7 @@ use crate::confined::{Folder, MAX_FILE};
 
 pub use git::{commit_all, commit_path, is_clean, with_write_lock};
 pub use lock::{Lock, LockError, LockedPlugin, LOCK_FILE};
+pub use staged::Staged;
 
 /// The marker that makes a folder a workshop.
 pub const AGENT_FILE: &str = ".superagent/agent.toml";

@@ -363,7 +363,10 @@ fn compact(log: &Path) -> Result<(), BusError> {
         .and_then(|_| f.sync_all())
         .map_err(BusError::io("cannot write the compacted bus log"))?;
     std::fs::rename(&tmp, log).map_err(BusError::io("cannot replace the bus log"))?;
-    Ok(())
+    // The rename is durable once the folder is.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(BusError::io("cannot sync the bus log's folder"))
 }
 
 #[cfg(test)]
