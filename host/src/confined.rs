@@ -245,6 +245,9 @@ impl Folder {
             tmp: PathBuf,
             file: std::fs::File,
         }
+        if self.deferred {
+            return self.create_all_in_place(files);
+        }
         // Each folder is created and opened once, however many files it gets.
         let mut parents: Vec<(PathBuf, Folder)> = Vec::new();
         let cleanup = |parents: &[(PathBuf, Folder)], pending: &[Pending]| {
@@ -320,6 +323,43 @@ impl Folder {
             Some(e) => Err(e),
             None => Ok(created),
         }
+    }
+
+    /// [`Folder::create_all`] in a folder nobody sees until it is complete (and that a
+    /// crash discards): each file is written at its own name, still never over one
+    /// that exists, without the temporary name and the link.
+    fn create_all_in_place(&self, files: &[(&Path, &[u8])]) -> std::io::Result<Vec<bool>> {
+        let mut parents: Vec<(PathBuf, Folder)> = Vec::new();
+        let mut created = Vec::with_capacity(files.len());
+        for (rel, contents) in files {
+            let (parent_rel, name) = split(rel)?;
+            let parent = match parents.iter().position(|(p, _)| *p == parent_rel) {
+                Some(i) => &parents[i].1,
+                None => {
+                    let folder = self
+                        .sub(&parent_rel, true)
+                        .map_err(|e| explain(&self.label, rel, e))?;
+                    parents.push((parent_rel, folder));
+                    &parents[parents.len() - 1].1
+                }
+            };
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true).mode(0o666);
+            let mut file = match parent.dir.open_with(&name, &options) {
+                Ok(f) => f.into_std(),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    created.push(false);
+                    continue;
+                }
+                Err(e) => return Err(explain(&self.label, rel, e)),
+            };
+            if let Err(e) = file.write_all(contents) {
+                let _ = parent.dir.remove_file(&name);
+                return Err(e);
+            }
+            created.push(true);
+        }
+        Ok(created)
     }
 
     /// Append a line durably (journal, trail), creating the file if needed.

@@ -172,15 +172,28 @@ fn first_commit(
     pathspec: &str,
     message: &str,
 ) -> anyhow::Result<Option<String>> {
-    let odb = repo.odb()?;
-    // Above the loose and pack backends: new objects land here until written below.
-    let mempack = odb.add_new_mempack_backend(1000)?;
-    index.add_all([pathspec], IndexAddOption::DEFAULT, None)?;
-    let tree_id = index.write_tree()?;
     let parent = match repo.head() {
         Ok(head) => Some(head.peel_to_commit()?),
         Err(_) => None,
     };
+    let odb = repo.odb()?;
+    let memory = git2::Odb::new()?;
+    let mempack = match parent {
+        // Above the loose and pack backends: new objects land here until written below.
+        Some(_) => odb.add_new_mempack_backend(1000)?,
+        // A new repository has no objects at all, so the whole commit is made against
+        // memory alone: libgit2 re-reads the pack folder for every object it does not
+        // find (has another process packed it meanwhile?), once per file written.
+        None => {
+            let mempack = memory.add_new_mempack_backend(1)?;
+            repo.set_odb(&memory)?;
+            mempack
+        }
+    };
+    if pathspec != "*" || !add_plain_files(repo, index)? {
+        index.add_all([pathspec], IndexAddOption::DEFAULT, None)?;
+    }
+    let tree_id = index.write_tree()?;
     if parent.as_ref().is_some_and(|p| p.tree_id() == tree_id) {
         // Only a lost index (HEAD already has this tree): every object exists, so
         // the mempack holds nothing to write.
@@ -198,6 +211,7 @@ fn first_commit(
     let mut writer = odb.packwriter()?;
     std::io::Write::write_all(&mut writer, &pack)?;
     writer.commit()?;
+    repo.set_odb(&odb)?;
     index.write()?;
     // Move HEAD's branch only if it is still where we read it (another process may
     // have committed meanwhile: that is a retry, as in `repo.commit`).
@@ -211,6 +225,101 @@ fn first_commit(
         None => repo.reference(&branch, id, false, &format!("commit (initial): {subject}"))?,
     };
     Ok(Some(id.to_string()))
+}
+
+/// Stage every file of a working tree into an empty index the quick way — the files
+/// git's status lists as new, each read once and added as it is — when that is exactly
+/// what `git add` would do: no attributes and no line-ending conversion can apply, and
+/// every file is a regular one. Returns `false`, having staged nothing, otherwise.
+///
+/// Why: `add_all` looks up each file's attributes (filters, diff driver) one path at a
+/// time, and libgit2 resolves each lookup's folder with `realpath` — about 1 000 system
+/// calls for a new workshop, the largest part of a boot's kernel time.
+fn add_plain_files(repo: &Repository, index: &mut git2::Index) -> anyhow::Result<bool> {
+    let Some(root) = repo.workdir() else {
+        return Ok(false);
+    };
+    if attributes_may_apply(repo)? {
+        return Ok(false);
+    }
+    let mut options = StatusOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let statuses = repo.statuses(Some(&mut options))?;
+    let mut paths = Vec::with_capacity(statuses.len());
+    for entry in statuses.iter() {
+        let Ok(path) = entry.path() else {
+            return Ok(false); // not UTF-8: git's own way
+        };
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if entry.status() != git2::Status::WT_NEW || name == ".gitattributes" {
+            return Ok(false);
+        }
+        paths.push(path.to_owned());
+    }
+    // Every file is checked before any is staged: a link or anything else sends the
+    // whole commit the slow way.
+    let folder = crate::confined::Folder::open(root)?;
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let meta = std::fs::symlink_metadata(root.join(&path))?;
+        if !meta.is_file() {
+            return Ok(false);
+        }
+        files.push((path, meta));
+    }
+    let filemode = repo.config()?.get_bool("core.filemode").unwrap_or(true);
+    for (path, meta) in files {
+        use std::os::unix::fs::MetadataExt;
+        // Read beneath the workshop, bounded: never through a link swapped in since.
+        let bytes = folder.read(Path::new(&path), crate::confined::MAX_FILE)?;
+        let executable = filemode && meta.mode() & 0o111 != 0;
+        let time = |secs: i64, nanos: i64| git2::IndexTime::new(secs as i32, nanos as u32);
+        let entry = git2::IndexEntry {
+            ctime: time(meta.ctime(), meta.ctime_nsec()),
+            mtime: time(meta.mtime(), meta.mtime_nsec()),
+            // The index keeps 32 bits of each, as git does.
+            dev: meta.dev() as u32,
+            ino: meta.ino() as u32,
+            mode: if executable { 0o100755 } else { 0o100644 },
+            uid: meta.uid(),
+            gid: meta.gid(),
+            file_size: bytes.len() as u32,
+            id: git2::Oid::ZERO_SHA1,
+            flags: 0,
+            flags_extended: 0,
+            path: path.into_bytes(),
+        };
+        index.add_frombuffer(&entry, &bytes)?;
+    }
+    Ok(true)
+}
+
+/// Could any attribute or line-ending setting change what `git add` stores? Looks where
+/// git looks: the repository's own attribute files (`.gitattributes` files are checked
+/// by the caller), the user's and the system's, and `core.autocrlf`/`core.eol`.
+fn attributes_may_apply(repo: &Repository) -> anyhow::Result<bool> {
+    let config = repo.config()?;
+    let set = |key: &str| config.get_string(key).ok();
+    if set("core.attributesFile").is_some() || set("core.eol").is_some() {
+        return Ok(true);
+    }
+    if set("core.autocrlf").is_some_and(|v| !v.eq_ignore_ascii_case("false")) {
+        return Ok(true);
+    }
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")));
+    let mut files = vec![
+        repo.path().join("info/attributes"),
+        Path::new("/etc/gitattributes").to_owned(),
+    ];
+    files.extend(xdg.map(|d| d.join("git/attributes")));
+    Ok(files.iter().any(|f| f.symlink_metadata().is_ok()))
 }
 
 /// True when the working tree has no uncommitted changes.
@@ -261,6 +370,91 @@ mod tests {
         std::fs::write(ours.path().join("a.md"), "x").unwrap();
         assert!(commit_all(ours.path(), "first").unwrap().is_some());
         assert!(is_clean(ours.path()).unwrap());
+    }
+
+    /// A working tree with the things a first commit meets: nested folders, an empty
+    /// file, an executable, an ignored file and an ignored folder.
+    fn worktree() -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+        std::fs::create_dir_all(root.join("cache")).unwrap();
+        std::fs::write(root.join(".gitignore"), "*.log\ncache/\n").unwrap();
+        std::fs::write(root.join("README.md"), "# hi\n").unwrap();
+        std::fs::write(root.join("a/empty"), "").unwrap();
+        std::fs::write(root.join("a/b/c/deep.toml"), "x = 1\r\n").unwrap();
+        std::fs::write(root.join("a/run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            root.join("a/run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(root.join("a/noise.log"), "ignored").unwrap();
+        std::fs::write(root.join("cache/blob"), "ignored").unwrap();
+        dir
+    }
+
+    /// The tree `git add --all` would stage in `root` (libgit2's own way).
+    fn tree_the_slow_way(root: &Path) -> git2::Oid {
+        let repo = Repository::init(root).unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_all(["*"], IndexAddOption::DEFAULT, None).unwrap();
+        index.write_tree().unwrap()
+    }
+
+    #[test]
+    fn the_quick_first_commit_stages_exactly_what_git_add_would() {
+        let quick = worktree();
+        let slow = worktree();
+        ensure_repository(quick.path()).unwrap();
+        let repo = Repository::open(quick.path()).unwrap();
+        let mut index = repo.index().unwrap();
+        assert!(
+            add_plain_files(&repo, &mut index).unwrap(),
+            "plain files take the quick way"
+        );
+        assert_eq!(index.write_tree().unwrap(), tree_the_slow_way(slow.path()));
+        // And through the whole commit: a clean tree afterwards, for git too.
+        assert!(commit_all(quick.path(), "first").unwrap().is_some());
+        assert!(is_clean(quick.path()).unwrap());
+        let entry = repo
+            .index()
+            .unwrap()
+            .get_path(Path::new("a/run.sh"), 0)
+            .unwrap();
+        assert_eq!(entry.mode, 0o100755);
+    }
+
+    #[test]
+    fn attributes_or_links_send_the_first_commit_the_slow_way() {
+        // `* text` makes git store CRLF line ends as LF: the quick way would not.
+        let dir = worktree();
+        std::fs::write(dir.path().join(".gitattributes"), "* text\n").unwrap();
+        ensure_repository(dir.path()).unwrap();
+        let repo = Repository::open(dir.path()).unwrap();
+        assert!(!add_plain_files(&repo, &mut repo.index().unwrap()).unwrap());
+        commit_all(dir.path(), "first").unwrap();
+        let tree = repo.head().unwrap().peel_to_tree().unwrap();
+        let blob = tree
+            .get_path(Path::new("a/b/c/deep.toml"))
+            .unwrap()
+            .to_object(&repo)
+            .unwrap();
+        assert_eq!(blob.as_blob().unwrap().content(), b"x = 1\n");
+
+        // A link is stored as a link, not as what it points to.
+        let dir = worktree();
+        std::os::unix::fs::symlink("README.md", dir.path().join("link")).unwrap();
+        ensure_repository(dir.path()).unwrap();
+        let repo = Repository::open(dir.path()).unwrap();
+        assert!(!add_plain_files(&repo, &mut repo.index().unwrap()).unwrap());
+        commit_all(dir.path(), "first").unwrap();
+        let tree = repo.head().unwrap().peel_to_tree().unwrap();
+        assert_eq!(
+            tree.get_path(Path::new("link")).unwrap().filemode(),
+            0o120000
+        );
     }
 
     #[test]
