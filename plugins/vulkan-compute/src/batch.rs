@@ -114,54 +114,33 @@ pub fn run_gpu(
 ) -> Result<(Vec<(RunResult, Ran)>, BatchStats), GpuError> {
     let out_stack = out_stack.min(OUT_STACK);
     let stride = RESULT_HEADER + out_stack;
-    let pack_start = std::time::Instant::now();
-    // Programs laid end to end, each starting on a word boundary; offsets and the
-    // initial-stack positions are prefix sums, the rest is filled on every core.
-    let mut offsets = Vec::with_capacity(programs.len());
-    let mut total = 0u32;
-    for p in programs {
-        offsets.push(total * 4);
-        total += p.len().div_ceil(4) as u32;
-    }
-    let mut code = vec![0u32; total as usize];
-    split_by(&mut code, programs.iter().map(|p| p.len().div_ceil(4)))
-        .into_par_iter()
-        .zip(programs.par_iter())
-        .for_each(|(dst, p)| {
-            for (w, c) in dst.iter_mut().zip(p.chunks(4)) {
-                let mut b = [0u8; 4];
-                b[..c.len()].copy_from_slice(c);
-                *w = u32::from_le_bytes(b);
-            }
+    // Where each program and each initial stack goes: prefix sums, once, so every core
+    // can then write its share of the upload buffers in place.
+    let layout_start = std::time::Instant::now();
+    let code_at = prefix_sums(programs.iter().map(|p| p.len().div_ceil(4)))?;
+    let init_at = prefix_sums(jobs.iter().map(|j| j.stack.len()))?;
+    let code_words = code_at.last().copied().unwrap_or(0) as usize;
+    if code_words > (u32::MAX / 4) as usize {
+        return Err(GpuError::Vulkan {
+            doing: "packing the batch",
+            why: format!("{code_words} words of programs; a batch holds at most 1 GiB of code"),
         });
-    let mut init_at = Vec::with_capacity(jobs.len());
-    let mut at = 0u32;
-    for j in jobs {
-        init_at.push(at);
-        at += j.stack.len() as u32;
     }
-    let gpu_steps = u32::try_from(max_steps).ok();
-    let mut words = vec![0u32; jobs.len() * 4];
-    words
-        .par_chunks_mut(4)
-        .zip(jobs.par_iter().zip(init_at.par_iter()))
-        .for_each(|(w, (j, &io))| {
-            w.copy_from_slice(&[
-                offsets[j.program],
-                programs[j.program].len() as u32,
-                io,
-                j.stack.len() as u32,
-            ]);
-        });
-    let mut init = vec![0u32; at as usize];
-    split_by(&mut init, jobs.iter().map(|j| j.stack.len()))
-        .into_par_iter()
-        .zip(jobs.par_iter())
-        .for_each(|(dst, j)| dst.copy_from_slice(&j.stack));
-    let pack_us = pack_start.elapsed().as_micros();
-    let (buffer, times) = match gpu_steps {
-        Some(steps) => gpu.dispatch(&code, &words, &init, steps, out_stack)?,
-        None => (None, DispatchTimes::default()),
+    let init_words = init_at.last().copied().unwrap_or(0) as usize;
+    let mut pack_us = layout_start.elapsed().as_micros();
+    let (buffer, times) = match u32::try_from(max_steps) {
+        Ok(steps) => gpu.dispatch_with(
+            [code_words, jobs.len() * 4, init_words],
+            jobs.len(),
+            steps,
+            out_stack,
+            |code, words, init| {
+                let t = std::time::Instant::now();
+                pack(programs, jobs, &code_at, &init_at, code, words, init);
+                pack_us += t.elapsed().as_micros();
+            },
+        )?,
+        Err(_) => (None, DispatchTimes::default()),
     };
     let guard = match &buffer {
         Some(b) => Some(b.read().map_err(|e| GpuError::Vulkan {
@@ -205,17 +184,102 @@ pub fn run_gpu(
     Ok((results, stats))
 }
 
-/// `buf` cut into consecutive pieces of the given lengths (which must fit), so each
-/// piece can be filled on its own core.
-fn split_by(buf: &mut [u32], lens: impl Iterator<Item = usize>) -> Vec<&mut [u32]> {
-    let mut pieces = Vec::new();
-    let mut rest = buf;
+/// Items per piece of parallel packing: long runs per core, not a task per job.
+const PIECE: usize = 4096;
+
+/// `[0, l0, l0 + l1, …]`: where each item starts, and the total last. A batch whose
+/// words do not fit the shader's 32-bit offsets is an error.
+fn prefix_sums(lens: impl ExactSizeIterator<Item = usize>) -> Result<Vec<u32>, GpuError> {
+    let mut at = Vec::with_capacity(lens.len() + 1);
+    let mut total = 0u32;
+    at.push(0);
     for len in lens {
-        let (head, tail) = rest.split_at_mut(len);
-        pieces.push(head);
+        total = u32::try_from(len)
+            .ok()
+            .and_then(|l| total.checked_add(l))
+            .ok_or_else(|| GpuError::Vulkan {
+                doing: "packing the batch",
+                why: "more than 2^32 words of input in one batch".into(),
+            })?;
+        at.push(total);
+    }
+    Ok(at)
+}
+
+/// Write the batch into the upload buffers, on every core: programs end to end (each
+/// from a word boundary, little-endian bytes as the shader reads them), one 4-word
+/// record per job (program's byte offset and length, initial stack's offset and
+/// length) and the initial stacks end to end. Every word is written (the buffers are
+/// reused) and nothing is read back (they may be write-combined).
+fn pack(
+    programs: &[Vec<u8>],
+    jobs: &[Job],
+    code_at: &[u32],
+    init_at: &[u32],
+    code: &mut [u32],
+    words: &mut [u32],
+    init: &mut [u32],
+) {
+    rayon::join(
+        || {
+            in_pieces(code, code_at, |i, dst| {
+                let p = &programs[i];
+                let mut whole = p.chunks_exact(4);
+                for (w, c) in dst.iter_mut().zip(&mut whole) {
+                    *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+                let tail = whole.remainder();
+                if let Some(last) = dst.get_mut(p.len() / 4).filter(|_| !tail.is_empty()) {
+                    let mut b = [0u8; 4];
+                    b[..tail.len()].copy_from_slice(tail);
+                    *last = u32::from_le_bytes(b);
+                }
+            })
+        },
+        || {
+            rayon::join(
+                || {
+                    words
+                        .par_chunks_mut(4 * PIECE)
+                        .enumerate()
+                        .for_each(|(piece, dst)| {
+                            for (k, w) in dst.chunks_exact_mut(4).enumerate() {
+                                let i = piece * PIECE + k;
+                                let j = &jobs[i];
+                                w.copy_from_slice(&[
+                                    code_at[j.program] * 4,
+                                    programs[j.program].len() as u32,
+                                    init_at[i],
+                                    j.stack.len() as u32,
+                                ]);
+                            }
+                        })
+                },
+                || in_pieces(init, init_at, |i, dst| dst.copy_from_slice(&jobs[i].stack)),
+            )
+        },
+    );
+}
+
+/// Call `fill(i, piece)` for every item `i`, where item `i` owns `buf[at[i]..at[i + 1]]`,
+/// on every core: the buffer is cut into pieces of `PIECE` items each.
+fn in_pieces(buf: &mut [u32], at: &[u32], fill: impl Fn(usize, &mut [u32]) + Sync) {
+    let items = at.len().saturating_sub(1);
+    let mut pieces = Vec::with_capacity(items.div_ceil(PIECE));
+    let mut rest = buf;
+    for first in (0..items).step_by(PIECE) {
+        let end = (first + PIECE).min(items);
+        let (head, tail) = rest.split_at_mut((at[end] - at[first]) as usize);
+        pieces.push((first, end, head));
         rest = tail;
     }
-    pieces
+    pieces.into_par_iter().for_each(|(first, end, piece)| {
+        let base = at[first];
+        for i in first..end {
+            let (a, b) = ((at[i] - base) as usize, (at[i + 1] - base) as usize);
+            fill(i, &mut piece[a..b]);
+        }
+    });
 }
 
 /// One result record, or the NEEDS_CPU reason.

@@ -312,35 +312,31 @@ impl Gpu {
         Ok(fresh.slice(0..len))
     }
 
-    /// An input buffer the GPU reads once: host memory written sequentially (copying
-    /// into device memory first would cost more than it saves).
-    fn upload(&self, slot: usize, words: &[u32]) -> Result<Subbuffer<[u32]>, GpuError> {
-        let buffer = self.buffer(
+    /// An input buffer the GPU reads once, of `len` words: host memory written
+    /// sequentially (copying into device memory first would cost more than it saves).
+    fn upload_buffer(&self, slot: usize, len: usize) -> Result<Subbuffer<[u32]>, GpuError> {
+        self.buffer(
             slot,
-            words.len(),
+            len,
             MemoryTypeFilter::PREFER_HOST | MemoryTypeFilter::HOST_SEQUENTIAL_WRITE,
-        )?;
-        if !words.is_empty() {
-            buffer
-                .write()
-                .map_err(vk("writing a buffer"))?
-                .copy_from_slice(words);
-        }
-        Ok(buffer)
+        )
     }
 
-    /// Run `jobs` (4 words each, see the shader's `Job`) over `code` and `init` with
-    /// a step limit; the returned buffer holds `RESULT_HEADER + out_stack` words per
-    /// job, read in place by the caller (no copy).
-    pub fn dispatch(
+    /// Run `count` jobs: `fill` writes their inputs straight into the mapped upload
+    /// buffers — code, jobs (4 words each, see the shader's `Job`) and initial stacks,
+    /// of `lens` words each — so nothing is packed into host memory and copied again.
+    /// It must write every word (the buffers are reused, not cleared), and only write:
+    /// upload memory may be write-combined, where reads are very slow. The returned
+    /// buffer holds `RESULT_HEADER + out_stack` words per job, read in place by the
+    /// caller (no copy).
+    pub fn dispatch_with(
         &self,
-        code: &[u32],
-        jobs: &[u32],
-        init: &[u32],
+        lens: [usize; 3],
+        count: usize,
         max_steps: u32,
         out_stack: usize,
+        fill: impl FnOnce(&mut [u32], &mut [u32], &mut [u32]),
     ) -> Result<(Option<Results>, DispatchTimes), GpuError> {
-        let count = jobs.len() / 4;
         let stride = RESULT_HEADER + out_stack;
         let mut times = DispatchTimes::default();
         if count == 0 {
@@ -357,9 +353,20 @@ impl Gpu {
             });
         }
         let t = Instant::now();
-        let code_buf = self.upload(0, code)?;
-        let jobs_buf = self.upload(1, jobs)?;
-        let init_buf = self.upload(2, init)?;
+        let code_buf = self.upload_buffer(0, lens[0])?;
+        let jobs_buf = self.upload_buffer(1, lens[1])?;
+        let init_buf = self.upload_buffer(2, lens[2])?;
+        {
+            let mut code = code_buf.write().map_err(vk("writing a buffer"))?;
+            let mut jobs = jobs_buf.write().map_err(vk("writing a buffer"))?;
+            let mut init = init_buf.write().map_err(vk("writing a buffer"))?;
+            // A buffer is never empty (Vulkan refuses those): fill sees the real length.
+            fill(
+                &mut code[..lens[0]],
+                &mut jobs[..lens[1]],
+                &mut init[..lens[2]],
+            );
+        }
         let out_buf = self.buffer(
             3,
             count * stride,
