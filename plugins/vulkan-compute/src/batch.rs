@@ -104,13 +104,38 @@ pub fn run_cpu_all_cores(programs: &[Vec<u8>], jobs: &[Job], max_steps: u64) -> 
         .collect()
 }
 
-/// Run the batch on `gpu`; jobs it cannot run exactly go to flux-core.
+/// Run the batch on `gpu`; jobs it cannot run exactly go to flux-core. Jobs are
+/// grouped so that neighbouring invocations run alike (see [`Order::Grouped`]).
 pub fn run_gpu(
     gpu: &Gpu,
     programs: &[Vec<u8>],
     jobs: &[Job],
     max_steps: u64,
     out_stack: usize,
+) -> Result<(Vec<(RunResult, Ran)>, BatchStats), GpuError> {
+    run_gpu_ordered(gpu, programs, jobs, max_steps, out_stack, Order::Grouped)
+}
+
+/// How jobs are laid out for the GPU. Results always come back in the jobs' order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// As given.
+    AsGiven,
+    /// Programs with a loop apart from straight-line ones, then by length: a GPU runs
+    /// invocations in lockstep groups (a warp of 32 on NVIDIA, 8 lanes on lavapipe),
+    /// and a group lasts as long as its longest member, so one looping program among
+    /// straight-line ones holds them all.
+    Grouped,
+}
+
+/// [`run_gpu`] with a chosen job order (the benchmark compares them).
+pub fn run_gpu_ordered(
+    gpu: &Gpu,
+    programs: &[Vec<u8>],
+    jobs: &[Job],
+    max_steps: u64,
+    out_stack: usize,
+    order: Order,
 ) -> Result<(Vec<(RunResult, Ran)>, BatchStats), GpuError> {
     let out_stack = out_stack.min(OUT_STACK);
     let stride = RESULT_HEADER + out_stack;
@@ -127,6 +152,14 @@ pub fn run_gpu(
         });
     }
     let init_words = init_at.last().copied().unwrap_or(0) as usize;
+    // Record r runs job `run[r]`; job i's result is record `record[i]`.
+    let (run, record) = match order {
+        Order::AsGiven => ((0..jobs.len() as u32).collect(), None),
+        Order::Grouped => {
+            let (run, record) = group(programs, jobs);
+            (run, Some(record))
+        }
+    };
     let mut pack_us = layout_start.elapsed().as_micros();
     let (buffer, times) = match u32::try_from(max_steps) {
         Ok(steps) => gpu.dispatch_with(
@@ -136,7 +169,7 @@ pub fn run_gpu(
             out_stack,
             |code, words, init| {
                 let t = std::time::Instant::now();
-                pack(programs, jobs, &code_at, &init_at, code, words, init);
+                pack(programs, jobs, &run, &code_at, &init_at, code, words, init);
                 pack_us += t.elapsed().as_micros();
             },
         )?,
@@ -161,7 +194,8 @@ pub fn run_gpu(
         .par_iter()
         .enumerate()
         .map(|(i, j)| {
-            let rec = out.get(i * stride..(i + 1) * stride);
+            let r = record.as_ref().map_or(i, |record| record[i] as usize);
+            let rec = out.get(r * stride..(r + 1) * stride);
             match rec.and_then(|rec| decode(rec, out_stack)) {
                 Some(Ok(r)) => (r, Ran::Gpu),
                 Some(Err(why)) => (
@@ -211,9 +245,11 @@ fn prefix_sums(lens: impl ExactSizeIterator<Item = usize>) -> Result<Vec<u32>, G
 /// record per job (program's byte offset and length, initial stack's offset and
 /// length) and the initial stacks end to end. Every word is written (the buffers are
 /// reused) and nothing is read back (they may be write-combined).
+#[allow(clippy::too_many_arguments)] // the batch, its layout and the three buffers
 fn pack(
     programs: &[Vec<u8>],
     jobs: &[Job],
+    run: &[u32],
     code_at: &[u32],
     init_at: &[u32],
     code: &mut [u32],
@@ -244,7 +280,7 @@ fn pack(
                         .enumerate()
                         .for_each(|(piece, dst)| {
                             for (k, w) in dst.chunks_exact_mut(4).enumerate() {
-                                let i = piece * PIECE + k;
+                                let i = run[piece * PIECE + k] as usize;
                                 let j = &jobs[i];
                                 w.copy_from_slice(&[
                                     code_at[j.program] * 4,
@@ -259,6 +295,52 @@ fn pack(
             )
         },
     );
+}
+
+/// The grouped order of [`Order::Grouped`]: `(run, record)`, where record `r` runs job
+/// `run[r]` and job `i` is record `record[i]`. Within each piece of `PIECE` jobs, a
+/// counting sort over a cheap guess at each program's work (linear, stable within a
+/// class, on every core). Only within pieces: sorting the whole batch put every long
+/// job at its end, and lavapipe ran that 0.8× as fast as no grouping at all, while
+/// pieces of 512 to 4 096 ran 1.5× as fast. The guess only decides which jobs run
+/// side by side, never a result.
+fn group(programs: &[Vec<u8>], jobs: &[Job]) -> (Vec<u32>, Vec<u32>) {
+    const CLASSES: usize = 512;
+    let class_of_program: Vec<u16> = programs.par_iter().map(|p| work_class(p)).collect();
+    let mut run = vec![0u32; jobs.len()];
+    let mut record = vec![0u32; jobs.len()];
+    run.par_chunks_mut(PIECE)
+        .zip(record.par_chunks_mut(PIECE))
+        .zip(jobs.par_chunks(PIECE))
+        .enumerate()
+        .for_each(|(piece, ((run, record), jobs))| {
+            let base = piece * PIECE;
+            let mut start = [0u32; CLASSES + 1];
+            for j in jobs {
+                start[class_of_program[j.program] as usize + 1] += 1;
+            }
+            for c in 0..CLASSES {
+                start[c + 1] += start[c];
+            }
+            for (k, j) in jobs.iter().enumerate() {
+                let c = class_of_program[j.program] as usize;
+                let r = start[c] as usize;
+                start[c] += 1;
+                run[r] = (base + k) as u32;
+                record[k] = (base + r) as u32;
+            }
+        });
+    (run, record)
+}
+
+/// Which of 512 classes a program falls in: 256 and up for one with a backward branch
+/// (a JMP/JZ/JNZ/CALL byte whose 16-bit displacement is negative — a byte scan, so an
+/// operand that looks like one only misplaces the program), then by length in words.
+fn work_class(code: &[u8]) -> u16 {
+    let looped = code
+        .windows(3)
+        .any(|w| (0x50..=0x53).contains(&w[0]) && w[2] & 0x80 != 0);
+    (u16::from(looped) << 8) | code.len().div_ceil(4).min(255) as u16
 }
 
 /// Call `fill(i, piece)` for every item `i`, where item `i` owns `buf[at[i]..at[i + 1]]`,
@@ -318,4 +400,57 @@ fn decode(rec: &[u32], out_stack: usize) -> Option<Result<RunResult, u32>> {
         continuations: 0,
         trace: Vec::new(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_is_a_permutation_that_puts_alike_jobs_side_by_side_within_each_piece() {
+        let programs = crate::sample::programs(3 * PIECE + 123, 5);
+        // Jobs name programs out of order, some twice.
+        let jobs: Vec<Job> = (0..programs.len() + 500)
+            .map(|i| Job {
+                program: (i * 7919) % programs.len(),
+                stack: vec![],
+            })
+            .collect();
+        let (run, record) = group(&programs, &jobs);
+        let mut seen = vec![false; jobs.len()];
+        for (r, &i) in run.iter().enumerate() {
+            assert!(
+                !std::mem::replace(&mut seen[i as usize], true),
+                "job {i} runs twice"
+            );
+            assert_eq!(record[i as usize] as usize, r, "record is run's inverse");
+            assert_eq!(r / PIECE, i as usize / PIECE, "a job stays in its piece");
+        }
+        for piece in run.chunks(PIECE) {
+            let classes: Vec<u16> = piece
+                .iter()
+                .map(|&i| work_class(&programs[jobs[i as usize].program]))
+                .collect();
+            assert!(classes.windows(2).all(|w| w[0] <= w[1]), "sorted by class");
+            // Stable: equal classes keep the jobs' order.
+            for (w, c) in piece.windows(2).zip(classes.windows(2)) {
+                if c[0] == c[1] {
+                    assert!(w[0] < w[1]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_loop_is_told_apart_from_straight_line_code() {
+        // push 3; loop: dec; dup; jnz loop; halt
+        let looped = [0x55, 3, 0, 0, 0, 0x17, 0x60, 0x52, 0xfb, 0xff, 0x00];
+        let straight = [0x55, 3, 0, 0, 0, 0x17, 0x60, 0x52, 0x01, 0x00, 0x00];
+        assert!(work_class(&looped) >= 256);
+        assert!(work_class(&straight) < 256);
+        assert!(
+            work_class(&[0x00]) < work_class(&straight),
+            "then by length"
+        );
+    }
 }
