@@ -1821,6 +1821,61 @@ fn hostile_github_answers_are_skipped_escaped_or_refused() {
 }
 
 // ---------------------------------------------------------------------------
+// Boot (issue 17): a folder booted in place is someone's, and so is the folder a new
+// workshop is staged beside. Their entries are committed as what they are, never
+// followed, never waited on.
+
+#[test]
+fn a_folder_booted_in_place_commits_links_as_links_and_never_waits_on_a_fifo() {
+    let sb = Sandbox::new();
+    let secret = sb.path("secret.txt");
+    std::fs::write(&secret, "outside secret").unwrap();
+    let ws = sb.path("kit");
+    std::fs::create_dir_all(&ws).unwrap();
+    symlink(&secret, ws.join("leak")).unwrap();
+    std::fs::write(ws.join("notes.md"), "mine").unwrap();
+    let fifo = std::ffi::CString::new(ws.join("pipe").to_str().unwrap()).unwrap();
+    // SAFETY: test setup; a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let reg = bundled_registry();
+    let mut boot = sb.spawn_in(&ws, &["boot", "--registry", s(&reg)]);
+    let status = boot.wait_exit(Duration::from_secs(120));
+    assert!(status.success(), "{}", boot.output());
+    let repo = git2::Repository::open(&ws).unwrap();
+    let tree = repo.head().unwrap().peel_to_tree().unwrap();
+    let leak = tree.get_path(Path::new("leak")).unwrap();
+    assert_eq!(leak.filemode(), 0o120000, "a link is committed as a link");
+    let blob = leak.to_object(&repo).unwrap();
+    assert_eq!(blob.as_blob().unwrap().content(), s(&secret).as_bytes());
+    assert!(
+        tree.get_path(Path::new("pipe")).is_err(),
+        "a FIFO is not content"
+    );
+    assert!(tree.get_path(Path::new("notes.md")).is_ok());
+}
+
+#[test]
+fn a_link_named_like_a_crashed_boots_leftover_is_never_followed() {
+    let sb = Sandbox::new();
+    let precious = sb.path("precious");
+    std::fs::create_dir_all(&precious).unwrap();
+    std::fs::write(precious.join("keep.md"), "mine").unwrap();
+    // Beside the new workshop `kit`, named as the staging folder of a crashed boot.
+    let bait = sb.path(".kit.datum-boot-4000000000-0");
+    symlink(&precious, &bait).unwrap();
+    let ws = sb.path("kit");
+    let reg = bundled_registry();
+    sb.datum(&["boot", "--workshop", s(&ws), "--registry", s(&reg)])
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(precious.join("keep.md")).unwrap(),
+        "mine"
+    );
+    assert!(bait.symlink_metadata().is_ok(), "not datum's to remove");
+    assert!(ws.join(".superagent/agent.toml").is_file());
+}
+
+// ---------------------------------------------------------------------------
 // Fuzz targets (bounded property tests): the git-tree reader, the lock parser and
 // the bottle parser must never panic, and whatever they accept must be safe.
 
