@@ -1,7 +1,7 @@
 //! `datum boot` and `datum status`: a workshop from nothing, and back again.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use datum_test_support::{bundled_registry, commit_count, git_clean, Sandbox};
+use datum_test_support::{bundled_registry, commit_count, git_clean, Run, Sandbox};
 
 const ADD: &str = "550500000055070000001000";
 
@@ -211,19 +211,23 @@ fn commands_find_their_workshop_like_git_does() {
     assert!(r.stderr().contains("datum boot"), "{}", r.stderr());
 }
 
+/// `datum boot --workshop WS --registry REGISTRY`, which must fail.
+fn failed_boot(sb: &Sandbox, ws: &std::path::Path, registry: &std::path::Path) -> Run {
+    sb.datum(&[
+        "boot",
+        "--workshop",
+        ws.to_str().unwrap(),
+        "--registry",
+        registry.to_str().unwrap(),
+    ])
+    .failure()
+}
+
 #[test]
 fn boot_without_a_registry_creates_nothing() {
     let sb = Sandbox::new();
     let ws = sb.path("gus");
-    let r = sb
-        .datum(&[
-            "boot",
-            "--workshop",
-            ws.to_str().unwrap(),
-            "--registry",
-            sb.path("nowhere").to_str().unwrap(),
-        ])
-        .failure();
+    let r = failed_boot(&sb, &ws, &sb.path("nowhere"));
     assert!(r.stderr().contains("does not exist"), "{}", r.stderr());
     assert!(!ws.exists(), "a failed boot leaves no half-made workshop");
 }
@@ -242,15 +246,7 @@ fn a_boot_that_fails_half_way_leaves_nothing() {
     bytes[100] ^= 0xff;
     std::fs::write(&artifact, bytes).unwrap();
     let ws = sb.path("lee");
-    let r = sb
-        .datum(&[
-            "boot",
-            "--workshop",
-            ws.to_str().unwrap(),
-            "--registry",
-            reg.to_str().unwrap(),
-        ])
-        .failure();
+    let r = failed_boot(&sb, &ws, &reg);
     assert!(r.stderr().contains("growth"), "{}", r.stderr());
     assert!(!ws.exists(), "a failed boot leaves no half-made workshop");
     let litter: Vec<_> = std::fs::read_dir(ws.parent().unwrap())
