@@ -142,8 +142,8 @@ pub fn run_gpu_ordered(
     // Where each program and each initial stack goes: prefix sums, once, so every core
     // can then write its share of the upload buffers in place.
     let layout_start = std::time::Instant::now();
-    let code_at = prefix_sums(programs.iter().map(|p| p.len().div_ceil(4)))?;
-    let init_at = prefix_sums(jobs.iter().map(|j| j.stack.len()))?;
+    let code_at = prefix_sums(programs, |p| p.len().div_ceil(4))?;
+    let init_at = prefix_sums(jobs, |j| j.stack.len())?;
     let code_words = code_at.last().copied().unwrap_or(0) as usize;
     if code_words > (u32::MAX / 4) as usize {
         return Err(GpuError::Vulkan {
@@ -221,22 +221,44 @@ pub fn run_gpu_ordered(
 /// Items per piece of parallel packing: long runs per core, not a task per job.
 const PIECE: usize = 4096;
 
-/// `[0, l0, l0 + l1, …]`: where each item starts, and the total last. A batch whose
-/// words do not fit the shader's 32-bit offsets is an error.
-fn prefix_sums(lens: impl ExactSizeIterator<Item = usize>) -> Result<Vec<u32>, GpuError> {
-    let mut at = Vec::with_capacity(lens.len() + 1);
+/// `[0, l0, l0 + l1, …]` for the lengths `len(item)`: where each item starts, and the
+/// total last. On every core: each piece's total first, then each piece fills its
+/// share from where the pieces before it end. A batch whose words do not fit the
+/// shader's 32-bit offsets is an error.
+fn prefix_sums<T: Sync>(
+    items: &[T],
+    len: impl Fn(&T) -> usize + Sync,
+) -> Result<Vec<u32>, GpuError> {
+    let too_big = || GpuError::Vulkan {
+        doing: "packing the batch",
+        why: "more than 2^32 words of input in one batch".into(),
+    };
+    let totals: Vec<usize> = items
+        .par_chunks(PIECE)
+        .map(|piece| piece.iter().map(&len).fold(0usize, usize::saturating_add))
+        .collect();
+    let mut starts = Vec::with_capacity(totals.len());
     let mut total = 0u32;
-    at.push(0);
-    for len in lens {
-        total = u32::try_from(len)
+    for t in totals {
+        starts.push(total);
+        total = u32::try_from(t)
             .ok()
-            .and_then(|l| total.checked_add(l))
-            .ok_or_else(|| GpuError::Vulkan {
-                doing: "packing the batch",
-                why: "more than 2^32 words of input in one batch".into(),
-            })?;
-        at.push(total);
+            .and_then(|t| total.checked_add(t))
+            .ok_or_else(too_big)?;
     }
+    let mut at = vec![0u32; items.len() + 1];
+    at[1..]
+        .par_chunks_mut(PIECE)
+        .zip(items.par_chunks(PIECE))
+        .zip(starts)
+        .for_each(|((dst, piece), start)| {
+            let mut running = start;
+            for (d, item) in dst.iter_mut().zip(piece) {
+                // Cannot overflow: the piece's total fitted above.
+                running += len(item) as u32;
+                *d = running;
+            }
+        });
     Ok(at)
 }
 
@@ -337,9 +359,14 @@ fn group(programs: &[Vec<u8>], jobs: &[Job]) -> (Vec<u32>, Vec<u32>) {
 /// (a JMP/JZ/JNZ/CALL byte whose 16-bit displacement is negative — a byte scan, so an
 /// operand that looks like one only misplaces the program), then by length in words.
 fn work_class(code: &[u8]) -> u16 {
+    // Every opcode byte against the byte two on (the displacement's high byte): no
+    // early exit, so the compiler can compare many bytes at once.
     let looped = code
-        .windows(3)
-        .any(|w| (0x50..=0x53).contains(&w[0]) && w[2] & 0x80 != 0);
+        .iter()
+        .zip(code.iter().skip(2))
+        .fold(false, |any, (&op, &high)| {
+            any | (op & 0xfc == 0x50 && high & 0x80 != 0)
+        });
     (u16::from(looped) << 8) | code.len().div_ceil(4).min(255) as u16
 }
 
@@ -439,6 +466,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn prefix_sums_agree_with_a_running_total_across_pieces_and_refuse_overflow() {
+        let lens: Vec<usize> = (0..2 * PIECE + 77).map(|i| i % 13).collect();
+        let at = prefix_sums(&lens, |&l| l).unwrap();
+        let mut running = 0u32;
+        assert_eq!(at[0], 0);
+        for (i, &l) in lens.iter().enumerate() {
+            running += l as u32;
+            assert_eq!(at[i + 1], running, "item {i}");
+        }
+        assert!(prefix_sums(&[(), ()], |_| u32::MAX as usize).is_err());
+        assert!(prefix_sums(&[()], |_| u32::MAX as usize + 1).is_err());
+        assert_eq!(prefix_sums(&[] as &[()], |_| 1).unwrap(), vec![0]);
     }
 
     #[test]
