@@ -231,13 +231,14 @@ impl Folder {
     /// [`Folder::create`] for many files in one pass: every file is written under a
     /// temporary name, then all are synced back to back, then each is linked into place
     /// if its name is free, then each folder (and each folder above it, up to this one)
-    /// is synced once (not once per file). The
-    /// syncs no longer alternate with writes, so the filesystem commits its journal
-    /// about once for the file data and once for the names, though each sync still
-    /// costs a device flush. Each file is still complete or absent after a crash; the
-    /// answer says, per file, whether it was created (`false`: the name was taken,
-    /// which is not an error).
+    /// is synced once, not once per file. Each file is still complete or absent after a
+    /// crash; the answer says, per file, whether it was created (`false`: the name was
+    /// taken, which is not an error). In a folder whose syncs are deferred, see
+    /// [`Folder::create_all_in_place`].
     pub fn create_all(&self, files: &[(&Path, &[u8])]) -> std::io::Result<Vec<bool>> {
+        if self.deferred {
+            return self.create_all_in_place(files);
+        }
         struct Pending {
             /// Index into `parents`.
             parent: usize,
@@ -245,10 +246,6 @@ impl Folder {
             tmp: PathBuf,
             file: std::fs::File,
         }
-        if self.deferred {
-            return self.create_all_in_place(files);
-        }
-        // Each folder is created and opened once, however many files it gets.
         let mut parents: Vec<(PathBuf, Folder)> = Vec::new();
         let cleanup = |parents: &[(PathBuf, Folder)], pending: &[Pending]| {
             for p in pending {
@@ -258,14 +255,7 @@ impl Folder {
         let mut pending: Vec<Pending> = Vec::with_capacity(files.len());
         for (rel, contents) in files {
             let written = split(rel).and_then(|(parent_rel, name)| {
-                let parent = match parents.iter().position(|(p, _)| *p == parent_rel) {
-                    Some(i) => i,
-                    None => {
-                        let folder = self.sub(&parent_rel, true)?;
-                        parents.push((parent_rel, folder));
-                        parents.len() - 1
-                    }
-                };
+                let parent = self.sub_once(&mut parents, parent_rel)?;
                 let (tmp, file) = parents[parent]
                     .1
                     .temp_file_unsynced(&name, contents, 0o666)?;
@@ -333,16 +323,10 @@ impl Folder {
         let mut created = Vec::with_capacity(files.len());
         for (rel, contents) in files {
             let (parent_rel, name) = split(rel)?;
-            let parent = match parents.iter().position(|(p, _)| *p == parent_rel) {
-                Some(i) => &parents[i].1,
-                None => {
-                    let folder = self
-                        .sub(&parent_rel, true)
-                        .map_err(|e| explain(&self.label, rel, e))?;
-                    parents.push((parent_rel, folder));
-                    &parents[parents.len() - 1].1
-                }
-            };
+            let parent = self
+                .sub_once(&mut parents, parent_rel)
+                .map_err(|e| explain(&self.label, rel, e))?;
+            let parent = &parents[parent].1;
             let mut options = OpenOptions::new();
             options.write(true).create_new(true).mode(0o666);
             let mut file = match parent.dir.open_with(&name, &options) {
@@ -360,6 +344,22 @@ impl Folder {
             created.push(true);
         }
         Ok(created)
+    }
+
+    /// The folder `rel` beneath this one (created if needed) as an index into `opened`,
+    /// opened only the first time it is asked for: a batch of files opens each of
+    /// their folders once, however many files it gets.
+    fn sub_once(
+        &self,
+        opened: &mut Vec<(PathBuf, Folder)>,
+        rel: PathBuf,
+    ) -> std::io::Result<usize> {
+        if let Some(i) = opened.iter().position(|(p, _)| *p == rel) {
+            return Ok(i);
+        }
+        let folder = self.sub(&rel, true)?;
+        opened.push((rel, folder));
+        Ok(opened.len() - 1)
     }
 
     /// Append a line durably (journal, trail), creating the file if needed.
@@ -484,19 +484,14 @@ impl Folder {
 
     /// A rename or link is only durable once the directory entry is. cap-std holds a
     /// folder as an `O_PATH` descriptor, which cannot be synced (fsync says EBADF), so
-    /// the folder is opened once more, for reading, to sync it. A filesystem that
-    /// cannot sync folders at all (EINVAL) has nothing more to give.
+    /// the folder is opened once more, for reading, to sync it.
     fn sync(&self) -> std::io::Result<()> {
         if self.deferred {
             return Ok(());
         }
         let mut options = OpenOptions::new();
         options.read(true);
-        let dir = self.dir.open_with(".", &options)?;
-        match dir.sync_all() {
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
-            other => other,
-        }
+        crate::fsutil::sync_opened_dir(&self.dir.open_with(".", &options)?.into_std())
     }
 }
 
@@ -666,6 +661,31 @@ mod tests {
             .filter(|e| e.name.starts_with(".fine"))
             .count();
         assert_eq!(leftovers, 0, "the temp file of fine.txt is removed");
+    }
+
+    #[test]
+    fn create_all_in_a_deferred_folder_writes_in_place_and_still_never_clobbers() {
+        let root = tempfile::tempdir().unwrap();
+        let canonical = std::fs::canonicalize(root.path()).unwrap();
+        defer_syncs(&canonical);
+        let f = Folder::open(&canonical).unwrap();
+        resume_syncs(&canonical);
+        assert!(f.defers_syncs());
+        f.write(Path::new("docs/kept.md"), b"mine").unwrap();
+        let created = f
+            .create_all(&[
+                (Path::new("top.txt"), b"1"),
+                (Path::new("docs/kept.md"), b"template"),
+                (Path::new("docs/deep/new.md"), b"3"),
+            ])
+            .unwrap();
+        assert_eq!(created, [true, false, true]);
+        assert_eq!(f.read(Path::new("docs/kept.md"), 9).unwrap(), b"mine");
+        assert_eq!(f.read(Path::new("docs/deep/new.md"), 9).unwrap(), b"3");
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
+        assert!(f.create_all(&[(Path::new("out/x"), b"x")]).is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -10,8 +10,7 @@ use std::path::{Component, Path, PathBuf};
 pub fn atomic_write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let (dir, tmp) = synced_temp(path, contents)?;
     tmp.persist(path).map_err(|e| e.error)?;
-    sync_dir(dir);
-    Ok(())
+    sync_dir(dir)
 }
 
 /// A temp file beside `path` (its folder created if needed) holding `contents`, synced.
@@ -34,10 +33,17 @@ fn synced_temp<'p>(
     Ok((dir, tmp))
 }
 
-/// A rename or link is only durable once the directory entry is.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+/// A rename or link is only durable once the directory entry is: sync folder `dir`.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    sync_opened_dir(&std::fs::File::open(dir)?)
+}
+
+/// Sync a folder opened for reading. A filesystem that cannot sync folders at all
+/// (EINVAL) has nothing more to give; any other failure is an error.
+pub fn sync_opened_dir(dir: &std::fs::File) -> std::io::Result<()> {
+    match dir.sync_all() {
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+        other => other,
     }
 }
 

@@ -1834,9 +1834,7 @@ fn a_folder_booted_in_place_commits_links_as_links_and_never_waits_on_a_fifo() {
     std::fs::create_dir_all(&ws).unwrap();
     symlink(&secret, ws.join("leak")).unwrap();
     std::fs::write(ws.join("notes.md"), "mine").unwrap();
-    let fifo = std::ffi::CString::new(ws.join("pipe").to_str().unwrap()).unwrap();
-    // SAFETY: test setup; a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    rustix::fs::mkfifoat(rustix::fs::CWD, ws.join("pipe"), 0o600.into()).unwrap();
     let reg = bundled_registry();
     let mut boot = sb.spawn_in(&ws, &["boot", "--registry", s(&reg)]);
     let status = boot.wait_exit(Duration::from_secs(120));

@@ -14,11 +14,11 @@
 //! written on that filesystem too, so a boot next to a process writing gigabytes waits
 //! for them.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use rustix::fs::{RenameFlags, CWD};
+use rustix::io::Errno;
 
 /// The staging folder of a workshop being booted; removed on drop unless finished.
 #[derive(Debug)]
@@ -80,15 +80,15 @@ impl Staged {
     pub fn finish(mut self) -> anyhow::Result<PathBuf> {
         let dir = std::fs::File::open(&self.path)
             .with_context(|| format!("cannot open {}", self.path.display()))?;
-        syncfs(&dir).with_context(|| format!("cannot sync {}", self.path.display()))?;
+        rustix::fs::syncfs(&dir).with_context(|| format!("cannot sync {}", self.path.display()))?;
         rename_noreplace(&self.path, &self.target).map_err(|e| {
-            if matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOTEMPTY)) {
+            if e == Errno::EXIST || e == Errno::NOTEMPTY {
                 anyhow::anyhow!(
                     "{} appeared while it was being booted (another `datum boot`?); boot it again to use what is there",
                     self.target.display()
                 )
             } else {
-                anyhow::Error::new(e).context(format!(
+                anyhow::Error::new(std::io::Error::from(e)).context(format!(
                     "cannot move the new workshop into {}",
                     self.target.display()
                 ))
@@ -97,8 +97,7 @@ impl Staged {
         self.finished = true;
         crate::confined::resume_syncs(&self.path);
         if let Some(parent) = self.target.parent() {
-            std::fs::File::open(parent)
-                .and_then(|d| d.sync_all())
+            crate::fsutil::sync_dir(parent)
                 .with_context(|| format!("cannot sync {}", parent.display()))?;
         }
         Ok(self.target.clone())
@@ -135,44 +134,13 @@ fn sweep(parent: &Path, prefix: &str) {
     }
 }
 
-fn syncfs(file: &std::fs::File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: FFI edge. `file` is an open descriptor for the whole call; syncfs only
-    // reads its number.
-    let rc = unsafe { libc::syncfs(file.as_raw_fd()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 /// rename(2) that fails instead of replacing: an empty folder someone made at the
 /// target meanwhile is theirs, not ours to replace. Filesystems without the flag
 /// (EINVAL) get a plain rename, which still never replaces a non-empty folder.
-fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    let c = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
-    };
-    let (f, t) = (c(from)?, c(to)?);
-    // SAFETY: FFI edge. Both strings are NUL-terminated and live for the whole call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let e = std::io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EINVAL | libc::ENOSYS) => std::fs::rename(from, to),
-        _ => Err(e),
+fn rename_noreplace(from: &Path, to: &Path) -> Result<(), Errno> {
+    match rustix::fs::renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Err(Errno::INVAL | Errno::NOSYS) => rustix::fs::rename(from, to),
+        other => other,
     }
 }
 
