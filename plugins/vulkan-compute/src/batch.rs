@@ -152,14 +152,10 @@ pub fn run_gpu_ordered(
         });
     }
     let init_words = init_at.last().copied().unwrap_or(0) as usize;
-    // Record r runs job `run[r]`; job i's result is record `record[i]`.
-    let (run, record) = match order {
-        Order::AsGiven => ((0..jobs.len() as u32).collect(), None),
-        Order::Grouped => {
-            let (run, record) = group(programs, jobs);
-            (run, Some(record))
-        }
-    };
+    // Grouped: record r runs job `run[r]`, job i's result is record `record[i]`;
+    // otherwise record i is job i.
+    let grouped = (order == Order::Grouped).then(|| group(programs, jobs));
+    let run = grouped.as_ref().map(|(run, _)| run.as_slice());
     let mut pack_us = layout_start.elapsed().as_micros();
     let (buffer, times) = match u32::try_from(max_steps) {
         Ok(steps) => gpu.dispatch_with(
@@ -169,7 +165,7 @@ pub fn run_gpu_ordered(
             out_stack,
             |code, words, init| {
                 let t = std::time::Instant::now();
-                pack(programs, jobs, &run, &code_at, &init_at, code, words, init);
+                pack(programs, jobs, run, &code_at, &init_at, code, words, init);
                 pack_us += t.elapsed().as_micros();
             },
         )?,
@@ -194,7 +190,7 @@ pub fn run_gpu_ordered(
         .par_iter()
         .enumerate()
         .map(|(i, j)| {
-            let r = record.as_ref().map_or(i, |record| record[i] as usize);
+            let r = grouped.as_ref().map_or(i, |(_, record)| record[i] as usize);
             let rec = out.get(r * stride..(r + 1) * stride);
             match rec.and_then(|rec| decode(rec, out_stack)) {
                 Some(Ok(r)) => (r, Ran::Gpu),
@@ -264,14 +260,15 @@ fn prefix_sums<T: Sync>(
 
 /// Write the batch into the upload buffers, on every core: programs end to end (each
 /// from a word boundary, little-endian bytes as the shader reads them), one 4-word
-/// record per job (program's byte offset and length, initial stack's offset and
-/// length) and the initial stacks end to end. Every word is written (the buffers are
-/// reused) and nothing is read back (they may be write-combined).
+/// record per job, in `run`'s order when given (program's byte offset and length,
+/// initial stack's offset and length), and the initial stacks end to end. Every word
+/// is written (the buffers are reused) and nothing is read back (they may be
+/// write-combined).
 #[allow(clippy::too_many_arguments)] // the batch, its layout and the three buffers
 fn pack(
     programs: &[Vec<u8>],
     jobs: &[Job],
-    run: &[u32],
+    run: Option<&[u32]>,
     code_at: &[u32],
     init_at: &[u32],
     code: &mut [u32],
@@ -302,7 +299,8 @@ fn pack(
                         .enumerate()
                         .for_each(|(piece, dst)| {
                             for (k, w) in dst.chunks_exact_mut(4).enumerate() {
-                                let i = run[piece * PIECE + k] as usize;
+                                let r = piece * PIECE + k;
+                                let i = run.map_or(r, |run| run[r] as usize);
                                 let j = &jobs[i];
                                 w.copy_from_slice(&[
                                     code_at[j.program] * 4,
