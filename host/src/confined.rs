@@ -617,10 +617,9 @@ mod tests {
         assert_eq!(names, ["b.txt", "c"], "no temp files left");
     }
 
-    #[test]
-    fn create_all_writes_in_one_pass_and_never_clobbers() {
-        let root = tempfile::tempdir().unwrap();
-        let f = Folder::open(root.path()).unwrap();
+    /// A batch of three into `f`, one over a file that exists: two are created, in new
+    /// folders too, and the existing one is kept.
+    fn creates_the_new_and_keeps_the_existing(f: &Folder) {
         f.write(Path::new("docs/kept.md"), b"mine").unwrap();
         let created = f
             .create_all(&[
@@ -633,6 +632,13 @@ mod tests {
         assert_eq!(f.read(Path::new("top.txt"), 9).unwrap(), b"1");
         assert_eq!(f.read(Path::new("docs/kept.md"), 9).unwrap(), b"mine");
         assert_eq!(f.read(Path::new("docs/deep/new.md"), 9).unwrap(), b"3");
+    }
+
+    #[test]
+    fn create_all_writes_in_one_pass_and_never_clobbers() {
+        let root = tempfile::tempdir().unwrap();
+        let f = Folder::open(root.path()).unwrap();
+        creates_the_new_and_keeps_the_existing(&f);
         for dir in ["", "docs", "docs/deep"] {
             let names: Vec<String> = f
                 .list(Path::new(dir))
@@ -671,17 +677,7 @@ mod tests {
         let f = Folder::open(&canonical).unwrap();
         resume_syncs(&canonical);
         assert!(f.defers_syncs());
-        f.write(Path::new("docs/kept.md"), b"mine").unwrap();
-        let created = f
-            .create_all(&[
-                (Path::new("top.txt"), b"1"),
-                (Path::new("docs/kept.md"), b"template"),
-                (Path::new("docs/deep/new.md"), b"3"),
-            ])
-            .unwrap();
-        assert_eq!(created, [true, false, true]);
-        assert_eq!(f.read(Path::new("docs/kept.md"), 9).unwrap(), b"mine");
-        assert_eq!(f.read(Path::new("docs/deep/new.md"), 9).unwrap(), b"3");
+        creates_the_new_and_keeps_the_existing(&f);
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), root.path().join("out")).unwrap();
         assert!(f.create_all(&[(Path::new("out/x"), b"x")]).is_err());
