@@ -1,17 +1,16 @@
-//! Compile the FLUX interpreter shader (GLSL) to SPIR-V with naga, a pure-Rust
-//! compiler, so building needs no C++ toolchain (shaderc would).
+//! Compile the FLUX interpreter shader (WGSL) to SPIR-V with naga, a pure-Rust
+//! compiler, so building needs no C++ toolchain (shaderc would). WGSL rather than GLSL
+//! because naga's GLSL front end has no atomics, which the lanes share jobs with.
 // A build script reports failure by panicking with the reason.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
 fn main() {
-    let src = "shaders/flux_stack.comp";
+    let src = "shaders/flux_stack.wgsl";
     println!("cargo:rerun-if-changed={src}");
     let text = std::fs::read_to_string(src).unwrap_or_else(|e| panic!("cannot read {src}: {e}"));
-    let mut frontend = naga::front::glsl::Frontend::default();
-    let options = naga::front::glsl::Options::from(naga::ShaderStage::Compute);
-    let module = match frontend.parse(&options, &text) {
+    let module = match naga::front::wgsl::parse_str(&text) {
         Ok(m) => m,
         Err(e) => panic!("{src} does not compile:\n{}", e.emit_to_string(&text)),
     };

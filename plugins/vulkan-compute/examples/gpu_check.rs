@@ -3,7 +3,11 @@
 //! generated programs), then benchmark batches against flux-core on one core and on
 //! all cores, and the fixed cost of a dispatch.
 //!
-//!   gpu_check [--device N] [--sizes 10000,100000,1000000] [--agree 20000] [--json FILE]
+//!   gpu_check [--device N] [--sizes 10000,100000,1000000] [--agree 20000]
+//!             [--jobs-per-lane 1,4,16,64] [--json FILE]
+//!
+//! `--jobs-per-lane` runs the largest size once more for each value (1 is one job per
+//! lane, the shader's old way and the kernel's same-run baseline).
 //!
 //! Exits 1 if any result differs from flux-core.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -11,7 +15,7 @@
 use std::time::Instant;
 
 use datum_plugin_vulkan_compute::batch::{
-    run_cpu, run_cpu_all_cores, run_gpu, run_gpu_ordered, vector_jobs, Job, Order, OUT_STACK,
+    run_cpu, run_cpu_all_cores, run_gpu, vector_jobs, BatchResults, Job, OUT_STACK,
 };
 use datum_plugin_vulkan_compute::gpu::{self, Gpu};
 use datum_plugin_vulkan_compute::sample;
@@ -34,6 +38,17 @@ fn jobs_for(n: usize) -> Vec<Job> {
         .collect()
 }
 
+/// The jobs among the first `cpu.len()` whose GPU result differs from flux-core's
+/// (`from` is the first job's index in `gpu`).
+fn differing(gpu: &BatchResults, cpu: &[flux_core::RunResult], from: usize) -> Vec<usize> {
+    (0..cpu.len())
+        .filter(|&i| {
+            let g = gpu.result(from + i);
+            g != cpu[i] || gpu.stack(from + i) != cpu[i].stack.as_slice()
+        })
+        .collect()
+}
+
 fn main() {
     let device = arg("--device").map(|d| d.parse().expect("--device N"));
     let sizes: Vec<usize> = arg("--sizes")
@@ -42,6 +57,11 @@ fn main() {
         .map(|s| s.parse().expect("--sizes N,N,…"))
         .collect();
     let agree_n: usize = arg("--agree").map_or(20_000, |a| a.parse().expect("--agree N"));
+    let per_lane: Vec<u32> = arg("--jobs-per-lane")
+        .unwrap_or_else(|| "1,4,16,64".into())
+        .split(',')
+        .map(|s| s.parse().expect("--jobs-per-lane N,N,…"))
+        .collect();
     let mut report = json!({});
 
     let devices = match gpu::list() {
@@ -58,13 +78,15 @@ fn main() {
         );
     }
     report["devices"] = json!(devices);
-    let gpu = Gpu::open(device).unwrap_or_else(|e| panic!("{e}: {}", e.hint()));
+    let mut gpu = Gpu::open(device).unwrap_or_else(|e| panic!("{e}: {}", e.hint()));
     println!(
-        "using device {} ({}); setup {:.1} ms; step budget {}",
+        "using device {} ({}); setup {:.1} ms; step budget {}; lanes: {} jobs each, at least {}",
         gpu.device_info.index,
         gpu.device_info.name,
         gpu.setup.as_secs_f64() * 1e3,
-        gpu.step_budget
+        gpu.step_budget,
+        gpu.jobs_per_lane,
+        gpu.fill_lanes
     );
     report["device"] = json!(gpu.device_info);
     report["setup_ms"] = json!(gpu.setup.as_secs_f64() * 1e3);
@@ -78,7 +100,7 @@ fn main() {
     let (programs, jobs) = vector_jobs(&files);
     let (g, stats) = run_gpu(&gpu, &programs, &jobs, 1_000_000, OUT_STACK).unwrap();
     let c = run_cpu(&programs, &jobs, 1_000_000);
-    let bad = g.iter().zip(&c).filter(|((g, _), c)| g != *c).count();
+    let bad = differing(&g, &c, 0).len();
     mismatches += bad;
     println!(
         "agreement, project vectors: {}/{} identical ({} ran on the GPU, {} handed to the CPU)",
@@ -95,11 +117,14 @@ fn main() {
     for max_steps in [1000u64, 37] {
         let (g, stats) = run_gpu(&gpu, &programs, &jobs, max_steps, OUT_STACK).unwrap();
         let c = run_cpu(&programs, &jobs, max_steps);
-        let bad: Vec<usize> = (0..agree_n).filter(|&i| g[i].0 != c[i]).collect();
+        let bad = differing(&g, &c, 0);
         for &i in bad.iter().take(3) {
             eprintln!(
                 "DIFFERS: program {:02x?} stack {:?}\n  gpu {:?}\n  cpu {:?}",
-                programs[i], jobs[i].stack, g[i].0, c[i]
+                programs[i],
+                jobs[i].stack,
+                g.result(i),
+                c[i]
             );
         }
         mismatches += bad.len();
@@ -124,8 +149,9 @@ fn main() {
 
     // --- throughput ----------------------------------------------------------------
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("\n{:>9} {:>14} {:>14} {:>16} {:>9} {:>9} {:>8}   GPU run / upload / decode incl. CPU reruns", "programs", "GPU prog/s", "1 core prog/s", format!("{cores} cores prog/s"), "vs 1", "vs all", "on GPU");
+    println!("\n{:>9} {:>14} {:>14} {:>16} {:>9} {:>9} {:>8}   GPU run / pack (layout + writing the buffers) / decode incl. CPU reruns", "programs", "GPU prog/s", "1 core prog/s", format!("{cores} cores prog/s"), "vs 1", "vs all", "on GPU");
     let mut rows = Vec::new();
+    let mut last = None;
     for &n in &sizes {
         let programs = sample::programs(n, 1234 + n as u64);
         let jobs = jobs_for(n);
@@ -141,7 +167,7 @@ fn main() {
         let t = Instant::now();
         let c = run_cpu(&programs[..sample_n], &jobs[..sample_n], 1000);
         let one_rate = sample_n as f64 / t.elapsed().as_secs_f64();
-        let bad = (0..sample_n).filter(|&i| g[i].0 != c[i]).count();
+        let bad = differing(&g, &c, 0).len();
         mismatches += bad;
         let t = Instant::now();
         run_cpu_all_cores(&programs, &jobs, 1000);
@@ -153,7 +179,7 @@ fn main() {
             gpu_rate / all_rate,
             100.0 * stats.on_gpu as f64 / n as f64,
             stats.times.run_us as f64 / 1e3,
-            stats.times.upload_us as f64 / 1e3,
+            stats.host_us as f64 / 1e3,
             stats.times.readback_us as f64 / 1e3,
             if bad > 0 { format!("  ({bad} DIFFER)") } else { String::new() }
         );
@@ -161,14 +187,52 @@ fn main() {
             println!("{:>9} handed to the CPU: {:?}", "", stats.handed_back);
         }
         let kernel_rate = n as f64 / (stats.times.run_us.max(1) as f64 / 1e6);
-        // The same batch in the order given (no grouping), as the same-run baseline.
-        let (_, given) = run_gpu_ordered(&gpu, &programs, &jobs, 1000, 24, Order::AsGiven).unwrap();
-        let given_rate = n as f64 / (given.times.run_us.max(1) as f64 / 1e6);
-        println!("{:>9} GPU kernel, jobs grouped by work: {kernel_rate:.0} prog/s vs in the order given {given_rate:.0} prog/s ({:.2}×)", "", kernel_rate / given_rate);
-        println!("{:>9} GPU kernel alone: {kernel_rate:.0} prog/s ({:.0}× one core); host packing {:.1} ms; first (cold) batch {cold_rate:.0} prog/s", "", kernel_rate / one_rate, stats.host_us as f64 / 1e3);
-        rows.push(json!({"cold_per_s": cold_rate, "kernel_per_s": kernel_rate, "kernel_as_given_per_s": given_rate, "host_us": stats.host_us, "handed_back": stats.handed_back, "programs": n, "gpu_per_s": gpu_rate, "one_core_per_s": one_rate, "all_cores_per_s": all_rate, "cores": cores, "on_gpu": stats.on_gpu, "times": stats.times, "differ": bad}));
+        println!("{:>9} GPU kernel alone: {kernel_rate:.0} prog/s ({:.0}× one core); first (cold) batch {cold_rate:.0} prog/s", "", kernel_rate / one_rate);
+        rows.push(json!({"cold_per_s": cold_rate, "kernel_per_s": kernel_rate, "host_us": stats.host_us, "handed_back": stats.handed_back, "programs": n, "gpu_per_s": gpu_rate, "one_core_per_s": one_rate, "all_cores_per_s": all_rate, "cores": cores, "on_gpu": stats.on_gpu, "times": stats.times, "differ": bad}));
+        last = Some((programs, jobs, one_rate));
     }
     report["throughput"] = json!(rows);
+
+    // --- lanes: jobs per lane, the largest size ------------------------------------
+    if let Some((programs, jobs, one_rate)) = last {
+        let n = jobs.len();
+        let (default, iterations) = (gpu.jobs_per_lane, gpu.lane_iterations);
+        let mut sweep = Vec::new();
+        println!("\n{n} programs, jobs per lane (1 = one job per lane, the same-run baseline):");
+        for &j in &per_lane {
+            gpu.jobs_per_lane = j;
+            // One job per lane: a lane's iterations hold exactly one job.
+            gpu.lane_iterations = if j == 1 { gpu.job_bound() } else { iterations };
+            run_gpu(&gpu, &programs, &jobs, 1000, 24).unwrap();
+            // The best of three kernel times: the machine's other work only slows a run.
+            let mut best = u128::MAX;
+            let mut end_to_end = f64::MAX;
+            for _ in 0..3 {
+                let t = Instant::now();
+                let (g, stats) = run_gpu(&gpu, &programs, &jobs, 1000, 24).unwrap();
+                end_to_end = end_to_end.min(t.elapsed().as_secs_f64());
+                best = best.min(stats.times.run_us.max(1));
+                let bad = differing(
+                    &g,
+                    &run_cpu(&programs[..1000.min(n)], &jobs[..1000.min(n)], 1000),
+                    0,
+                )
+                .len();
+                mismatches += bad;
+            }
+            let kernel_rate = n as f64 / (best as f64 / 1e6);
+            sweep.push((j, kernel_rate));
+            println!("{:>9} jobs per lane: kernel {kernel_rate:.0} prog/s ({:.1}× one core), end to end {:.0} prog/s ({:.1}× one core)", j, kernel_rate / one_rate, n as f64 / end_to_end, n as f64 / end_to_end / one_rate);
+        }
+        if let Some(&(_, base)) = sweep.iter().find(|(j, _)| *j == 1) {
+            for &(j, rate) in sweep.iter().filter(|(j, _)| *j != 1) {
+                println!("{:>9} jobs per lane vs one: kernel {:.2}×", j, rate / base);
+            }
+        }
+        report["jobs_per_lane"] = json!(sweep);
+        (gpu.jobs_per_lane, gpu.lane_iterations) = (default, iterations);
+    }
+
     report["mismatches"] = json!(mismatches);
     if let Some(path) = arg("--json") {
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).unwrap();

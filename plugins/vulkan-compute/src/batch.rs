@@ -1,12 +1,12 @@
-//! Batches: many programs × many initial stacks → one [`RunResult`] each, identical to
-//! flux-core's. Jobs the GPU cannot run exactly come back marked and are rerun on the
-//! CPU, with the reason reported.
+//! Batches: many programs × many initial stacks → one result each, identical to
+//! flux-core's [`RunResult`]. Jobs the GPU cannot run exactly come back marked and are
+//! rerun on the CPU, with the reason reported.
 
 use flux_core::{Config, Flags, RunResult, Status, Trap};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::gpu::{DispatchTimes, Gpu, GpuError, RESULT_HEADER};
+use crate::gpu::{DispatchTimes, Gpu, GpuError, RECORD_EPOCH, RESULT_HEADER};
 
 /// Stack words a GPU result may hold at most (the shader's STACK_CAP); callers that
 /// need less pass a smaller `out_stack` and read back less.
@@ -40,20 +40,27 @@ pub struct BatchStats {
     pub host_us: u128,
 }
 
-/// Why the shader handed a job back (its NEEDS_CPU reasons).
-fn reason(code: u32) -> String {
+/// Why a job was handed back: the shader's NEEDS_CPU reasons, and the host's own.
+fn reason(code: u32) -> &'static str {
     match code {
-        1 => "the stack grew past the GPU's 256 words".into(),
-        2 => "calls nested deeper than the GPU's 16 frames".into(),
-        3 => "memory outside the GPU's 256-byte window".into(),
-        4 => "more than 16 channel messages".into(),
-        5 => "an escape-prefix instruction (FF …)".into(),
-        7 => "it ran past the GPU's step budget for one dispatch".into(),
-        8 => "a step limit over 2^32".into(),
-        9 => "the final stack is deeper than the batch's result size".into(),
-        other => format!("GPU reason {other}"),
+        1 => "the stack grew past the GPU's 256 words",
+        2 => "calls nested deeper than the GPU's 16 frames",
+        3 => "memory outside the GPU's 256-byte window",
+        4 => "more than 16 channel messages",
+        5 => "an escape-prefix instruction (FF …)",
+        7 => "it ran past the GPU's step budget for one dispatch",
+        STEP_LIMIT_OVER_32_BITS => "a step limit over 2^32",
+        9 => "the final stack is deeper than the batch's result size",
+        // The lanes are sized so that every job is taken; this is the check that it was.
+        NOT_REACHED => "the GPU did not reach it in this dispatch",
+        _ => "the GPU returned a record it cannot have written",
     }
 }
+
+/// Host-side reasons (the shader's are below 10).
+const STEP_LIMIT_OVER_32_BITS: u32 = 8;
+const NOT_REACHED: u32 = 10;
+const BAD_RECORD: u32 = 11;
 
 fn cpu(code: &[u8], job: &Job, max_steps: u64) -> RunResult {
     flux_core::run(
@@ -104,39 +111,127 @@ pub fn run_cpu_all_cores(programs: &[Vec<u8>], jobs: &[Job], max_steps: u64) -> 
         .collect()
 }
 
-/// Run the batch on `gpu`; jobs it cannot run exactly go to flux-core. Jobs are
-/// grouped so that neighbouring invocations run alike (see [`Order::Grouped`]).
+/// A batch's results in the jobs' order, kept compact: a small row per job and every
+/// final stack end to end for what ran on the GPU, flux-core's own results for what
+/// was handed back. A million `RunResult`s (152 bytes each, and a stack allocated for
+/// every one) took longer to build than the device took to run them; [`stack`] reads a
+/// final stack in place, [`result`] builds job i's `RunResult` when it is wanted.
+///
+/// [`stack`]: BatchResults::stack
+/// [`result`]: BatchResults::result
+#[derive(Debug, Default)]
+pub struct BatchResults {
+    rows: Vec<Row>,
+    stacks: Vec<i32>,
+    handed_back: Vec<(RunResult, &'static str)>,
+}
+
+/// One job's outcome on the GPU, or where to find its CPU rerun.
+#[derive(Debug, Clone, Copy, Default)]
+struct Row {
+    /// On the GPU: where its final stack starts in `stacks`. Handed back: its index in
+    /// `handed_back` (while decoding: the reason).
+    at: u32,
+    steps: u32,
+    trap_pc: u32,
+    confidence: u16,
+    len: u16,
+    /// The shader's status code (see `status`), or HANDED_BACK.
+    status: u8,
+    flags: u8,
+    /// The trap's code, when `status` is a trap.
+    error: u8,
+}
+
+const HANDED_BACK: u8 = 255;
+
+fn status(code: u8) -> Option<Status> {
+    match code {
+        0 => Some(Status::Halted),
+        1 => Some(Status::Break),
+        2 => Some(Status::End),
+        3 => Some(Status::Trap),
+        _ => None,
+    }
+}
+
+impl BatchResults {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Job `i`'s final stack, bottom first (empty after a trap), read in place.
+    pub fn stack(&self, i: usize) -> &[i32] {
+        let row = &self.rows[i];
+        if row.status == HANDED_BACK {
+            &self.handed_back[row.at as usize].0.stack
+        } else {
+            &self.stacks[row.at as usize..row.at as usize + row.len as usize]
+        }
+    }
+
+    /// Job `i`'s result: exactly what flux-core returns for it.
+    pub fn result(&self, i: usize) -> RunResult {
+        let row = &self.rows[i];
+        if row.status == HANDED_BACK {
+            return self.handed_back[row.at as usize].0.clone();
+        }
+        // Decoding admitted only known statuses and trap codes.
+        let status = status(row.status).unwrap_or(Status::Trap);
+        let trapped = status == Status::Trap;
+        RunResult {
+            profile: flux_core::Profile::Stack,
+            stack: self.stack(i).to_vec(),
+            flags: Flags(row.flags),
+            status,
+            error: if trapped {
+                Trap::from_code(row.error)
+            } else {
+                None
+            },
+            trap_pc: trapped.then_some(row.trap_pc as usize),
+            steps: u64::from(row.steps),
+            registers: None,
+            clock: u64::from(row.steps),
+            fuel: None,
+            confidence: u32::from(row.confidence),
+            continuations: 0,
+            trace: Vec::new(),
+        }
+    }
+
+    /// Where job `i` ran.
+    pub fn ran(&self, i: usize) -> Ran {
+        let row = &self.rows[i];
+        if row.status == HANDED_BACK {
+            Ran::Cpu(self.handed_back[row.at as usize].1.to_owned())
+        } else {
+            Ran::Gpu
+        }
+    }
+
+    /// Every job's result and where it ran, in the jobs' order (built on every core).
+    pub fn to_pairs(&self) -> Vec<(RunResult, Ran)> {
+        (0..self.len())
+            .into_par_iter()
+            .map(|i| (self.result(i), self.ran(i)))
+            .collect()
+    }
+}
+
+/// Run the batch on `gpu`; jobs it cannot run exactly go to flux-core. The device's
+/// lanes take the jobs one after another (see the shader), `gpu.jobs_per_lane` each.
 pub fn run_gpu(
     gpu: &Gpu,
     programs: &[Vec<u8>],
     jobs: &[Job],
     max_steps: u64,
     out_stack: usize,
-) -> Result<(Vec<(RunResult, Ran)>, BatchStats), GpuError> {
-    run_gpu_ordered(gpu, programs, jobs, max_steps, out_stack, Order::Grouped)
-}
-
-/// How jobs are laid out for the GPU. Results always come back in the jobs' order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    /// As given.
-    AsGiven,
-    /// Programs with a loop apart from straight-line ones, then by length: a GPU runs
-    /// invocations in lockstep groups (a warp of 32 on NVIDIA, 8 lanes on lavapipe),
-    /// and a group lasts as long as its longest member, so one looping program among
-    /// straight-line ones holds them all.
-    Grouped,
-}
-
-/// [`run_gpu`] with a chosen job order (the benchmark compares them).
-pub fn run_gpu_ordered(
-    gpu: &Gpu,
-    programs: &[Vec<u8>],
-    jobs: &[Job],
-    max_steps: u64,
-    out_stack: usize,
-    order: Order,
-) -> Result<(Vec<(RunResult, Ran)>, BatchStats), GpuError> {
+) -> Result<(BatchResults, BatchStats), GpuError> {
     let out_stack = out_stack.min(OUT_STACK);
     let stride = RESULT_HEADER + out_stack;
     // Where each program and each initial stack goes: prefix sums, once, so every core
@@ -152,10 +247,6 @@ pub fn run_gpu_ordered(
         });
     }
     let init_words = init_at.last().copied().unwrap_or(0) as usize;
-    // Grouped: record r runs job `run[r]`, job i's result is record `record[i]`;
-    // otherwise record i is job i.
-    let grouped = (order == Order::Grouped).then(|| group(programs, jobs));
-    let run = grouped.as_ref().map(|(run, _)| run.as_slice());
     let mut pack_us = layout_start.elapsed().as_micros();
     let (buffer, times) = match u32::try_from(max_steps) {
         Ok(steps) => gpu.dispatch_with(
@@ -165,53 +256,127 @@ pub fn run_gpu_ordered(
             out_stack,
             |code, words, init| {
                 let t = std::time::Instant::now();
-                pack(programs, jobs, run, &code_at, &init_at, code, words, init);
+                pack(programs, jobs, &code_at, &init_at, code, words, init);
                 pack_us += t.elapsed().as_micros();
             },
         )?,
         Err(_) => (None, DispatchTimes::default()),
     };
     let guard = match &buffer {
-        Some(b) => Some(b.read().map_err(|e| GpuError::Vulkan {
+        Some(b) => Some(b.words.read().map_err(|e| GpuError::Vulkan {
             doing: "reading results back",
             why: format!("{e:?}"),
         })?),
         None => None,
     };
-    let out: &[u32] = guard.as_deref().unwrap_or(&[]);
+    let decode_start = std::time::Instant::now();
+    let results = match (&buffer, &guard) {
+        (Some(b), Some(out)) => {
+            decode_all(out, stride, out_stack, b.epoch, programs, jobs, max_steps)?
+        }
+        _ => {
+            let rows = vec![
+                Row {
+                    status: HANDED_BACK,
+                    at: STEP_LIMIT_OVER_32_BITS,
+                    ..Row::default()
+                };
+                jobs.len()
+            ];
+            rerun_handed_back(rows, Vec::new(), programs, jobs, max_steps)
+        }
+    };
     let mut stats = BatchStats {
         jobs: jobs.len(),
         times,
         ..BatchStats::default()
     };
-    // Decode on every core, rerunning on flux-core what the GPU handed back.
-    let decode_start = std::time::Instant::now();
-    let results: Vec<(RunResult, Ran)> = jobs
-        .par_iter()
-        .enumerate()
-        .map(|(i, j)| {
-            let r = grouped.as_ref().map_or(i, |(_, record)| record[i] as usize);
-            let rec = out.get(r * stride..(r + 1) * stride);
-            match rec.and_then(|rec| decode(rec, out_stack)) {
-                Some(Ok(r)) => (r, Ran::Gpu),
-                Some(Err(why)) => (
-                    cpu(&programs[j.program], j, max_steps),
-                    Ran::Cpu(reason(why)),
-                ),
-                None => (cpu(&programs[j.program], j, max_steps), Ran::Cpu(reason(8))),
-            }
-        })
-        .collect();
-    for (_, ran) in &results {
-        if let Ran::Cpu(why) = ran {
-            *stats.handed_back.entry(why.clone()).or_default() += 1;
-        }
+    for (_, why) in &results.handed_back {
+        *stats.handed_back.entry((*why).to_owned()).or_default() += 1;
     }
-    stats.on_cpu = stats.handed_back.values().sum();
+    stats.on_cpu = results.handed_back.len();
     stats.on_gpu = jobs.len() - stats.on_cpu;
     stats.times.readback_us = decode_start.elapsed().as_micros();
     stats.host_us = pack_us;
     Ok((results, stats))
+}
+
+/// Decode every record of the dispatch `epoch` (on every core): rows first, then the
+/// final stacks end to end, then flux-core reruns what the GPU handed back.
+fn decode_all(
+    out: &[u32],
+    stride: usize,
+    out_stack: usize,
+    epoch: u32,
+    programs: &[Vec<u8>],
+    jobs: &[Job],
+    max_steps: u64,
+) -> Result<BatchResults, GpuError> {
+    let mut rows: Vec<Row> = (0..jobs.len())
+        .into_par_iter()
+        .map(|i| {
+            let rec = out.get(i * stride..(i + 1) * stride);
+            match rec.map(|rec| decode(rec, out_stack, epoch)) {
+                Some(Ok(row)) => row,
+                Some(Err(why)) => Row {
+                    status: HANDED_BACK,
+                    at: why,
+                    ..Row::default()
+                },
+                None => Row {
+                    status: HANDED_BACK,
+                    at: BAD_RECORD,
+                    ..Row::default()
+                },
+            }
+        })
+        .collect();
+    let stack_at = prefix_sums(&rows, |r| r.len as usize)?;
+    let mut stacks = vec![0i32; stack_at.last().copied().unwrap_or(0) as usize];
+    in_pieces(&mut stacks, &stack_at, |i, dst| {
+        let from = i * stride + RESULT_HEADER;
+        let len = dst.len();
+        for (d, &w) in dst.iter_mut().zip(&out[from..from + len]) {
+            *d = w as i32;
+        }
+    });
+    rows.par_iter_mut()
+        .zip(&stack_at[..jobs.len()])
+        .filter(|(row, _)| row.status != HANDED_BACK)
+        .for_each(|(row, &at)| row.at = at);
+    Ok(rerun_handed_back(rows, stacks, programs, jobs, max_steps))
+}
+
+/// Run on flux-core every job whose row is HANDED_BACK (its `at` the reason), on every
+/// core, and point the row at its result.
+fn rerun_handed_back(
+    mut rows: Vec<Row>,
+    stacks: Vec<i32>,
+    programs: &[Vec<u8>],
+    jobs: &[Job],
+    max_steps: u64,
+) -> BatchResults {
+    let back: Vec<usize> = rows
+        .par_iter()
+        .enumerate()
+        .filter(|(_, r)| r.status == HANDED_BACK)
+        .map(|(i, _)| i)
+        .collect();
+    let handed_back: Vec<(RunResult, &'static str)> = back
+        .par_iter()
+        .map(|&i| {
+            let j = &jobs[i];
+            (cpu(&programs[j.program], j, max_steps), reason(rows[i].at))
+        })
+        .collect();
+    for (k, &i) in back.iter().enumerate() {
+        rows[i].at = k as u32;
+    }
+    BatchResults {
+        rows,
+        stacks,
+        handed_back,
+    }
 }
 
 /// Items per piece of parallel packing: long runs per core, not a task per job.
@@ -260,15 +425,14 @@ fn prefix_sums<T: Sync>(
 
 /// Write the batch into the upload buffers, on every core: programs end to end (each
 /// from a word boundary, little-endian bytes as the shader reads them), one 4-word
-/// record per job, in `run`'s order when given (program's byte offset and length,
-/// initial stack's offset and length), and the initial stacks end to end. Every word
+/// record per job (program's byte offset and length, initial stack's offset and
+/// length), and the initial stacks end to end. Every word
 /// is written (the buffers are reused) and nothing is read back (they may be
 /// write-combined).
 #[allow(clippy::too_many_arguments)] // the batch, its layout and the three buffers
 fn pack(
     programs: &[Vec<u8>],
     jobs: &[Job],
-    run: Option<&[u32]>,
     code_at: &[u32],
     init_at: &[u32],
     code: &mut [u32],
@@ -299,8 +463,7 @@ fn pack(
                         .enumerate()
                         .for_each(|(piece, dst)| {
                             for (k, w) in dst.chunks_exact_mut(4).enumerate() {
-                                let r = piece * PIECE + k;
-                                let i = run.map_or(r, |run| run[r] as usize);
+                                let i = piece * PIECE + k;
                                 let j = &jobs[i];
                                 w.copy_from_slice(&[
                                     code_at[j.program] * 4,
@@ -317,60 +480,9 @@ fn pack(
     );
 }
 
-/// The grouped order of [`Order::Grouped`]: `(run, record)`, where record `r` runs job
-/// `run[r]` and job `i` is record `record[i]`. Within each piece of `PIECE` jobs, a
-/// counting sort over a cheap guess at each program's work (linear, stable within a
-/// class, on every core). Only within pieces: sorting the whole batch put every long
-/// job at its end, and lavapipe ran that 0.8× as fast as no grouping at all, while
-/// pieces of 512 to 4 096 ran 1.5× as fast. The guess only decides which jobs run
-/// side by side, never a result.
-fn group(programs: &[Vec<u8>], jobs: &[Job]) -> (Vec<u32>, Vec<u32>) {
-    const CLASSES: usize = 512;
-    let class_of_program: Vec<u16> = programs.par_iter().map(|p| work_class(p)).collect();
-    let mut run = vec![0u32; jobs.len()];
-    let mut record = vec![0u32; jobs.len()];
-    run.par_chunks_mut(PIECE)
-        .zip(record.par_chunks_mut(PIECE))
-        .zip(jobs.par_chunks(PIECE))
-        .enumerate()
-        .for_each(|(piece, ((run, record), jobs))| {
-            let base = piece * PIECE;
-            let mut start = [0u32; CLASSES + 1];
-            for j in jobs {
-                start[class_of_program[j.program] as usize + 1] += 1;
-            }
-            for c in 0..CLASSES {
-                start[c + 1] += start[c];
-            }
-            for (k, j) in jobs.iter().enumerate() {
-                let c = class_of_program[j.program] as usize;
-                let r = start[c] as usize;
-                start[c] += 1;
-                run[r] = (base + k) as u32;
-                record[k] = (base + r) as u32;
-            }
-        });
-    (run, record)
-}
-
-/// Which of 512 classes a program falls in: 256 and up for one with a backward branch
-/// (a JMP/JZ/JNZ/CALL byte whose 16-bit displacement is negative — a byte scan, so an
-/// operand that looks like one only misplaces the program), then by length in words.
-fn work_class(code: &[u8]) -> u16 {
-    // Every opcode byte against the byte two on (the displacement's high byte): no
-    // early exit, so the compiler can compare many bytes at once.
-    let looped = code
-        .iter()
-        .zip(code.iter().skip(2))
-        .fold(false, |any, (&op, &high)| {
-            any | (op & 0xfc == 0x50 && high & 0x80 != 0)
-        });
-    (u16::from(looped) << 8) | code.len().div_ceil(4).min(255) as u16
-}
-
 /// Call `fill(i, piece)` for every item `i`, where item `i` owns `buf[at[i]..at[i + 1]]`,
 /// on every core: the buffer is cut into pieces of `PIECE` items each.
-fn in_pieces(buf: &mut [u32], at: &[u32], fill: impl Fn(usize, &mut [u32]) + Sync) {
+fn in_pieces<T: Send>(buf: &mut [T], at: &[u32], fill: impl Fn(usize, &mut [T]) + Sync) {
     let items = at.len().saturating_sub(1);
     let mut pieces = Vec::with_capacity(items.div_ceil(PIECE));
     let mut rest = buf;
@@ -389,82 +501,43 @@ fn in_pieces(buf: &mut [u32], at: &[u32], fill: impl Fn(usize, &mut [u32]) + Syn
     });
 }
 
-/// One result record, or the NEEDS_CPU reason.
-fn decode(rec: &[u32], out_stack: usize) -> Option<Result<RunResult, u32>> {
-    let status = match rec[0] {
-        0 => Status::Halted,
-        1 => Status::Break,
-        2 => Status::End,
-        3 => Status::Trap,
-        255 => return Some(Err(rec[1])),
-        _ => return None,
-    };
-    let steps = rec[3] as u64;
-    let len = (rec[6] as usize).min(out_stack);
-    let error = (status == Status::Trap)
-        .then(|| Trap::from_code(rec[1] as u8))
-        .flatten();
-    if status == Status::Trap && error.is_none() {
-        return None;
+/// One result record of the dispatch `epoch` as a row, or why it goes to the CPU (the
+/// shader's NEEDS_CPU reason, or the host's when the record is not one it can trust).
+fn decode(rec: &[u32], out_stack: usize, epoch: u32) -> Result<Row, u32> {
+    if rec[RECORD_EPOCH] != epoch {
+        return Err(NOT_REACHED);
     }
-    Some(Ok(RunResult {
-        profile: flux_core::Profile::Stack,
-        stack: rec[RESULT_HEADER..RESULT_HEADER + len]
-            .iter()
-            .map(|&w| w as i32)
-            .collect(),
-        flags: Flags(rec[4] as u8),
-        status,
+    let code = match rec[0] {
+        255 => return Err(rec[1]),
+        c => u8::try_from(c).map_err(|_| BAD_RECORD)?,
+    };
+    let trapped = status(code).ok_or(BAD_RECORD)? == Status::Trap;
+    let error = if trapped {
+        let trap = u8::try_from(rec[1]).map_err(|_| BAD_RECORD)?;
+        Trap::from_code(trap).ok_or(BAD_RECORD)?;
+        trap
+    } else {
+        0
+    };
+    let len = rec[6] as usize;
+    if len > out_stack || rec[4] > 0xF || rec[5] > 1000 {
+        return Err(BAD_RECORD);
+    }
+    Ok(Row {
+        at: 0,
+        steps: rec[3],
+        trap_pc: rec[2],
+        confidence: rec[5] as u16,
+        len: len as u16,
+        status: code,
+        flags: rec[4] as u8,
         error,
-        trap_pc: (status == Status::Trap).then_some(rec[2] as usize),
-        steps,
-        registers: None,
-        clock: steps,
-        fuel: None,
-        confidence: rec[5],
-        continuations: 0,
-        trace: Vec::new(),
-    }))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grouping_is_a_permutation_that_puts_alike_jobs_side_by_side_within_each_piece() {
-        let programs = crate::sample::programs(3 * PIECE + 123, 5);
-        // Jobs name programs out of order, some twice.
-        let jobs: Vec<Job> = (0..programs.len() + 500)
-            .map(|i| Job {
-                program: (i * 7919) % programs.len(),
-                stack: vec![],
-            })
-            .collect();
-        let (run, record) = group(&programs, &jobs);
-        let mut seen = vec![false; jobs.len()];
-        for (r, &i) in run.iter().enumerate() {
-            assert!(
-                !std::mem::replace(&mut seen[i as usize], true),
-                "job {i} runs twice"
-            );
-            assert_eq!(record[i as usize] as usize, r, "record is run's inverse");
-            assert_eq!(r / PIECE, i as usize / PIECE, "a job stays in its piece");
-        }
-        for piece in run.chunks(PIECE) {
-            let classes: Vec<u16> = piece
-                .iter()
-                .map(|&i| work_class(&programs[jobs[i as usize].program]))
-                .collect();
-            assert!(classes.windows(2).all(|w| w[0] <= w[1]), "sorted by class");
-            // Stable: equal classes keep the jobs' order.
-            for (w, c) in piece.windows(2).zip(classes.windows(2)) {
-                if c[0] == c[1] {
-                    assert!(w[0] < w[1]);
-                }
-            }
-        }
-    }
 
     #[test]
     fn prefix_sums_agree_with_a_running_total_across_pieces_and_refuse_overflow() {
@@ -481,16 +554,70 @@ mod tests {
         assert_eq!(prefix_sums(&[] as &[()], |_| 1).unwrap(), vec![0]);
     }
 
+    /// A record as the shader writes it: status, error, fault, steps, flags,
+    /// confidence, stack length, epoch, then the stack.
+    fn record(head: [u32; 8], stack: &[u32], out_stack: usize) -> Vec<u32> {
+        let mut rec = head.to_vec();
+        rec.extend_from_slice(stack);
+        rec.resize(RESULT_HEADER + out_stack, 0xDEAD_BEEF);
+        rec
+    }
+
     #[test]
-    fn a_loop_is_told_apart_from_straight_line_code() {
-        // push 3; loop: dec; dup; jnz loop; halt
-        let looped = [0x55, 3, 0, 0, 0, 0x17, 0x60, 0x52, 0xfb, 0xff, 0x00];
-        let straight = [0x55, 3, 0, 0, 0, 0x17, 0x60, 0x52, 0x01, 0x00, 0x00];
-        assert!(work_class(&looped) >= 256);
-        assert!(work_class(&straight) < 256);
-        assert!(
-            work_class(&[0x00]) < work_class(&straight),
-            "then by length"
-        );
+    fn a_record_is_taken_only_from_this_dispatch_and_only_when_it_makes_sense() {
+        let ok = record([0, 0, 0, 9, 1, 1000, 2, 7], &[5, 6], 4);
+        let row = decode(&ok, 4, 7).unwrap();
+        assert_eq!((row.status, row.steps, row.len, row.flags), (0, 9, 2, 1));
+        // A record left in the reused buffer by an earlier dispatch.
+        assert_eq!(decode(&ok, 4, 8).unwrap_err(), NOT_REACHED);
+        // Handed back by the shader, with its reason.
+        let back = record([255, 7, 0, 0, 0, 0, 0, 7], &[], 4);
+        assert_eq!(decode(&back, 4, 7).unwrap_err(), 7);
+        // Nothing the shader writes: the job goes to flux-core instead.
+        for bad in [
+            [4, 0, 0, 0, 0, 1000, 0, 7],       // unknown status
+            [3, 200, 0, 1, 0, 1000, 0, 7],     // unknown trap
+            [3, 0, 0, 1, 0, 1000, 0, 7],       // a trap with no code
+            [0, 0, 0, 1, 0, 1000, 5, 7],       // more stack than the record holds
+            [0, 0, 0, 1, 16, 1000, 0, 7],      // flags beyond Z, S, C, O
+            [0, 0, 0, 1, 0, 1001, 0, 7],       // confidence past 1000
+            [1 << 20, 0, 0, 0, 0, 1000, 0, 7], // a status that is not a byte
+        ] {
+            assert_eq!(
+                decode(&record(bad, &[], 4), 4, 7).unwrap_err(),
+                BAD_RECORD,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_results_give_flux_cores_result_for_every_job() {
+        let programs = vec![
+            vec![0x55, 5, 0, 0, 0, 0x55, 6, 0, 0, 0, 0x10, 0x00], // push 5; push 6; add; halt
+            vec![0x56],                                           // drop on an empty stack
+            vec![0xFF, 0x00],                                     // the escape prefix
+        ];
+        let jobs: Vec<Job> = (0..3)
+            .map(|p| Job {
+                program: p,
+                stack: vec![],
+            })
+            .collect();
+        let cpu_results = run_cpu(&programs, &jobs, 100);
+        // What a dispatch writes for the first two; the third is handed back.
+        let stride = RESULT_HEADER + 4;
+        let mut out = record([0, 0, 0, 4, 0, 1000, 1, 3], &[11], 4);
+        out.extend(record([3, 1, 0, 1, 0, 1000, 0, 3], &[], 4));
+        out.extend(record([255, 5, 0, 0, 0, 0, 0, 3], &[], 4));
+        let batch = decode_all(&out, stride, 4, 3, &programs, &jobs, 100).unwrap();
+        assert_eq!(batch.len(), 3);
+        for (i, c) in cpu_results.iter().enumerate() {
+            assert_eq!(&batch.result(i), c, "job {i}");
+            assert_eq!(batch.stack(i), c.stack.as_slice(), "job {i}");
+        }
+        assert_eq!(batch.ran(0), Ran::Gpu);
+        assert_eq!(batch.ran(2), Ran::Cpu(reason(5).to_owned()));
+        assert_eq!(batch.to_pairs()[2], (cpu_results[2].clone(), batch.ran(2)));
     }
 }

@@ -24,12 +24,21 @@ use vulkano::shader::{ShaderModule, ShaderModuleCreateInfo};
 use vulkano::sync::GpuFuture;
 use vulkano::VulkanLibrary;
 
-/// The interpreter, compiled from `shaders/flux_stack.comp` by build.rs.
+/// The interpreter, compiled from `shaders/flux_stack.wgsl` by build.rs.
 static SPIRV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flux_stack.spv"));
 
 /// Words before the stack in each job's result record (see the shader).
 pub const RESULT_HEADER: usize = 8;
+/// Where a result record says which dispatch wrote it (the shader's `params.epoch`).
+pub const RECORD_EPOCH: usize = 7;
 const WORKGROUP: u32 = 64;
+/// The shader's STACK_CAP and COPY_WORDS: a job's initial stack and its result are
+/// copied COPY_WORDS words per lane iteration, so each takes at most this many.
+const COPY_ITERATIONS: u32 = 256 / 8;
+/// Lane iterations on a CPU device (lavapipe): its loop limiter ends a SIMD group's
+/// loops after 65 535 counts in all, and one lane iteration counts once or twice
+/// (measured: `a_lane_never_meets_lavapipes_loop_limiter` in the agreement tests).
+const CPU_LANE_ITERATIONS: u32 = 30_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
@@ -156,16 +165,30 @@ pub struct Gpu {
     max_groups: u32,
     /// Steps one job may take in a dispatch before it is handed to the CPU.
     pub step_budget: u32,
+    /// Iterations of the shader's loop each lane may run (see the shader's top comment).
+    pub lane_iterations: u32,
+    /// Jobs per lane a batch aims at: more lanes than `count / jobs_per_lane` would
+    /// leave lanes idle early, fewer would run long jobs side by side with nothing
+    /// to take up the slack. A batch smaller than `fill_lanes` gets one lane per job.
+    pub jobs_per_lane: u32,
+    /// Lanes that keep the device busy (a batch of fewer jobs runs one job per lane).
+    pub fill_lanes: u32,
+    /// Counts dispatches; each one's records carry its number (never 0).
+    epoch: std::sync::atomic::AtomicU32,
     /// Time to open the device and build the pipeline.
     pub setup: Duration,
     /// Buffers kept from the last dispatch (code, jobs, init, results), reused when big
     /// enough: allocating and mapping fresh host memory costs more than a batch of
     /// thousands of programs takes to run, and callers like evolve dispatch in a loop.
-    pool: std::sync::Mutex<[Option<Subbuffer<[u32]>>; 4]>,
+    pool: std::sync::Mutex<[Option<Subbuffer<[u32]>>; 5]>,
 }
 
-/// The result records of a dispatch, in host-visible memory.
-pub type Results = Subbuffer<[u32]>;
+/// The result records of a dispatch, in host-visible memory: `RESULT_HEADER + out_stack`
+/// words per job, each record stamped with `epoch` at `RECORD_EPOCH`.
+pub struct Results {
+    pub words: Subbuffer<[u32]>,
+    pub epoch: u32,
+}
 
 /// What one dispatch cost.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -244,15 +267,19 @@ impl Gpu {
         )
         .map_err(vk("building the compute pipeline"))?;
         let max_groups = physical.properties().max_compute_work_group_count[0];
-        // lavapipe ends the loops of a whole SIMD group after ~32 000 iterations in
-        // total (its loop limiter) without any error, so on a CPU device a job gets
-        // 1 500 steps (at most ~17 loop iterations each: a LISTEN's channel search)
-        // before it is handed to flux-core. GPUs get 2^24 steps, enough for
-        // evolve-sized programs and short of a driver watchdog.
-        let step_budget = if physical.properties().device_type == PhysicalDeviceType::Cpu {
-            1_500
+        // lavapipe ends the loops of a whole SIMD group after a fixed count in total
+        // (its loop limiter) without any error, so on a CPU device a lane has
+        // CPU_LANE_ITERATIONS iterations and a job 1 500 steps before it is handed to
+        // flux-core. GPUs get 2^24 steps a job, enough for evolve-sized programs and
+        // short of a driver watchdog.
+        let cpu = physical.properties().device_type == PhysicalDeviceType::Cpu;
+        let step_budget = if cpu { 1_500 } else { 1 << 24 };
+        // A CPU device runs one lockstep group per core at a time; a GPU needs tens of
+        // thousands of lanes in flight to hide its memory latency.
+        let (lane_iterations, fill_lanes) = if cpu {
+            (CPU_LANE_ITERATIONS, 256)
         } else {
-            1 << 24
+            (u32::MAX, 1 << 16)
         };
         Ok(Gpu {
             device_info: info(index, &physical),
@@ -270,8 +297,12 @@ impl Gpu {
             pipeline,
             max_groups,
             step_budget,
+            lane_iterations,
+            jobs_per_lane: 16,
+            fill_lanes,
+            epoch: std::sync::atomic::AtomicU32::new(0),
             setup: start.elapsed(),
-            pool: std::sync::Mutex::new([None, None, None, None]),
+            pool: std::sync::Mutex::new([None, None, None, None, None]),
         })
     }
 
@@ -282,6 +313,7 @@ impl Gpu {
         slot: usize,
         len: usize,
         filter: MemoryTypeFilter,
+        usage: BufferUsage,
     ) -> Result<Subbuffer<[u32]>, GpuError> {
         // Vulkan rejects empty buffers; an unused word keeps every binding valid.
         let len = len.max(1) as u64;
@@ -297,7 +329,7 @@ impl Gpu {
         let fresh = Buffer::new_slice::<u32>(
             self.memory.clone(),
             BufferCreateInfo {
-                usage: BufferUsage::STORAGE_BUFFER,
+                usage,
                 ..Default::default()
             },
             AllocationCreateInfo {
@@ -319,7 +351,35 @@ impl Gpu {
             slot,
             len,
             MemoryTypeFilter::PREFER_HOST | MemoryTypeFilter::HOST_SEQUENTIAL_WRITE,
+            BufferUsage::STORAGE_BUFFER,
         )
+    }
+
+    /// Lane iterations the longest possible job takes (see [`Gpu::lanes`]): with
+    /// `lane_iterations` set to this, every lane runs exactly one job, as the shader
+    /// once did (the benchmark's same-run baseline).
+    pub fn job_bound(&self) -> u32 {
+        self.step_budget.saturating_add(2 * COPY_ITERATIONS)
+    }
+
+    /// How many lanes run `count` jobs, and the push constant `job_bound`.
+    fn lanes(&self, count: usize) -> Result<(usize, u32), GpuError> {
+        let job_bound = self.job_bound();
+        lanes_for(
+            count,
+            self.jobs_per_lane,
+            self.fill_lanes,
+            self.lane_iterations,
+            job_bound,
+        )
+        .map(|lanes| (lanes, job_bound))
+        .ok_or_else(|| GpuError::Vulkan {
+            doing: "sizing the dispatch",
+            why: format!(
+                "a lane's {} iterations cannot hold a job of {} steps",
+                self.lane_iterations, self.step_budget
+            ),
+        })
     }
 
     /// Run `count` jobs: `fill` writes their inputs straight into the mapped upload
@@ -327,8 +387,8 @@ impl Gpu {
     /// of `lens` words each — so nothing is packed into host memory and copied again.
     /// It must write every word (the buffers are reused, not cleared), and only write:
     /// upload memory may be write-combined, where reads are very slow. The returned
-    /// buffer holds `RESULT_HEADER + out_stack` words per job, read in place by the
-    /// caller (no copy).
+    /// records are read in place by the caller (no copy); a record whose epoch is not
+    /// the returned one was not written by this dispatch.
     pub fn dispatch_with(
         &self,
         lens: [usize; 3],
@@ -342,7 +402,8 @@ impl Gpu {
         if count == 0 {
             return Ok((None, times));
         }
-        let groups = (count as u32).div_ceil(WORKGROUP);
+        let (lanes, job_bound) = self.lanes(count)?;
+        let groups = u32::try_from(lanes.div_ceil(WORKGROUP as usize)).unwrap_or(u32::MAX);
         if groups > self.max_groups {
             return Err(GpuError::Vulkan {
                 doing: "sizing the dispatch",
@@ -350,6 +411,12 @@ impl Gpu {
                     "{count} jobs need {groups} workgroups; this device allows {} per dispatch",
                     self.max_groups
                 ),
+            });
+        }
+        if u32::try_from(count * stride).is_err() {
+            return Err(GpuError::Vulkan {
+                doing: "sizing the dispatch",
+                why: format!("{count} results of {stride} words are more than 2^32 words"),
             });
         }
         let t = Instant::now();
@@ -371,7 +438,21 @@ impl Gpu {
             3,
             count * stride,
             MemoryTypeFilter::PREFER_HOST | MemoryTypeFilter::HOST_RANDOM_ACCESS,
+            BufferUsage::STORAGE_BUFFER,
         )?;
+        // The lanes' shared job counter: device memory (atomics on host memory cross
+        // the bus, one at a time), zeroed by the GPU before the dispatch.
+        let counter = self.buffer(
+            4,
+            1,
+            MemoryTypeFilter::PREFER_DEVICE,
+            BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_DST,
+        )?;
+        let epoch = self
+            .epoch
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(1)
+            .max(1);
         let layout = self.pipeline.layout().clone();
         let set = DescriptorSet::new(
             self.descriptors.clone(),
@@ -381,6 +462,7 @@ impl Gpu {
                 WriteDescriptorSet::buffer(1, jobs_buf),
                 WriteDescriptorSet::buffer(2, init_buf),
                 WriteDescriptorSet::buffer(3, out_buf.clone()),
+                WriteDescriptorSet::buffer(4, counter.clone()),
             ],
             [],
         )
@@ -392,6 +474,8 @@ impl Gpu {
         )
         .map_err(vk("recording commands"))?;
         builder
+            .fill_buffer(counter, 0)
+            .map_err(vk("clearing the job counter"))?
             .bind_pipeline_compute(self.pipeline.clone())
             .map_err(vk("binding the pipeline"))?
             .bind_descriptor_sets(PipelineBindPoint::Compute, layout.clone(), 0, set)
@@ -405,11 +489,14 @@ impl Gpu {
                     self.step_budget,
                     max_steps,
                     out_stack as u32,
+                    self.lane_iterations,
+                    job_bound,
+                    epoch,
                 ],
             )
             .map_err(vk("setting the push constants"))?;
-        // SAFETY: the shader bounds-checks every job index against `job_count` and every
-        // buffer is sized from the same `count`/`stride` it reads them with.
+        // SAFETY: the shader takes job indices below `job_count` only, and every buffer
+        // is sized from the same `count`/`stride` it reads them with.
         unsafe { builder.dispatch([groups, 1, 1]) }.map_err(vk("recording the dispatch"))?;
         let commands = builder
             .build()
@@ -424,6 +511,67 @@ impl Gpu {
             .wait(None)
             .map_err(vk("waiting for the GPU"))?;
         times.run_us = t.elapsed().as_micros();
-        Ok((Some(out_buf), times))
+        Ok((
+            Some(Results {
+                words: out_buf,
+                epoch,
+            }),
+            times,
+        ))
+    }
+}
+
+/// Lanes for `count` jobs, about `jobs_per_lane` each but at least `fill_lanes` (or one
+/// per job), so that every job is taken: a lane takes a job only with `job_bound`
+/// iterations left, enough for the longest possible job (its initial stack in,
+/// `step_budget + 1` steps, its result out — the last step's iteration also writes the
+/// first words out), so each lane can take at least `lane_iterations / job_bound`
+/// jobs whatever they do, and the lanes together at least `count`. `None` when a lane
+/// cannot hold even one job.
+fn lanes_for(
+    count: usize,
+    jobs_per_lane: u32,
+    fill_lanes: u32,
+    lane_iterations: u32,
+    job_bound: u32,
+) -> Option<usize> {
+    let capacity = (lane_iterations / job_bound.max(1)) as usize;
+    if capacity == 0 {
+        return None;
+    }
+    let per_lane = (jobs_per_lane.max(1) as usize).min(capacity);
+    Some(count.div_ceil(per_lane).max(count.min(fill_lanes as usize)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn there_are_always_lanes_enough_to_take_every_job() {
+        for count in [0usize, 1, 7, 64, 65, 1000, 123_457, 1_000_000] {
+            for per_lane in [0u32, 1, 3, 16, 1000] {
+                for (iterations, bound) in [
+                    (30_000u32, 1_564u32),
+                    (1_564, 1_564),
+                    (u32::MAX, (1 << 24) + 64),
+                    (5_000, 1_000),
+                ] {
+                    let lanes = lanes_for(count, per_lane, 256, iterations, bound).unwrap();
+                    let capacity = (iterations / bound) as usize;
+                    assert!(
+                        lanes * capacity >= count,
+                        "{count} jobs, {lanes} lanes of {capacity}"
+                    );
+                    assert!(lanes >= count.min(256), "a small batch gets a lane per job");
+                    assert!(lanes <= count.max(1), "never more lanes than jobs");
+                }
+            }
+        }
+        assert_eq!(
+            lanes_for(10, 16, 256, 100, 1_564),
+            None,
+            "no room for one job"
+        );
     }
 }

@@ -185,9 +185,9 @@ fn batch(request: &Request) -> Result<Output, PluginError> {
         .map_or(OUT_STACK, |n| n.clamp(0, OUT_STACK as i64) as usize);
     let (results, ran, device_name, stats) = match self::device(device) {
         Ok((gpu, reused)) => {
-            let (pairs, stats) =
+            let (batch, stats) =
                 run_gpu(&gpu, &programs, &jobs, max_steps, out_stack).map_err(gpu_err)?;
-            let (results, ran): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+            let (results, ran): (Vec<_>, Vec<_>) = batch.to_pairs().into_iter().unzip();
             let mut stats = json!(stats);
             stats["reused_device"] = json!(reused);
             stats["setup_ms"] = json!(if reused {

@@ -4,6 +4,7 @@
 
 use datum_plugin_vulkan_compute::batch::{run_cpu, run_gpu, vector_jobs, Job, Ran, OUT_STACK};
 use datum_plugin_vulkan_compute::gpu::Gpu;
+use datum_plugin_vulkan_compute::sample;
 use flux_core::conformance::{VectorFile, PROJECT_VECTORS};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -32,7 +33,8 @@ fn project_vectors_agree_with_flux_core() {
         files.push(VectorFile::parse(&text).unwrap());
     }
     let (programs, jobs) = vector_jobs(&files);
-    let (gpu_results, stats) = run_gpu(&gpu, &programs, &jobs, 1_000_000, OUT_STACK).unwrap();
+    let (batch, stats) = run_gpu(&gpu, &programs, &jobs, 1_000_000, OUT_STACK).unwrap();
+    let gpu_results = batch.to_pairs();
     let cpu_results = run_cpu(&programs, &jobs, 1_000_000);
     for (i, ((g, ran), c)) in gpu_results.iter().zip(&cpu_results).enumerate() {
         assert_eq!(g, c, "job {i} ({ran:?}) differs from flux-core");
@@ -111,14 +113,13 @@ fn program() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-#[test]
-fn thousands_of_generated_programs_agree_with_flux_core() {
-    let gpu = gpu();
+/// `n` generated programs, each with its own short initial stack.
+fn generated(n: usize) -> (Vec<Vec<u8>>, Vec<Job>) {
     let mut runner = TestRunner::new(Config::default());
     let strategy = (program(), prop::collection::vec(any::<u32>(), 0..4));
     let mut programs = Vec::new();
     let mut jobs = Vec::new();
-    for _ in 0..5000 {
+    for _ in 0..n {
         let (code, stack) = strategy.new_tree(&mut runner).unwrap().current();
         jobs.push(Job {
             program: programs.len(),
@@ -126,8 +127,16 @@ fn thousands_of_generated_programs_agree_with_flux_core() {
         });
         programs.push(code);
     }
+    (programs, jobs)
+}
+
+#[test]
+fn thousands_of_generated_programs_agree_with_flux_core() {
+    let gpu = gpu();
+    let (programs, jobs) = generated(5000);
     for max_steps in [200u64, 7] {
-        let (gpu_results, stats) = run_gpu(&gpu, &programs, &jobs, max_steps, OUT_STACK).unwrap();
+        let (batch, stats) = run_gpu(&gpu, &programs, &jobs, max_steps, OUT_STACK).unwrap();
+        let gpu_results = batch.to_pairs();
         let cpu_results = run_cpu(&programs, &jobs, max_steps);
         for (i, ((g, ran), c)) in gpu_results.iter().zip(&cpu_results).enumerate() {
             assert_eq!(
@@ -190,7 +199,8 @@ fn every_float_operation_rounds_exactly_like_the_cpu() {
             programs.push(vec![op]);
         }
     }
-    let (gpu_results, stats) = run_gpu(&gpu, &programs, &jobs, 10, OUT_STACK).unwrap();
+    let (batch, stats) = run_gpu(&gpu, &programs, &jobs, 10, OUT_STACK).unwrap();
+    let gpu_results = batch.to_pairs();
     let cpu_results = run_cpu(&programs, &jobs, 10);
     for (i, ((g, _), c)) in gpu_results.iter().zip(&cpu_results).enumerate() {
         assert_eq!(
@@ -203,4 +213,105 @@ fn every_float_operation_rounds_exactly_like_the_cpu() {
         stats.on_gpu, stats.jobs,
         "float operations never need the CPU"
     );
+}
+
+const NOT_REACHED: &str = "the GPU did not reach it in this dispatch";
+const BUDGET: &str = "it ran past the GPU's step budget for one dispatch";
+
+/// However the jobs are spread over the device's lanes — one each (the shader's old
+/// way), a few each, as many as a lane can hold — every result is flux-core's, and
+/// every job is taken.
+#[test]
+fn every_way_of_spreading_jobs_over_lanes_agrees_with_flux_core() {
+    let mut gpu = gpu();
+    let (programs, mut jobs) = generated(3000);
+    // Initial stacks of every length up to 40 words: copied into a lane 8 words an
+    // iteration, as the results are copied out; and a few past the GPU's 256.
+    for (i, j) in jobs.iter_mut().enumerate() {
+        j.stack = (0..(i % 41) as u32)
+            .chain(j.stack.iter().copied())
+            .collect();
+        if i % 1000 == 999 {
+            j.stack = vec![7; 300];
+        }
+    }
+    let cpu_results = run_cpu(&programs, &jobs, 200);
+    assert!(cpu_results.iter().filter(|c| c.stack.len() > 24).count() > 100);
+    let iterations = gpu.lane_iterations;
+    for (per_lane, one_each) in [(1, true), (1, false), (3, false), (1000, false)] {
+        gpu.jobs_per_lane = per_lane;
+        gpu.lane_iterations = if one_each {
+            gpu.job_bound()
+        } else {
+            iterations
+        };
+        let (batch, stats) = run_gpu(&gpu, &programs, &jobs, 200, OUT_STACK).unwrap();
+        for (i, c) in cpu_results.iter().enumerate() {
+            assert_eq!(&batch.result(i), c, "job {i}, {per_lane} per lane");
+            assert_eq!(batch.stack(i), c.stack.as_slice(), "job {i}");
+        }
+        assert!(!stats.handed_back.contains_key(NOT_REACHED), "{stats:?}");
+        assert!(stats.on_gpu > 2000, "{stats:?}");
+    }
+}
+
+/// Jobs that run to the step budget, many to a lane. lavapipe's loop limiter ends a
+/// SIMD group's loop after a fixed count without a word, which would lose the jobs its
+/// lanes were running; the lanes' iterations stay below it, so each such job comes back
+/// handed to flux-core for its budget, never lost.
+#[test]
+fn jobs_that_run_to_the_budget_many_to_a_lane_all_come_back() {
+    let mut gpu = gpu();
+    // A GPU's budget (2^24 steps) would make this a long test there.
+    gpu.step_budget = gpu.step_budget.min(1_500);
+    let mut programs = sample::programs(2000, 3);
+    programs.push(vec![0x50, 0xFD, 0xFF]); // JMP to itself
+    let forever = programs.len() - 1;
+    let jobs: Vec<Job> = (0..3000)
+        .map(|i| Job {
+            program: if i % 3 == 0 { forever } else { i * 2 / 3 },
+            stack: vec![i as u32, 3],
+        })
+        .collect();
+    let max_steps = 3_000;
+    let cpu_results = run_cpu(&programs, &jobs, max_steps);
+    let (batch, stats) = run_gpu(&gpu, &programs, &jobs, max_steps, 24).unwrap();
+    for (i, c) in cpu_results.iter().enumerate() {
+        assert_eq!(&batch.result(i), c, "job {i}");
+        if jobs[i].program == forever {
+            assert_eq!(batch.ran(i), Ran::Cpu(BUDGET.into()), "job {i}");
+        }
+    }
+    // (Some of the sample's loops outrun the budget too.)
+    assert!(stats.handed_back[BUDGET] >= 1000, "{stats:?}");
+    assert!(!stats.handed_back.contains_key(NOT_REACHED), "{stats:?}");
+}
+
+/// The longest job a lane can be given — a full initial stack to copy in, every step
+/// of the budget, a full stack to copy out — finishes on a lane that has exactly
+/// `job_bound` iterations: the bound a lane checks before it takes a job is enough.
+#[test]
+fn the_longest_possible_job_fits_in_its_bound() {
+    let mut gpu = gpu();
+    gpu.step_budget = gpu.step_budget.min(1_500);
+    gpu.lane_iterations = gpu.job_bound();
+    let budget = gpu.step_budget as usize;
+    // NOP × budget, then HALT: the HALT is the budget's last step.
+    let mut program = vec![0x01u8; budget];
+    program.push(0x00);
+    let programs = vec![program];
+    let jobs: Vec<Job> = (0..64)
+        .map(|i| Job {
+            program: 0,
+            stack: (0..256).map(|w| w * 64 + i).collect(),
+        })
+        .collect();
+    let max_steps = budget as u64 + 10;
+    let cpu_results = run_cpu(&programs, &jobs, max_steps);
+    let (batch, stats) = run_gpu(&gpu, &programs, &jobs, max_steps, OUT_STACK).unwrap();
+    assert_eq!(stats.on_gpu, jobs.len(), "{stats:?}");
+    for (i, c) in cpu_results.iter().enumerate() {
+        assert_eq!(c.stack.len(), 256);
+        assert_eq!(&batch.result(i), c, "job {i}");
+    }
 }
