@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use vulkano::buffer::{Buffer, BufferCreateInfo, BufferUsage, Subbuffer};
 use vulkano::command_buffer::allocator::StandardCommandBufferAllocator;
-use vulkano::command_buffer::{AutoCommandBufferBuilder, CommandBufferUsage};
+use vulkano::command_buffer::{AutoCommandBufferBuilder, CommandBufferUsage, CopyBufferInfoTyped};
 use vulkano::descriptor_set::allocator::StandardDescriptorSetAllocator;
 use vulkano::descriptor_set::{DescriptorSet, WriteDescriptorSet};
 use vulkano::device::physical::{PhysicalDevice, PhysicalDeviceType};
@@ -173,6 +173,9 @@ pub struct Gpu {
     pub jobs_per_lane: u32,
     /// Lanes that keep the device busy (a batch of fewer jobs runs one job per lane).
     pub fill_lanes: u32,
+    /// Copy the inputs into device memory before the lanes start (a discrete GPU: a
+    /// lane reads its program once a step, and reading host memory crosses the bus).
+    pub stage_inputs: bool,
     /// Counts dispatches; each one's records carry its number (never 0).
     epoch: std::sync::atomic::AtomicU32,
     /// Time to open the device and build the pipeline.
@@ -180,7 +183,7 @@ pub struct Gpu {
     /// Buffers kept from the last dispatch (code, jobs, init, results), reused when big
     /// enough: allocating and mapping fresh host memory costs more than a batch of
     /// thousands of programs takes to run, and callers like evolve dispatch in a loop.
-    pool: std::sync::Mutex<[Option<Subbuffer<[u32]>>; 5]>,
+    pool: std::sync::Mutex<[Option<Subbuffer<[u32]>>; 8]>,
 }
 
 /// The result records of a dispatch, in host-visible memory: `RESULT_HEADER + out_stack`
@@ -300,9 +303,10 @@ impl Gpu {
             lane_iterations,
             jobs_per_lane: 16,
             fill_lanes,
+            stage_inputs: physical.properties().device_type == PhysicalDeviceType::DiscreteGpu,
             epoch: std::sync::atomic::AtomicU32::new(0),
             setup: start.elapsed(),
-            pool: std::sync::Mutex::new([None, None, None, None, None]),
+            pool: std::sync::Mutex::new(Default::default()),
         })
     }
 
@@ -344,14 +348,24 @@ impl Gpu {
         Ok(fresh.slice(0..len))
     }
 
-    /// An input buffer the GPU reads once, of `len` words: host memory written
-    /// sequentially (copying into device memory first would cost more than it saves).
+    /// An input buffer of `len` words: host memory written sequentially, which the
+    /// lanes read directly or (`stage_inputs`) a copy engine copies to device memory.
     fn upload_buffer(&self, slot: usize, len: usize) -> Result<Subbuffer<[u32]>, GpuError> {
         self.buffer(
             slot,
             len,
             MemoryTypeFilter::PREFER_HOST | MemoryTypeFilter::HOST_SEQUENTIAL_WRITE,
-            BufferUsage::STORAGE_BUFFER,
+            BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_SRC,
+        )
+    }
+
+    /// Device memory for the staged copy of input `slot`.
+    fn staged_buffer(&self, slot: usize, len: usize) -> Result<Subbuffer<[u32]>, GpuError> {
+        self.buffer(
+            5 + slot,
+            len,
+            MemoryTypeFilter::PREFER_DEVICE,
+            BufferUsage::STORAGE_BUFFER | BufferUsage::TRANSFER_DST,
         )
     }
 
@@ -423,6 +437,7 @@ impl Gpu {
         let code_buf = self.upload_buffer(0, lens[0])?;
         let jobs_buf = self.upload_buffer(1, lens[1])?;
         let init_buf = self.upload_buffer(2, lens[2])?;
+        let inputs = [code_buf.clone(), jobs_buf.clone(), init_buf.clone()];
         {
             let mut code = code_buf.write().map_err(vk("writing a buffer"))?;
             let mut jobs = jobs_buf.write().map_err(vk("writing a buffer"))?;
@@ -453,14 +468,25 @@ impl Gpu {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             .wrapping_add(1)
             .max(1);
+        // What the lanes read: the upload buffers themselves, or their copies in device
+        // memory (copied by the same command buffer, before the dispatch).
+        let bound = if self.stage_inputs {
+            [
+                self.staged_buffer(0, lens[0])?,
+                self.staged_buffer(1, lens[1])?,
+                self.staged_buffer(2, lens[2])?,
+            ]
+        } else {
+            inputs.clone()
+        };
         let layout = self.pipeline.layout().clone();
         let set = DescriptorSet::new(
             self.descriptors.clone(),
             layout.set_layouts()[0].clone(),
             [
-                WriteDescriptorSet::buffer(0, code_buf),
-                WriteDescriptorSet::buffer(1, jobs_buf),
-                WriteDescriptorSet::buffer(2, init_buf),
+                WriteDescriptorSet::buffer(0, bound[0].clone()),
+                WriteDescriptorSet::buffer(1, bound[1].clone()),
+                WriteDescriptorSet::buffer(2, bound[2].clone()),
                 WriteDescriptorSet::buffer(3, out_buf.clone()),
                 WriteDescriptorSet::buffer(4, counter.clone()),
             ],
@@ -473,6 +499,13 @@ impl Gpu {
             CommandBufferUsage::OneTimeSubmit,
         )
         .map_err(vk("recording commands"))?;
+        if self.stage_inputs {
+            for (from, to) in inputs.into_iter().zip(bound) {
+                builder
+                    .copy_buffer(CopyBufferInfoTyped::buffers(from, to))
+                    .map_err(vk("copying the batch to device memory"))?;
+            }
+        }
         builder
             .fill_buffer(counter, 0)
             .map_err(vk("clearing the job counter"))?

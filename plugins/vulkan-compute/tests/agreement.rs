@@ -219,8 +219,9 @@ const NOT_REACHED: &str = "the GPU did not reach it in this dispatch";
 const BUDGET: &str = "it ran past the GPU's step budget for one dispatch";
 
 /// However the jobs are spread over the device's lanes — one each (the shader's old
-/// way), a few each, as many as a lane can hold — every result is flux-core's, and
-/// every job is taken.
+/// way), a few each, as many as a lane can hold — and whether the lanes read the batch
+/// where the host wrote it or from a copy in device memory (a discrete GPU's way),
+/// every result is flux-core's, and every job is taken.
 #[test]
 fn every_way_of_spreading_jobs_over_lanes_agrees_with_flux_core() {
     let mut gpu = gpu();
@@ -238,13 +239,21 @@ fn every_way_of_spreading_jobs_over_lanes_agrees_with_flux_core() {
     let cpu_results = run_cpu(&programs, &jobs, 200);
     assert!(cpu_results.iter().filter(|c| c.stack.len() > 24).count() > 100);
     let iterations = gpu.lane_iterations;
-    for (per_lane, one_each) in [(1, true), (1, false), (3, false), (1000, false)] {
+    let staged = gpu.stage_inputs;
+    for (per_lane, one_each, copied) in [
+        (1, true, staged),
+        (1, false, staged),
+        (3, false, staged),
+        (1000, false, staged),
+        (16, false, !staged),
+    ] {
         gpu.jobs_per_lane = per_lane;
         gpu.lane_iterations = if one_each {
             gpu.job_bound()
         } else {
             iterations
         };
+        gpu.stage_inputs = copied;
         let (batch, stats) = run_gpu(&gpu, &programs, &jobs, 200, OUT_STACK).unwrap();
         for (i, c) in cpu_results.iter().enumerate() {
             assert_eq!(&batch.result(i), c, "job {i}, {per_lane} per lane");
