@@ -620,4 +620,46 @@ mod tests {
         assert_eq!(batch.ran(2), Ran::Cpu(reason(5).to_owned()));
         assert_eq!(batch.to_pairs()[2], (cpu_results[2].clone(), batch.ran(2)));
     }
+
+    /// The shader's `div_step` (FDIV's quotient, 14 bits at a time), written again here
+    /// to check its argument on the divisions a GPU may do: a float estimate up to 2.5
+    /// ulp off either way — lavapipe's division is exact, so on it the corrections
+    /// upward never run — made exact by two corrections each way.
+    #[test]
+    fn a_float_estimate_off_by_its_allowed_error_still_gives_the_exact_quotient() {
+        fn div_step(x: u32, d: u32, ulps: f32) -> (u32, u32) {
+            let estimate = (x as f32 * 16384.0) / d as f32;
+            let off = estimate * (1.0 + ulps * f32::EPSILON);
+            let mut q = off.floor() as u32;
+            let mut r = (x << 14).wrapping_sub(q.wrapping_mul(d)) as i32;
+            for _ in 0..2 {
+                if r < 0 {
+                    q = q.wrapping_sub(1);
+                    r += d as i32;
+                }
+            }
+            for _ in 0..2 {
+                if r >= d as i32 {
+                    q += 1;
+                    r -= d as i32;
+                }
+            }
+            (q, r as u32)
+        }
+        let mut rng = crate::sample::Rng::new(42);
+        for _ in 0..200_000 {
+            let d = (1 << 23) | rng.below(1 << 23) as u32;
+            // x < 2·d, with exact multiples of d and their neighbours often.
+            let x = match rng.below(3) {
+                0 => rng.below(2 * d as u64) as u32,
+                1 => d * rng.below(2) as u32,
+                _ => (d + rng.below(3) as u32).min(2 * d - 1),
+            };
+            let want = ((u64::from(x) << 14) / u64::from(d), (u64::from(x) << 14) % u64::from(d));
+            for ulps in [-2.5f32, -1.0, 0.0, 1.0, 2.5] {
+                let (q, r) = div_step(x, d, ulps);
+                assert_eq!((u64::from(q), u64::from(r)), want, "{x} / {d}, {ulps} ulp");
+            }
+        }
+    }
 }
