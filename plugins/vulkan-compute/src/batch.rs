@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::gpu::{DispatchTimes, Gpu, GpuError, RECORD_EPOCH, RESULT_HEADER};
 
-/// Stack words a GPU result may hold at most (the shader's STACK_CAP); callers that
-/// need less pass a smaller `out_stack` and read back less.
+/// Stack words a GPU result may hold at most (the shader's stack holds more); callers
+/// that need less pass a smaller `out_stack` and read back less.
 pub const OUT_STACK: usize = 256;
 
 /// One run: a program (by index into the batch's programs) and its initial stack.
@@ -43,7 +43,7 @@ pub struct BatchStats {
 /// Why a job was handed back: the shader's NEEDS_CPU reasons, and the host's own.
 fn reason(code: u32) -> &'static str {
     match code {
-        1 => "the stack grew past the GPU's 256 words",
+        1 => "the stack grew past the GPU's 1 024 words",
         2 => "calls nested deeper than the GPU's 16 frames",
         3 => "memory outside the GPU's 256-byte window",
         4 => "more than 16 channel messages",
@@ -655,7 +655,10 @@ mod tests {
                 1 => d * rng.below(2) as u32,
                 _ => (d + rng.below(3) as u32).min(2 * d - 1),
             };
-            let want = ((u64::from(x) << 14) / u64::from(d), (u64::from(x) << 14) % u64::from(d));
+            let want = (
+                (u64::from(x) << 14) / u64::from(d),
+                (u64::from(x) << 14) % u64::from(d),
+            );
             for ulps in [-2.5f32, -1.0, 0.0, 1.0, 2.5] {
                 let (q, r) = div_step(x, d, ulps);
                 assert_eq!((u64::from(q), u64::from(r)), want, "{x} / {d}, {ulps} ulp");

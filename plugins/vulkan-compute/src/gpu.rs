@@ -32,9 +32,9 @@ pub const RESULT_HEADER: usize = 8;
 /// Where a result record says which dispatch wrote it (the shader's `params.epoch`).
 pub const RECORD_EPOCH: usize = 7;
 const WORKGROUP: u32 = 64;
-/// The shader's STACK_CAP and COPY_WORDS: a job's initial stack and its result are
-/// copied COPY_WORDS words per lane iteration, so each takes at most this many.
-const COPY_ITERATIONS: u32 = 256 / 8;
+/// Lane iterations to copy a job's initial stack in (at most the shader's STACK_CAP
+/// words) and its result out (at most OUT_STACK words), COPY_WORDS (8) an iteration.
+const COPY_ITERATIONS: u32 = 1024 / 8 + crate::batch::OUT_STACK as u32 / 8;
 /// Lane iterations on a CPU device (lavapipe): its loop limiter ends a SIMD group's
 /// loops after 65 535 counts in all, and one lane iteration counts once or twice
 /// (measured: `a_lane_never_meets_lavapipes_loop_limiter` in the agreement tests).
@@ -373,7 +373,7 @@ impl Gpu {
     /// `lane_iterations` set to this, every lane runs exactly one job, as the shader
     /// once did (the benchmark's same-run baseline).
     pub fn job_bound(&self) -> u32 {
-        self.step_budget.saturating_add(2 * COPY_ITERATIONS)
+        self.step_budget.saturating_add(COPY_ITERATIONS)
     }
 
     /// How many lanes run `count` jobs, and the push constant `job_bound`.
@@ -585,9 +585,9 @@ mod tests {
         for count in [0usize, 1, 7, 64, 65, 1000, 123_457, 1_000_000] {
             for per_lane in [0u32, 1, 3, 16, 1000] {
                 for (iterations, bound) in [
-                    (30_000u32, 1_564u32),
-                    (1_564, 1_564),
-                    (u32::MAX, (1 << 24) + 64),
+                    (30_000u32, 1_660u32),
+                    (1_660, 1_660),
+                    (u32::MAX, (1 << 24) + 160),
                     (5_000, 1_000),
                 ] {
                     let lanes = lanes_for(count, per_lane, 256, iterations, bound).unwrap();
@@ -602,7 +602,7 @@ mod tests {
             }
         }
         assert_eq!(
-            lanes_for(10, 16, 256, 100, 1_564),
+            lanes_for(10, 16, 256, 100, 1_660),
             None,
             "no room for one job"
         );

@@ -227,13 +227,13 @@ fn every_way_of_spreading_jobs_over_lanes_agrees_with_flux_core() {
     let mut gpu = gpu();
     let (programs, mut jobs) = generated(3000);
     // Initial stacks of every length up to 40 words: copied into a lane 8 words an
-    // iteration, as the results are copied out; and a few past the GPU's 256.
+    // iteration, as the results are copied out; and a few past the GPU's 1 024.
     for (i, j) in jobs.iter_mut().enumerate() {
         j.stack = (0..(i % 41) as u32)
             .chain(j.stack.iter().copied())
             .collect();
         if i % 1000 == 999 {
-            j.stack = vec![7; 300];
+            j.stack = vec![7; 1100];
         }
     }
     let cpu_results = run_cpu(&programs, &jobs, 200);
@@ -296,23 +296,25 @@ fn jobs_that_run_to_the_budget_many_to_a_lane_all_come_back() {
     assert!(!stats.handed_back.contains_key(NOT_REACHED), "{stats:?}");
 }
 
-/// The longest job a lane can be given — a full initial stack to copy in, every step
-/// of the budget, a full stack to copy out — finishes on a lane that has exactly
-/// `job_bound` iterations: the bound a lane checks before it takes a job is enough.
+/// The longest job a lane can be given — a full initial stack to copy in (1 024 words),
+/// every step of the budget, a full result to copy out (256 words) — finishes on a
+/// lane that has exactly `job_bound` iterations: the bound a lane checks before it
+/// takes a job is enough.
 #[test]
 fn the_longest_possible_job_fits_in_its_bound() {
     let mut gpu = gpu();
     gpu.step_budget = gpu.step_budget.min(1_500);
     gpu.lane_iterations = gpu.job_bound();
     let budget = gpu.step_budget as usize;
-    // NOP × budget, then HALT: the HALT is the budget's last step.
-    let mut program = vec![0x01u8; budget];
+    // DROP × 768 (down to a full result), NOPs, then HALT as the budget's last step.
+    let mut program = vec![0x56u8; 768];
+    program.resize(budget, 0x01);
     program.push(0x00);
     let programs = vec![program];
     let jobs: Vec<Job> = (0..64)
         .map(|i| Job {
             program: 0,
-            stack: (0..256).map(|w| w * 64 + i).collect(),
+            stack: (0..1024).map(|w| w * 64 + i).collect(),
         })
         .collect();
     let max_steps = budget as u64 + 10;
