@@ -22,10 +22,11 @@ use datum_plugin_vulkan_compute::sample;
 use flux_core::conformance::{VectorFile, PROJECT_VECTORS};
 use serde_json::json;
 
+/// The value after the last `name` (a later argument overrides an earlier one).
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
-        .position(|a| a == name)
+        .rposition(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
 }
 
