@@ -114,8 +114,8 @@ pub fn run_cpu_all_cores(programs: &[Vec<u8>], jobs: &[Job], max_steps: u64) -> 
 /// A batch's results in the jobs' order, kept compact: a small row per job and every
 /// final stack end to end for what ran on the GPU, flux-core's own results for what
 /// was handed back. A million `RunResult`s (152 bytes each, and a stack allocated for
-/// every one) took longer to build than the device took to run them; [`stack`] reads a
-/// final stack in place, [`result`] builds job i's `RunResult` when it is wanted.
+/// every one) cost more host time than the rest of the decode; [`stack`] reads a final
+/// stack in place, [`result`] builds job i's `RunResult` when it is wanted.
 ///
 /// [`stack`]: BatchResults::stack
 /// [`result`]: BatchResults::result
@@ -144,6 +144,17 @@ struct Row {
 }
 
 const HANDED_BACK: u8 = 255;
+
+impl Row {
+    /// A job for flux-core, and why (a reason code until the rerun is placed).
+    fn handed_back(why: u32) -> Row {
+        Row {
+            status: HANDED_BACK,
+            at: why,
+            ..Row::default()
+        }
+    }
+}
 
 fn status(code: u8) -> Option<Status> {
     match code {
@@ -275,14 +286,7 @@ pub fn run_gpu(
             decode_all(out, stride, out_stack, b.epoch, programs, jobs, max_steps)?
         }
         _ => {
-            let rows = vec![
-                Row {
-                    status: HANDED_BACK,
-                    at: STEP_LIMIT_OVER_32_BITS,
-                    ..Row::default()
-                };
-                jobs.len()
-            ];
+            let rows = vec![Row::handed_back(STEP_LIMIT_OVER_32_BITS); jobs.len()];
             rerun_handed_back(rows, Vec::new(), programs, jobs, max_steps)
         }
     };
@@ -316,19 +320,8 @@ fn decode_all(
         .into_par_iter()
         .map(|i| {
             let rec = out.get(i * stride..(i + 1) * stride);
-            match rec.map(|rec| decode(rec, out_stack, epoch)) {
-                Some(Ok(row)) => row,
-                Some(Err(why)) => Row {
-                    status: HANDED_BACK,
-                    at: why,
-                    ..Row::default()
-                },
-                None => Row {
-                    status: HANDED_BACK,
-                    at: BAD_RECORD,
-                    ..Row::default()
-                },
-            }
+            rec.map_or(Err(BAD_RECORD), |rec| decode(rec, out_stack, epoch))
+                .unwrap_or_else(Row::handed_back)
         })
         .collect();
     let stack_at = prefix_sums(&rows, |r| r.len as usize)?;

@@ -37,7 +37,8 @@ const WORKGROUP: u32 = 64;
 const COPY_ITERATIONS: u32 = 1024 / 8 + crate::batch::OUT_STACK as u32 / 8;
 /// Lane iterations on a CPU device (lavapipe): its loop limiter ends a SIMD group's
 /// loops after 65 535 counts in all, and one lane iteration counts once or twice
-/// (measured: `a_lane_never_meets_lavapipes_loop_limiter` in the agreement tests).
+/// (measured with a job that jumps to itself; guarded by the agreement test
+/// `jobs_that_run_to_the_budget_many_to_a_lane_all_come_back`).
 const CPU_LANE_ITERATIONS: u32 = 30_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -180,8 +181,9 @@ pub struct Gpu {
     epoch: std::sync::atomic::AtomicU32,
     /// Time to open the device and build the pipeline.
     pub setup: Duration,
-    /// Buffers kept from the last dispatch (code, jobs, init, results), reused when big
-    /// enough: allocating and mapping fresh host memory costs more than a batch of
+    /// Buffers kept from the last dispatch, reused when big enough — 0–2 the uploads
+    /// (code, jobs, initial stacks), 3 the results, 4 the job counter, 5–7 the uploads'
+    /// copies in device memory (`stage_inputs`): allocating and mapping fresh host memory costs more than a batch of
     /// thousands of programs takes to run, and callers like evolve dispatch in a loop.
     pool: std::sync::Mutex<[Option<Subbuffer<[u32]>>; 8]>,
 }
@@ -275,7 +277,8 @@ impl Gpu {
         // CPU_LANE_ITERATIONS iterations and a job 1 500 steps before it is handed to
         // flux-core. GPUs get 2^24 steps a job, enough for evolve-sized programs and
         // short of a driver watchdog.
-        let cpu = physical.properties().device_type == PhysicalDeviceType::Cpu;
+        let device_type = physical.properties().device_type;
+        let cpu = device_type == PhysicalDeviceType::Cpu;
         let step_budget = if cpu { 1_500 } else { 1 << 24 };
         // A CPU device runs one lockstep group per core at a time; a GPU needs tens of
         // thousands of lanes in flight to hide its memory latency.
@@ -303,7 +306,7 @@ impl Gpu {
             lane_iterations,
             jobs_per_lane: 16,
             fill_lanes,
-            stage_inputs: physical.properties().device_type == PhysicalDeviceType::DiscreteGpu,
+            stage_inputs: device_type == PhysicalDeviceType::DiscreteGpu,
             epoch: std::sync::atomic::AtomicU32::new(0),
             setup: start.elapsed(),
             pool: std::sync::Mutex::new(Default::default()),
@@ -369,7 +372,7 @@ impl Gpu {
         )
     }
 
-    /// Lane iterations the longest possible job takes (see [`Gpu::lanes`]): with
+    /// Lane iterations the longest possible job takes (see `lanes_for`): with
     /// `lane_iterations` set to this, every lane runs exactly one job, as the shader
     /// once did (the benchmark's same-run baseline).
     pub fn job_bound(&self) -> u32 {
@@ -390,7 +393,7 @@ impl Gpu {
         .ok_or_else(|| GpuError::Vulkan {
             doing: "sizing the dispatch",
             why: format!(
-                "a lane's {} iterations cannot hold a job of {} steps",
+                "a lane's {} iterations cannot hold a job of {} steps (lane_iterations must be at least job_bound(), {job_bound})",
                 self.lane_iterations, self.step_budget
             ),
         })
